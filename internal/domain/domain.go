@@ -1,0 +1,59 @@
+// Package domain normalises XMPP domain names the one way every package of the
+// module compares them: lower-case A-labels (IDNA 2008 / UTS #46 lookup
+// mapping), no trailing dot.
+//
+// Policy entries, address overrides, DNS queries and certificate checks all
+// key on the same string, so a host written as "Bücher.Example." in a config
+// file and "xn--bcher-kva.example" on the wire are one host everywhere.
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// ErrInvalid is wrapped by every error Normalize returns.
+var ErrInvalid = errors.New("invalid domain")
+
+// profile is UTS #46 lookup processing plus the DNS length limits and the
+// LDH rule, so that what we accept is also what DNS and TLS accept.
+var profile = idna.New(
+	idna.MapForLookup(),
+	idna.BidiRule(),
+	idna.VerifyDNSLength(true),
+	idna.StrictDomainName(true),
+	idna.Transitional(false),
+)
+
+// Normalize returns the canonical form of a domain name: lower-case A-labels
+// without a trailing dot. It rejects the empty name, IP literals (an s2s peer
+// is addressed by name), and anything IDNA or the DNS length rules refuse.
+func Normalize(name string) (string, error) {
+	orig := name
+	name = strings.TrimSuffix(name, ".")
+	if name == "" {
+		return "", fmt.Errorf("%w: %q is empty", ErrInvalid, orig)
+	}
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
+		return "", fmt.Errorf("%w: %q is an IP address, not a domain name", ErrInvalid, orig)
+	}
+	a, err := profile.ToASCII(name)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrInvalid, orig, err)
+	}
+	return strings.ToLower(a), nil
+}
+
+// Unicode returns the U-label form of a normalised domain, for display.
+// It returns name unchanged when it cannot be converted.
+func Unicode(name string) string {
+	u, err := idna.Display.ToUnicode(name)
+	if err != nil {
+		return name
+	}
+	return u
+}
