@@ -309,9 +309,9 @@ func TestResolveErrors(t *testing.T) {
 			attempts: 2,
 		},
 		5: { // NXDOMAIN is final: one attempt only, though Retries allows 3.
-			name: "nxdomain not retried",
-			cfg:  Config{Retries: 3},
-			zone: func(*dnstest.Server) {},
+			name:   "nxdomain not retried",
+			cfg:    Config{Retries: 3},
+			zone:   func(*dnstest.Server) {},
 			domain: "example.org",
 			is:     []error{ErrNotFound},
 			check: func(t *testing.T, srv *dnstest.Server) {
