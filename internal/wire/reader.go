@@ -1,0 +1,340 @@
+package wire
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"mellium.im/xmpp/stream"
+)
+
+// Limits bound what one peer can make a Reader hold. The zero value sets no
+// limits; the Manager should always set both (DefaultLimits is a start).
+type Limits struct {
+	// MaxElementSize is the largest top-level element, and the largest
+	// stream header, in bytes as received. Over it, Next returns
+	// policy-violation without reading the rest. 0: no limit.
+	MaxElementSize int64
+
+	// MaxDepth is how deeply elements may nest inside a top-level element,
+	// the top-level element itself being depth 1. Over it, Next returns
+	// policy-violation. 0: no limit (MaxElementSize still bounds it).
+	MaxDepth int
+}
+
+// DefaultLimits are limits that no legitimate s2s traffic reaches: Prosody
+// and ejabberd cap stanzas well below 1 MiB, and real payloads nest a
+// handful of levels.
+var DefaultLimits = Limits{MaxElementSize: 1 << 20, MaxDepth: 64}
+
+// errBadEncoding is what our CharsetReader hook returns, so that an encoding
+// declaration other than UTF-8 can be told from a syntax error.
+var errBadEncoding = errors.New("wire: encoding other than UTF-8")
+
+// Reader reads an incoming s2s stream: the header once, then top-level
+// elements one by one. It buffers the connection itself (do not wrap the
+// connection in a bufio.Reader). A Reader is not safe for concurrent use;
+// one goroutine per stream owns it. After an error other than from
+// ReadHeader's caller misuse, every later call returns the same error.
+type Reader struct {
+	src *source
+	dec *xml.Decoder
+	p   elemParser
+
+	header     bool
+	streamName xml.Name // the header's tag, prefix form, to match the close
+	err        error
+}
+
+// NewReader returns a Reader of r with the given limits.
+func NewReader(r io.Reader, lim Limits) *Reader {
+	src := newSource(r, lim.MaxElementSize)
+	return newReader(src, lim.MaxDepth)
+}
+
+func newReader(src *source, maxDepth int) *Reader {
+	dec := xml.NewDecoder(src)
+	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errBadEncoding }
+	return &Reader{
+		src: src,
+		dec: dec,
+		p:   elemParser{dec: dec, maxDepth: maxDepth},
+	}
+}
+
+// Buffered returns the number of bytes read from the connection that Next
+// has not consumed. After a <proceed/>, anything buffered is plaintext that
+// the peer sent before TLS: start TLS on the raw connection only when
+// Buffered returns 0, and treat anything else as a downgrade attempt.
+func (r *Reader) Buffered() int { return r.src.buffered() }
+
+// ReadHeader reads the optional XML declaration and the <stream:stream>
+// opening tag, and checks them syntactically. The errors it returns that
+// wrap a stream.Error (errors.As) can be sent to the peer as they are:
+// invalid-namespace for a wrong stream element, stream namespace or default
+// namespace; bad-namespace-prefix for an undeclared stream prefix;
+// unsupported-version for a missing or non-1.x version; restricted-xml for a
+// DOCTYPE, comment, entity declaration or processing instruction;
+// unsupported-encoding for an encoding other than UTF-8; not-well-formed for
+// broken XML; policy-violation for a header over MaxElementSize. Whether the
+// `to` domain is served here is the caller's decision.
+func (r *Reader) ReadHeader() (Header, error) {
+	if r.err != nil {
+		return Header{}, r.err
+	}
+	if r.header {
+		return Header{}, ErrHeaderRead
+	}
+	r.src.setMark()
+	h, err := r.readHeader()
+	r.src.clearMark()
+	if err != nil {
+		r.err = err
+		return Header{}, err
+	}
+	r.header = true
+	return h, nil
+}
+
+func (r *Reader) readHeader() (Header, error) {
+	for first := true; ; first = false {
+		tok, err := r.dec.RawToken()
+		if err != nil {
+			return Header{}, r.classify(err)
+		}
+		switch t := tok.(type) {
+		case xml.ProcInst:
+			// The XML declaration is a processing instruction to
+			// encoding/xml; it is allowed only as the very first bytes.
+			if t.Target != "xml" || !first {
+				return Header{}, streamErr(stream.RestrictedXML, "processing instruction")
+			}
+		case xml.Comment:
+			return Header{}, streamErr(stream.RestrictedXML, "comment")
+		case xml.Directive:
+			return Header{}, streamErr(stream.RestrictedXML, "DTD or entity declaration")
+		case xml.CharData:
+			if !isSpace(t) {
+				return Header{}, streamErr(stream.NotWellFormed, "text before the stream header")
+			}
+		case xml.EndElement:
+			return Header{}, streamErr(stream.NotWellFormed, "end tag before the stream header")
+		case xml.StartElement:
+			return r.header1(t)
+		}
+	}
+}
+
+// header1 checks the stream tag and extracts the header.
+func (r *Reader) header1(t xml.StartElement) (Header, error) {
+	rec := r.src.recorded()
+	if len(rec) >= 2 && rec[len(rec)-2] == '/' {
+		return Header{}, streamErr(stream.BadFormat, "empty stream element")
+	}
+	var h Header
+	var defNS string
+	var version bool
+	bind := make(map[string]string, 4)
+	for i, a := range t.Attr {
+		for _, b := range t.Attr[:i] {
+			if a.Name == b.Name {
+				return Header{}, streamErr(stream.NotWellFormed, "attribute %s repeated", qname(a.Name))
+			}
+		}
+		switch a.Name.Space {
+		case "xmlns":
+			if a.Value == "" || a.Name.Local == "xmlns" {
+				return Header{}, streamErr(stream.BadNamespacePrefix, "invalid declaration of prefix %q", a.Name.Local)
+			}
+			bind[a.Name.Local] = a.Value
+			if a.Value == NSDialback {
+				h.Dialback = true
+			}
+		case "xml":
+			if a.Name.Local == "lang" {
+				h.Lang = a.Value
+			}
+		case "":
+			switch a.Name.Local {
+			case "xmlns":
+				defNS = a.Value
+			case "to":
+				h.To = a.Value
+			case "from":
+				h.From = a.Value
+			case "id":
+				h.ID = a.Value
+			case "version":
+				h.Version, version = a.Value, true
+			}
+		}
+	}
+	if t.Name.Space == "" {
+		return Header{}, streamErr(stream.InvalidNamespace, "stream element %q is not in the stream namespace", t.Name.Local)
+	}
+	ns, ok := bind[t.Name.Space]
+	if !ok && t.Name.Space != "xml" {
+		return Header{}, streamErr(stream.BadNamespacePrefix, "stream prefix %q is not declared", t.Name.Space)
+	}
+	if ns != NSStream || t.Name.Local != "stream" {
+		return Header{}, streamErr(stream.InvalidNamespace, "root element is {%s}%s", ns, t.Name.Local)
+	}
+	if defNS != NSServer {
+		return Header{}, streamErr(stream.InvalidNamespace, "default namespace %q is not %s", defNS, NSServer)
+	}
+	if !version {
+		return Header{}, streamErr(stream.UnsupportedVersion, "no version attribute")
+	}
+	if !isVersion1(h.Version) {
+		return Header{}, streamErr(stream.UnsupportedVersion, "version %q is not 1.x", h.Version)
+	}
+	r.streamName = t.Name
+	r.p.outer = bind
+	return h, nil
+}
+
+// isVersion1 reports whether v is "major.minor" with major 1; RFC 6120
+// §4.7.5 says leading zeros are ignored and minor versions are compatible.
+func isVersion1(v string) bool {
+	major, minor, ok := strings.Cut(v, ".")
+	if !ok || !digits(major) || !digits(minor) {
+		return false
+	}
+	return strings.TrimLeft(major, "0") == "1"
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpace(b []byte) bool {
+	for _, c := range b {
+		if !isSpaceByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// Next returns the next top-level element of the stream. Whitespace between
+// elements (keepalives) is skipped without being buffered.
+//
+// Errors:
+//   - io.EOF: the peer closed the stream with </stream:stream>;
+//   - *PeerError: the peer sent <stream:error>;
+//   - ErrUnexpectedEOF: the connection ended without </stream:stream>;
+//   - a wrapped stream.Error to send to the peer: policy-violation for an
+//     element over MaxElementSize or nested over MaxDepth, restricted-xml,
+//     not-well-formed (including invalid UTF-8), bad-namespace-prefix for
+//     an undeclared prefix, bad-format for text or a second stream header
+//     between elements;
+//   - any other error is the connection's, wrapped (a read deadline, a
+//     reset).
+func (r *Reader) Next() (Element, error) {
+	if r.err != nil {
+		return Element{}, r.err
+	}
+	if !r.header {
+		return Element{}, ErrNoHeader
+	}
+	e, err := r.next()
+	r.src.clearMark()
+	if err != nil {
+		r.err = err
+	}
+	return e, err
+}
+
+func (r *Reader) next() (Element, error) {
+	for {
+		c, err := r.src.peek()
+		if err != nil {
+			return Element{}, r.classify(err)
+		}
+		if c == '<' {
+			break
+		}
+		if !isSpaceByte(c) {
+			return Element{}, streamErr(stream.BadFormat, "text between elements")
+		}
+		r.src.pos++
+	}
+	r.src.setMark()
+	tok, err := r.dec.RawToken()
+	if err != nil {
+		return Element{}, r.classify(err)
+	}
+	var start xml.StartElement
+	switch t := tok.(type) {
+	case xml.StartElement:
+		start = t
+	case xml.EndElement:
+		if t.Name != r.streamName {
+			return Element{}, streamErr(stream.NotWellFormed, "end tag %s does not match %s", qname(t.Name), qname(r.streamName))
+		}
+		return Element{}, io.EOF
+	case xml.Comment:
+		return Element{}, streamErr(stream.RestrictedXML, "comment")
+	case xml.ProcInst:
+		return Element{}, streamErr(stream.RestrictedXML, "processing instruction")
+	case xml.Directive:
+		return Element{}, streamErr(stream.RestrictedXML, "DTD or entity declaration")
+	default:
+		return Element{}, streamErr(stream.BadFormat, "text between elements")
+	}
+	e, err := r.p.parse(start)
+	if err != nil {
+		return Element{}, r.classify(err)
+	}
+	e.Raw = r.p.raw(r.src.recorded(), start.Name)
+	if e.Name.Space == NSStream && e.Name.Local == "error" {
+		return Element{}, peerError(e)
+	}
+	return e, nil
+}
+
+// peerError decodes a received <stream:error>.
+func peerError(e Element) error {
+	var se stream.Error
+	d := xml.NewTokenDecoder(e.TokenReader())
+	if err := d.Decode(&se); err != nil || se.Err == "" {
+		// The peer is closing anyway; keep what it meant.
+		se = stream.UndefinedCondition
+	}
+	return &PeerError{Err: se}
+}
+
+// classify turns a decoder error into the package's error for it. Errors
+// already carrying a stream condition pass through.
+func (r *Reader) classify(err error) error {
+	var se stream.Error
+	switch {
+	case errors.As(err, &se):
+		return err
+	case errors.Is(err, errTooLarge):
+		return streamErr(stream.PolicyViolation, "element larger than %d bytes", r.src.limit)
+	case errors.Is(err, errBadEncoding):
+		return streamErr(stream.UnsupportedEncoding, "encoding other than UTF-8 declared")
+	case r.src.err != nil && !r.src.eof:
+		return fmt.Errorf("wire: read: %w", r.src.err)
+	case r.src.eof && r.src.buffered() == 0:
+		return ErrUnexpectedEOF
+	}
+	var syn *xml.SyntaxError
+	if errors.As(err, &syn) {
+		return streamErr(stream.NotWellFormed, "%s", syn.Msg)
+	}
+	return streamErr(stream.NotWellFormed, "%v", err)
+}

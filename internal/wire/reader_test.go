@@ -1,0 +1,312 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"mellium.im/xmpp/stream"
+)
+
+const testHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='b.example' from='a.example' version='1.0'>`
+
+// condOf returns the stream condition err carries, or "".
+func condOf(err error) string {
+	var se stream.Error
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return ""
+}
+
+func TestReadHeader(t *testing.T) {
+	for i, tc := range []struct {
+		in   string
+		want Header
+		cond string
+	}{
+		0: {in: testHeader, want: Header{To: "b.example", From: "a.example", Version: "1.0", Dialback: true}},
+		1: {in: `<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:server' version='1.1' id='x&amp;y' xml:lang='en'>`,
+			want: Header{ID: "x&y", Version: "1.1", Lang: "en"}},
+		2: {in: "\n <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='01.0'>",
+			want: Header{Version: "01.0"}},
+		3:  {in: `<stream:stream xmlns='jabber:server' xmlns:stream='urn:wrong' version='1.0'>`, cond: "invalid-namespace"},
+		4:  {in: `<stream:strum xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`, cond: "invalid-namespace"},
+		5:  {in: `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`, cond: "invalid-namespace"},
+		6:  {in: `<stream:stream xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`, cond: "invalid-namespace"},
+		7:  {in: `<stream xmlns='http://etherx.jabber.org/streams' version='1.0'>`, cond: "invalid-namespace"},
+		8:  {in: `<stream:stream xmlns='jabber:server' version='1.0'>`, cond: "bad-namespace-prefix"},
+		9:  {in: `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>`, cond: "unsupported-version"},
+		10: {in: `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='2.0'>`, cond: "unsupported-version"},
+		11: {in: `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1'>`, cond: "unsupported-version"},
+		12: {in: `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='0.9'>`, cond: "unsupported-version"},
+		13: {in: `<!DOCTYPE stream [<!ENTITY x 'y'>]>` + testHeader[21:], cond: "restricted-xml"},
+		14: {in: `<!-- hi -->` + testHeader[21:], cond: "restricted-xml"},
+		15: {in: `<?xml version='1.0'?><?pi x?>` + testHeader[21:], cond: "restricted-xml"},
+		16: {in: ` <?xml version='1.0'?>` + testHeader[21:], cond: "restricted-xml"},
+		17: {in: `<?xml version='1.0' encoding='ISO-8859-1'?>` + testHeader[21:], cond: "unsupported-encoding"},
+		18: {in: `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' to='a' to='b'>`, cond: "not-well-formed"},
+		19: {in: `hello`, cond: "not-well-formed"},
+		20: {in: `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'/>`, cond: "bad-format"},
+		21: {in: "<stream:stream xmlns='jabber:server' version='\xff'>", cond: "not-well-formed"},
+		22: {in: `</stream:stream>`, cond: "not-well-formed"},
+		23: {in: `<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='` + strings.Repeat("a", 5000) + `' version='1.0'>`, cond: "policy-violation"},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			r := NewReader(strings.NewReader(tc.in), Limits{MaxElementSize: 4096})
+			h, err := r.ReadHeader()
+			if tc.cond != "" {
+				if got := condOf(err); got != tc.cond {
+					t.Fatalf("got error %v (condition %q), want %q", err, got, tc.cond)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h != tc.want {
+				t.Fatalf("got %+v, want %+v", h, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadHeaderTruncated(t *testing.T) {
+	r := NewReader(strings.NewReader(testHeader[:60]), Limits{})
+	if _, err := r.ReadHeader(); !errors.Is(err, ErrUnexpectedEOF) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want ErrUnexpectedEOF", err)
+	}
+	r = NewReader(strings.NewReader(""), Limits{})
+	if _, err := r.ReadHeader(); !errors.Is(err, ErrUnexpectedEOF) {
+		t.Fatalf("empty input: got %v, want ErrUnexpectedEOF", err)
+	}
+}
+
+func TestReadHeaderTwice(t *testing.T) {
+	r := NewReader(strings.NewReader(testHeader), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadHeader(); !errors.Is(err, ErrHeaderRead) {
+		t.Fatalf("got %v, want ErrHeaderRead", err)
+	}
+	r = NewReader(strings.NewReader(testHeader), Limits{})
+	if _, err := r.Next(); !errors.Is(err, ErrNoHeader) {
+		t.Fatalf("got %v, want ErrNoHeader", err)
+	}
+}
+
+type wantElem struct {
+	name              xml.Name
+	from, to, id, typ string
+	raw               string
+}
+
+func TestNext(t *testing.T) {
+	msg := `<message from='a@a.example' to='b@b.example' id='1' type='chat'><body>hi &amp; bye</body></message>`
+	for i, tc := range []struct {
+		in   string
+		want []wantElem
+		lim  Limits
+		end  error  // error after the elements
+		cond string // condition of that error, when a stream error
+	}{
+		0: {in: msg + `</stream:stream>`, end: io.EOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, from: "a@a.example", to: "b@b.example", id: "1", typ: "chat", raw: msg}}},
+		1: {in: " \n\t<presence/> <iq type='get' id='x'><ping xmlns='urn:xmpp:ping'/></iq>\n</stream:stream>", end: io.EOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "presence"}, raw: `<presence/>`},
+			{name: xml.Name{Space: NSServer, Local: "iq"}, id: "x", typ: "get", raw: `<iq type='get' id='x'><ping xmlns='urn:xmpp:ping'/></iq>`}}},
+		2: {in: `<db:result from='a.example' to='b.example'>abc</db:result>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSDialback, Local: "result"}, from: "a.example", to: "b.example",
+				raw: `<db:result xmlns:db='jabber:server:dialback' from='a.example' to='b.example'>abc</db:result>`}}},
+		3: {in: `<message><x xmlns='urn:x'><db:y/></x></message>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message xmlns:db='jabber:server:dialback'><x xmlns='urn:x'><db:y/></x></message>`}}},
+		4: {in: `<message xmlns:db='urn:mine'><db:y/></message>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message xmlns:db='urn:mine'><db:y/></message>`}}},
+		5: {in: `<message xml:lang='en'><body xml:lang='de'>x</body></message>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message xml:lang='en'><body xml:lang='de'>x</body></message>`}}},
+		6: {in: `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: "urn:ietf:params:xml:ns:xmpp-tls", Local: "starttls"}, raw: `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`}}},
+		7: {in: `<message><![CDATA[<x>]]></message>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message><![CDATA[<x>]]></message>`}}},
+
+		8:  {in: `<message><body>hi</body>`, end: ErrUnexpectedEOF},
+		9:  {in: `<message><body>hi</bo`, end: ErrUnexpectedEOF},
+		10: {in: `<message><body>hi</message></body>`, cond: "not-well-formed"},
+		11: {in: "<message><body>\xff</body></message>", cond: "not-well-formed"},
+		12: {in: "<message><body>\x01</body></message>", cond: "not-well-formed"},
+		13: {in: `<message><!-- c --></message>`, cond: "restricted-xml"},
+		14: {in: `<message><?pi x?></message>`, cond: "restricted-xml"},
+		15: {in: `<!DOCTYPE x>`, cond: "restricted-xml"},
+		16: {in: `<!ENTITY x 'y'>`, cond: "restricted-xml"},
+		17: {in: `<?xml version='1.0'?>`, cond: "restricted-xml"},
+		18: {in: `<!-- c -->`, cond: "restricted-xml"},
+		19: {in: `<message>&ent;</message>`, cond: "not-well-formed"},
+		20: {in: `<message><foo:x/></message>`, cond: "bad-namespace-prefix"},
+		21: {in: `<message a='1' a='2'/>`, cond: "not-well-formed"},
+		22: {in: `<message>` + strings.Repeat("x", 400) + `</message>`, lim: Limits{MaxElementSize: 300}, cond: "policy-violation"},
+		23: {in: strings.Repeat("<a>", 10), lim: Limits{MaxDepth: 5}, cond: "policy-violation"},
+		24: {in: `<a><a><a></a></a></a>`, lim: Limits{MaxDepth: 3}, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "a"}, raw: `<a><a><a></a></a></a>`}}},
+		25: {in: `<message>` + strings.Repeat("x", 281) + `</message>`, lim: Limits{MaxElementSize: 300}, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message>` + strings.Repeat("x", 281) + `</message>`}}},
+		36: {in: `<message>` + strings.Repeat("x", 282) + `</message>`, lim: Limits{MaxElementSize: 300}, cond: "policy-violation"},
+		26: {in: `hello<message/>`, cond: "bad-format"},
+		27: {in: `<![CDATA[x]]>`, cond: "bad-format"},
+		28: {in: testHeader[21:], cond: "bad-format"},
+		29: {in: `</stream>`, cond: "not-well-formed"},
+		30: {in: `<message to='a<b'/>`, cond: "not-well-formed"},
+		31: {in: strings.Repeat(" ", 100000) + `<presence/>`, lim: Limits{MaxElementSize: 300}, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "presence"}, raw: `<presence/>`}}},
+		32: {in: `<message xmlns:p=''/>`, cond: "bad-namespace-prefix"},
+		33: {in: `<message p:a='1'/>`, cond: "bad-namespace-prefix"},
+		34: {in: `<message db:a='1'/>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message xmlns:db='jabber:server:dialback' db:a='1'/>`}}},
+		35: {in: `<message>` + strings.Repeat("y", 10000) + `</message>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message>` + strings.Repeat("y", 10000) + `</message>`}}},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			// One byte per Read exercises every buffer refill.
+			for _, one := range []bool{false, true} {
+				var src io.Reader = strings.NewReader(testHeader + tc.in)
+				if one {
+					src = iotest.OneByteReader(src)
+				}
+				r := NewReader(src, tc.lim)
+				if _, err := r.ReadHeader(); err != nil {
+					t.Fatal(err)
+				}
+				for j, w := range tc.want {
+					e, err := r.Next()
+					if err != nil {
+						t.Fatalf("element %d: %v", j, err)
+					}
+					got := wantElem{e.Name, e.From, e.To, e.ID, e.Type, string(e.Raw)}
+					if got != w {
+						t.Fatalf("element %d:\ngot  %+v\nwant %+v", j, got, w)
+					}
+					checkReparse(t, e)
+				}
+				_, err := r.Next()
+				if tc.cond != "" {
+					if got := condOf(err); got != tc.cond {
+						t.Fatalf("got error %v (condition %q), want %q", err, got, tc.cond)
+					}
+				} else if !errors.Is(err, tc.end) || condOf(err) != "" {
+					t.Fatalf("got error %v, want %v", err, tc.end)
+				}
+				if _, again := r.Next(); again != err {
+					t.Fatalf("error not sticky: %v then %v", err, again)
+				}
+			}
+		})
+	}
+}
+
+// checkReparse asserts that Raw parses alone to the same element.
+func checkReparse(t *testing.T, e Element) {
+	t.Helper()
+	d := xml.NewTokenDecoder(e.TokenReader())
+	tok, err := d.Token()
+	if err != nil {
+		t.Fatalf("Raw does not re-parse: %v", err)
+	}
+	if start, ok := tok.(xml.StartElement); !ok || start.Name != e.Name {
+		t.Fatalf("Raw re-parses to %#v, want start of %v", tok, e.Name)
+	}
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			return
+		} else if err != nil {
+			t.Fatalf("Raw does not re-parse: %v", err)
+		}
+	}
+}
+
+func TestNextPeerError(t *testing.T) {
+	for i, tc := range []struct {
+		in, cond, text string
+	}{
+		0: {in: `<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`, cond: "host-unknown"},
+		1: {in: `<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>too big</text></stream:error>`, cond: "policy-violation", text: "too big"},
+		2: {in: `<error xmlns='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></error>`, cond: "conflict"},
+		3: {in: `<stream:error/>`, cond: "undefined-condition"},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			r := NewReader(strings.NewReader(testHeader+tc.in), Limits{})
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := r.Next()
+			var pe *PeerError
+			if !errors.As(err, &pe) {
+				t.Fatalf("got %v, want *PeerError", err)
+			}
+			if pe.Err.Err != tc.cond {
+				t.Fatalf("condition %q, want %q", pe.Err.Err, tc.cond)
+			}
+			if condOf(err) != "" {
+				t.Fatal("PeerError must not unwrap to a stream.Error")
+			}
+			if tc.text != "" && (len(pe.Err.Text) != 1 || pe.Err.Text[0].Value != tc.text) {
+				t.Fatalf("text %+v, want %q", pe.Err.Text, tc.text)
+			}
+		})
+	}
+}
+
+// errConn fails with a chosen error after its data.
+type errConn struct {
+	data []byte
+	err  error
+}
+
+func (c *errConn) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, c.err
+	}
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
+func TestNextConnError(t *testing.T) {
+	boom := errors.New("boom")
+	r := NewReader(&errConn{data: []byte(testHeader + `<message>`), err: boom}, Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Next()
+	if !errors.Is(err, boom) || condOf(err) != "" || errors.Is(err, ErrUnexpectedEOF) {
+		t.Fatalf("got %v, want the connection's error", err)
+	}
+}
+
+func TestBuffered(t *testing.T) {
+	in := testHeader + `<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`
+	for i, tc := range []struct {
+		extra string
+		want  int
+	}{
+		0: {"", 0},
+		1: {"<message/>", 10},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			r := NewReader(bytes.NewReader([]byte(in+tc.extra)), Limits{})
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Buffered(); got != tc.want {
+				t.Fatalf("Buffered() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,181 @@
+package wire
+
+import (
+	"errors"
+	"io"
+)
+
+// initialBufSize is the read buffer a Reader starts with and shrinks back to
+// after a large element. It is small because every idle link holds one while
+// blocked in Read, and the idle budget per link is tight.
+const initialBufSize = 4096
+
+// errTooLarge is returned by source.ReadByte when the element in progress
+// would exceed the size limit. encoding/xml records it as its sticky error,
+// which is how the Reader learns that the limit, not the peer's syntax, ended
+// the parse.
+var errTooLarge = errors.New("wire: element too large")
+
+// source is the byte supplier behind the xml.Decoder. It exists so that the
+// bytes of the element being parsed stay in one buffer: Raw is then a single
+// copy of buf[mark:pos] instead of a re-encoding of tokens, and Buffered can
+// report exactly what was read from the connection but not parsed yet.
+//
+// encoding/xml reads one byte at a time through io.ByteReader and never
+// pushes bytes back into it (its one-byte unread is internal), so every byte
+// handed out here is part of a token the decoder has seen or is building.
+type source struct {
+	src  io.Reader
+	buf  []byte
+	pos  int // next byte to hand out
+	end  int // end of valid data in buf
+	mark int // start of the element being recorded; -1 when none
+	stop int // ReadByte's fast path runs while pos < stop
+
+	limit int64 // maximum bytes from mark; 0: none
+	err   error // sticky error from src (io.EOF included)
+	eof   bool  // src returned io.EOF
+}
+
+func newSource(r io.Reader, limit int64) *source {
+	return &source{src: r, buf: make([]byte, initialBufSize), mark: -1, limit: limit}
+}
+
+// newBytesSource reads from b without copying it.
+func newBytesSource(b []byte) *source {
+	return &source{buf: b, end: len(b), stop: len(b), mark: -1, err: io.EOF, eof: true}
+}
+
+// setMark starts recording at the current position.
+func (s *source) setMark() {
+	s.mark = s.pos
+	s.resetStop()
+}
+
+// clearMark stops recording; the bytes before pos may be dropped.
+func (s *source) clearMark() {
+	s.mark = -1
+	s.resetStop()
+}
+
+func (s *source) resetStop() {
+	s.stop = s.end
+	if s.mark >= 0 && s.limit > 0 {
+		if m := int64(s.mark) + s.limit; m < int64(s.stop) {
+			s.stop = int(m)
+		}
+	}
+}
+
+// recorded returns the bytes from mark to pos. It aliases the buffer.
+func (s *source) recorded() []byte { return s.buf[s.mark:s.pos] }
+
+// buffered is the number of bytes read from src and not yet handed out.
+func (s *source) buffered() int { return s.end - s.pos }
+
+// ReadByte implements io.ByteReader for encoding/xml.
+func (s *source) ReadByte() (byte, error) {
+	if s.pos < s.stop {
+		b := s.buf[s.pos]
+		s.pos++
+		return b, nil
+	}
+	return s.readByteSlow()
+}
+
+func (s *source) readByteSlow() (byte, error) {
+	for s.pos >= s.end {
+		if err := s.fill(); err != nil {
+			return 0, err
+		}
+	}
+	if s.pos >= s.stop {
+		// More data is at hand, so the stop was the size limit.
+		return 0, errTooLarge
+	}
+	b := s.buf[s.pos]
+	s.pos++
+	return b, nil
+}
+
+// Read implements io.Reader. encoding/xml type-asserts its input to
+// io.Reader when it meets an encoding declaration, so it must exist; the
+// Reader refuses such declarations before any byte is read through it.
+func (s *source) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b, err := s.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	p[0] = b
+	return 1, nil
+}
+
+// peek returns the next byte without consuming it.
+func (s *source) peek() (byte, error) {
+	for s.pos >= s.end {
+		if err := s.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return s.buf[s.pos], nil
+}
+
+// fill reads more bytes from src, keeping buf[mark:] (or nothing, without a
+// mark) and growing the buffer when the kept part fills it.
+func (s *source) fill() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.mark >= 0 && s.limit > 0 && int64(s.pos-s.mark) >= s.limit {
+		return errTooLarge
+	}
+	keep := s.pos
+	if s.mark >= 0 {
+		keep = s.mark
+	}
+	if keep > 0 {
+		// Slide the kept bytes to the front. When nothing is kept and the
+		// buffer grew for a large element, return to the small size so an
+		// idle link does not hold the peak.
+		n := copy(s.buf, s.buf[keep:s.end])
+		if n == 0 && len(s.buf) > initialBufSize {
+			s.buf = make([]byte, initialBufSize)
+		}
+		s.pos -= keep
+		s.end = n
+		if s.mark >= 0 {
+			s.mark = 0
+		}
+	}
+	if s.end == len(s.buf) {
+		nb := make([]byte, 2*len(s.buf))
+		copy(nb, s.buf[:s.end])
+		s.buf = nb
+	}
+	if s.src == nil {
+		s.err, s.eof = io.EOF, true
+		return s.err
+	}
+	// Loop on (0, nil), which io.Reader permits; give up after a few as
+	// bufio does, so a broken reader cannot spin us forever.
+	for i := 0; i < 100; i++ {
+		n, err := s.src.Read(s.buf[s.end:])
+		s.end += n
+		if err != nil {
+			s.err = err
+			s.eof = errors.Is(err, io.EOF)
+		}
+		if n > 0 {
+			s.resetStop()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	s.err = io.ErrNoProgress
+	return s.err
+}

@@ -1,0 +1,124 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+
+	"mellium.im/xmpp/stream"
+)
+
+// ParseStanza checks a stanza that the host hands over for sending and
+// extracts its envelope. raw must be exactly one well-formed element named
+// message, presence or iq, optionally surrounded by whitespace, under the
+// same restrictions as received XML (RFC 6120 §11). Its default namespace
+// may be absent (jabber:server is then implied), jabber:server, or
+// jabber:client: a stanza from a c2s session. jabber:client is rewritten to
+// jabber:server in place of the attribute's value, so that every element of
+// the stanza that inherited it moves with it (RFC 6120 §4.8.3); any other
+// default namespace is refused. Prefixes must be declared inside raw.
+//
+// Raw in the result is raw itself, trimmed of surrounding whitespace and not
+// copied, unless the namespace was rewritten (then it is a new slice).
+// Errors wrap ErrBadStanza, and the condition the bytes would have earned
+// on a stream (errors.As with stream.Error), for logging.
+func ParseStanza(raw []byte) (Element, error) {
+	raw = bytes.TrimFunc(raw, func(r rune) bool { return r < 0x80 && isSpaceByte(byte(r)) })
+	src := newBytesSource(raw)
+	r := newReader(src, 0)
+	r.p.outer = nil
+	tok, err := r.dec.RawToken()
+	if err != nil {
+		return Element{}, badStanza(r.classify(err))
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return Element{}, badStanza(errors.New("does not start with an element"))
+	}
+	e, err := r.p.parse(start)
+	if err != nil {
+		return Element{}, badStanza(r.classify(err))
+	}
+	if src.pos != len(raw) {
+		return Element{}, badStanza(errors.New("more than one element"))
+	}
+	switch e.Name.Local {
+	case "message", "presence", "iq":
+	default:
+		return Element{}, badStanza(fmt.Errorf("<%s/> is not a stanza", e.Name.Local))
+	}
+	switch e.Name.Space {
+	case NSServer:
+		e.Raw = raw
+	case NSClient:
+		if start.Name.Space != "" {
+			// A prefixed stanza in jabber:client; the prefix's
+			// declaration would need rewriting instead. No server
+			// sends this.
+			return Element{}, badStanza(errors.New("prefixed jabber:client stanza"))
+		}
+		e.Raw, err = rewriteDefaultNS(raw, start.Name)
+		if err != nil {
+			return Element{}, badStanza(err)
+		}
+		e.Name.Space = NSServer
+	default:
+		return Element{}, badStanza(fmt.Errorf("stanza namespace %q", e.Name.Space))
+	}
+	return e, nil
+}
+
+func badStanza(err error) error {
+	if errors.Is(err, ErrUnexpectedEOF) {
+		err = streamErr(stream.NotWellFormed, "unclosed element")
+	}
+	return fmt.Errorf("%w: %w", ErrBadStanza, err)
+}
+
+// rewriteDefaultNS returns a copy of raw whose top-level xmlns value is
+// jabber:server. It walks the attributes of the first tag, which the decoder
+// has already found well formed, to find the value's exact bytes (it may be
+// written with character references, so its length is not known in advance).
+func rewriteDefaultNS(raw []byte, name xml.Name) ([]byte, error) {
+	i := 1 + len(name.Local)
+	if name.Space != "" {
+		i += len(name.Space) + 1
+	}
+	for i < len(raw) {
+		for i < len(raw) && isSpaceByte(raw[i]) {
+			i++
+		}
+		if i >= len(raw) || raw[i] == '>' || raw[i] == '/' {
+			break
+		}
+		ns := i
+		for i < len(raw) && raw[i] != '=' && !isSpaceByte(raw[i]) {
+			i++
+		}
+		attr := raw[ns:i]
+		for i < len(raw) && raw[i] != '\'' && raw[i] != '"' {
+			i++
+		}
+		if i >= len(raw) {
+			break
+		}
+		q := raw[i]
+		vs := i + 1
+		ve := bytes.IndexByte(raw[vs:], q)
+		if ve < 0 {
+			break
+		}
+		ve += vs
+		if string(attr) == "xmlns" {
+			out := make([]byte, 0, len(raw)-(ve-vs)+len(NSServer))
+			out = append(out, raw[:vs]...)
+			out = append(out, NSServer...)
+			return append(out, raw[ve:]...), nil
+		}
+		i = ve + 1
+	}
+	// Unreachable for input the decoder accepted.
+	return nil, io.ErrUnexpectedEOF
+}

@@ -1,0 +1,77 @@
+package wire
+
+import (
+	"encoding/xml"
+	"errors"
+	"strconv"
+	"testing"
+)
+
+func TestParseStanza(t *testing.T) {
+	for i, tc := range []struct {
+		in   string
+		want wantElem
+		same bool   // Raw aliases the input
+		cond string // stream condition wrapped with ErrBadStanza; "-" for none
+	}{
+		0: {in: `<message to='b@b.example' from='a@a.example' type='chat' id='m1'><body>x</body></message>`, same: true,
+			want: wantElem{xml.Name{Space: NSServer, Local: "message"}, "a@a.example", "b@b.example", "m1", "chat",
+				`<message to='b@b.example' from='a@a.example' type='chat' id='m1'><body>x</body></message>`}},
+		1: {in: "\n <presence xmlns='jabber:server'/>\n", same: true,
+			want: wantElem{name: xml.Name{Space: NSServer, Local: "presence"}, raw: `<presence xmlns='jabber:server'/>`}},
+		2: {in: `<iq xmlns="jabber:client" type='get'><query xmlns='jabber:iq:version'/></iq>`,
+			want: wantElem{name: xml.Name{Space: NSServer, Local: "iq"}, typ: "get",
+				raw: `<iq xmlns="jabber:server" type='get'><query xmlns='jabber:iq:version'/></iq>`}},
+		3: {in: `<message id='a' xmlns='jabber&#x3a;client'/>`,
+			want: wantElem{name: xml.Name{Space: NSServer, Local: "message"}, id: "a", raw: `<message id='a' xmlns='jabber:server'/>`}},
+		4: {in: `<s:message xmlns:s='jabber:server'/>`, same: true,
+			want: wantElem{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<s:message xmlns:s='jabber:server'/>`}},
+		5:  {in: `<message xmlns='urn:other'/>`, cond: "-"},
+		6:  {in: `<db:result xmlns:db='jabber:server:dialback'/>`, cond: "-"},
+		7:  {in: `<body/>`, cond: "-"},
+		8:  {in: `<message/><message/>`, cond: "-"},
+		9:  {in: `<message>`, cond: "not-well-formed"},
+		10: {in: ``, cond: "not-well-formed"},
+		11: {in: `hi`, cond: "-"},
+		12: {in: `<message><db:x/></message>`, cond: "bad-namespace-prefix"},
+		13: {in: `<message><!--x--></message>`, cond: "restricted-xml"},
+		14: {in: `<c:message xmlns:c='jabber:client'/>`, cond: "-"},
+		15: {in: "<message>\xc3</message>", cond: "not-well-formed"},
+		16: {in: `<message/><!--x-->`, cond: "-"},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			in := []byte(tc.in)
+			e, err := ParseStanza(in)
+			if tc.cond != "" {
+				if !errors.Is(err, ErrBadStanza) {
+					t.Fatalf("got %v, want ErrBadStanza", err)
+				}
+				if tc.cond != "-" && condOf(err) != tc.cond {
+					t.Fatalf("got %v, want condition %q", err, tc.cond)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wantElem{e.Name, e.From, e.To, e.ID, e.Type, string(e.Raw)}
+			if got != tc.want {
+				t.Fatalf("\ngot  %+v\nwant %+v", got, tc.want)
+			}
+			if aliased := len(e.Raw) > 0 && &e.Raw[0] == &in[indexOf(in, e.Raw)]; aliased != tc.same {
+				t.Fatalf("Raw aliases input: %v, want %v", aliased, tc.same)
+			}
+			checkReparse(t, e)
+		})
+	}
+}
+
+// indexOf finds sub's offset inside in by content, to compare addresses.
+func indexOf(in, sub []byte) int {
+	for i := 0; i+len(sub) <= len(in); i++ {
+		if string(in[i:i+len(sub)]) == string(sub) {
+			return i
+		}
+	}
+	return 0
+}
