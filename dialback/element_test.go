@@ -271,4 +271,3 @@ func normalForm(el Element) Element {
 	}
 	return el
 }
-

@@ -67,7 +67,7 @@ type Inbound struct {
 }
 
 // Handle answers a <db:result/> request received on the incoming stream with
-// id streamID whose authenticated pairs are in pairs. It blocks while it
+// id streamID whose authenticated pairs are in pairs (not nil). It blocks while it
 // asks the authoritative server, so the stream's reader calls it in a
 // goroutine of its own, with a ctx that ends when the stream does, and
 // writes the answer it returns. A valid pair is added to pairs before
