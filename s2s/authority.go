@@ -1,0 +1,77 @@
+package s2s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/wire"
+	"github.com/xmpp-s2s/federation/resolver"
+)
+
+// authority asks remote authoritative servers to verify dialback keys that
+// were presented to us (XEP-0220 §2.2, steps 2 and 3): over our up outgoing
+// link for the same pair when there is one, as peers expect, else over a
+// stream opened for that one question.
+type authority struct{ m *Manager }
+
+func (a authority) Verify(ctx context.Context, v dialback.Verify) (dialback.Type, error) {
+	m := a.m
+	local, err := domain.Normalize(v.From)
+	if err != nil {
+		return dialback.Failed, err
+	}
+	remote, err := domain.Normalize(v.To)
+	if err != nil {
+		return dialback.Failed, err
+	}
+	p := pair{local, remote}
+	if l := m.outLinkFor(p); l != nil {
+		l.mu.Lock()
+		oc := l.conn
+		l.mu.Unlock()
+		if oc != nil {
+			return oc.ob.Verify(ctx, v, func(v dialback.Verify) error {
+				return l.writeCtrl(oc, encode(v))
+			})
+		}
+	}
+	return m.verifyOnce(ctx, p, v)
+}
+
+// verifyOnce opens a stream to the authoritative server of p.remote, asks it
+// to verify v and closes the stream.
+func (m *Manager) verifyOnce(ctx context.Context, p pair, v dialback.Verify) (dialback.Type, error) {
+	st := m.settings()
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.NegotiationTimeout)
+	defer cancel()
+	oc, err := m.dialOut(ctx, st, p, false)
+	if err != nil {
+		// Tell the initiating server whether the authority was not found or
+		// slow, as XEP-0220 §2.5 distinguishes.
+		cond := conditionFor(err)
+		if cond == stanza.RemoteServerNotFound && !isNotFound(err) {
+			cond = dialback.RemoteConnectionFailed
+		}
+		return dialback.Failed, fmt.Errorf("verifying %s's key: %w: %w", p.remote, stanza.Error{Type: stanza.Cancel, Condition: cond}, err)
+	}
+	stop := context.AfterFunc(ctx, func() { oc.conn.Close() })
+	defer stop()
+	go oc.readLoop(m)
+	typ, err := oc.ob.Verify(ctx, v, func(v dialback.Verify) error {
+		_, err := oc.conn.Write(encode(v))
+		return err
+	})
+	wire.WriteClose(oc.conn)
+	oc.close(nil)
+	<-oc.done
+	return typ, err
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, resolver.ErrNotFound) || errors.Is(err, resolver.ErrNoService)
+}

@@ -1,0 +1,208 @@
+package s2s
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/wire"
+	"github.com/xmpp-s2s/federation/policy"
+	"github.com/xmpp-s2s/federation/resolver"
+	"github.com/xmpp-s2s/federation/starttls"
+)
+
+// Defaults of the Config fields that are not MongooseIM options.
+const (
+	DefaultQueueLength        = 1000
+	DefaultIdleTimeout        = 10 * time.Minute
+	DefaultNegotiationTimeout = 30 * time.Second
+	DefaultWriteTimeout       = 30 * time.Second
+)
+
+// Config configures a Manager: the [s2s] options plus the host's callbacks,
+// in the style of crypto/tls.Config. IsLocal, Deliver and Bounce are
+// required; every other field has a documented zero value.
+type Config struct {
+	// S2S holds the MongooseIM [s2s] options (config.Default, Parse or Load).
+	S2S config.S2S
+
+	// IsLocal reports whether a domain (lower-case A-label) is served by the
+	// host. It is asked for every incoming stream and every dialback
+	// request, so the set of local domains may change while the Manager
+	// runs. It must be safe for concurrent use.
+	IsLocal func(domain string) bool
+
+	// Deliver receives each stanza that arrived from an authenticated remote
+	// domain for a local one. Stanzas of one incoming stream are delivered in
+	// order, from that stream's goroutine: a slow Deliver slows that stream
+	// only.
+	Deliver func(Stanza)
+
+	// Bounce receives each stanza given to Send that could not be written,
+	// with the reason. Bounce.Reply builds the error stanza to route back
+	// to the sender. It may be called from any goroutine, and also from
+	// within Send.
+	Bounce func(Bounce)
+
+	// Observer, if set, receives events for metrics and logging.
+	Observer Observer
+
+	// Logger receives the Manager's logs; nil means slog.Default().
+	// Secrets (the dialback secret, private keys) are never logged.
+	Logger *slog.Logger
+
+	// Resolver turns a remote domain into connection targets; nil means the
+	// DNS resolver of the resolver package, configured from S2S (address,
+	// outgoing.port, outgoing.ip_versions, dns.timeout, dns.retries).
+	Resolver resolver.Resolver
+
+	// Policy decides which remote domains may link with us, in both
+	// directions; nil means the rules of S2S (default_policy, host_policy),
+	// replaced by Reload.
+	Policy policy.Policy
+
+	// DialContext opens TCP connections, for example through a proxy; nil
+	// means a net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// RootCAs are the trusted roots for use_starttls = "required_trusted";
+	// nil means the system pool.
+	RootCAs *x509.CertPool
+
+	// Certificate, if set, is presented instead of the certfile option.
+	Certificate starttls.CertSource
+
+	// Keys computes dialback keys; nil means dialback.Secret(S2S.Shared).
+	// The nodes of a cluster share one, so that any node can answer a
+	// <db:verify> for the others.
+	Keys dialback.KeySource
+
+	// QueueLength bounds the stanzas waiting on one outgoing link; a stanza
+	// sent to a full queue is bounced with resource-constraint. 0 means
+	// DefaultQueueLength.
+	QueueLength int
+
+	// IdleTimeout closes a link that carried no stanza for this long.
+	// 0 means DefaultIdleTimeout; a negative value keeps idle links open.
+	IdleTimeout time.Duration
+
+	// NegotiationTimeout bounds an incoming stream's time from connect to
+	// its first authenticated pair (MongooseIM's state_timeout), and a
+	// verification-only stream's whole life. 0 means
+	// DefaultNegotiationTimeout.
+	NegotiationTimeout time.Duration
+
+	// WriteTimeout bounds each write to a peer; a peer that stops reading
+	// loses its link and the stanzas being written are bounced. 0 means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+
+	// Limits bound what one peer can make a stream reader hold; the zero
+	// value means wire.DefaultLimits.
+	limits wire.Limits
+
+	// clock is replaced by tests.
+	clock clock
+}
+
+// settings is everything Reload may replace, swapped as one value.
+type settings struct {
+	s2s      config.S2S
+	tls      *starttls.Config
+	policy   policy.Policy
+	table    *policy.Table // the config-backed policy, when Config.Policy is nil
+	resolver resolver.Resolver
+	dialer   *resolver.Dialer
+	keys     dialback.KeySource
+}
+
+// ErrConfig is wrapped by New and Reload for a configuration they cannot use.
+var ErrConfig = errors.New("s2s: bad configuration")
+
+func (c *Config) newSettings(s config.S2S, old *settings) (*settings, error) {
+	st := &settings{s2s: s.Clone()}
+
+	mode, err := starttls.ParseMode(s.UseStartTLS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	ciphers, err := starttls.ParseCiphers(s.Ciphers)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	tc := &starttls.Config{Mode: mode, Roots: c.RootCAs, Ciphers: ciphers}
+	switch {
+	case c.Certificate != nil:
+		tc.Cert = c.Certificate
+	case s.CertFile != "":
+		cf, err := starttls.LoadCertFile(s.CertFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		tc.Cert = cf
+	}
+	if err := tc.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	st.tls = tc
+
+	// The config-backed policy table is shared across reloads so that a
+	// host holding it sees the new rules; it is replaced last, once nothing
+	// else can fail.
+	var rules policy.Rules
+	if c.Policy != nil {
+		st.policy = c.Policy
+	} else {
+		if rules, err = policy.RulesFromConfig(s); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if old != nil && old.table != nil {
+			st.table = old.table
+		} else if st.table, err = policy.New(rules); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		st.policy = st.table
+	}
+
+	if c.Resolver != nil {
+		st.resolver = c.Resolver
+	} else {
+		rc := resolver.Config{
+			Port:       s.Outgoing.Port,
+			IPVersions: s.Outgoing.IPVersions,
+			Timeout:    s.DNS.Timeout,
+			Retries:    s.DNS.Retries,
+		}
+		if len(s.Address) > 0 {
+			rc.Overrides = make(map[string]resolver.Override, len(s.Address))
+			for _, a := range s.Address {
+				rc.Overrides[a.Host] = resolver.Override{Addr: a.IP, Port: a.Port}
+			}
+		}
+		r, err := resolver.New(rc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		st.resolver = r
+	}
+	st.dialer = &resolver.Dialer{Timeout: s.Outgoing.ConnectionTimeout, DialContext: c.DialContext}
+
+	if c.Keys != nil {
+		st.keys = c.Keys
+	} else {
+		st.keys = dialback.Secret(s.Shared)
+	}
+	if old != nil && st.table != nil {
+		if err := st.table.Replace(rules); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	return st, nil
+}
+

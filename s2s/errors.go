@@ -1,0 +1,37 @@
+package s2s
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/resolver"
+)
+
+// conditionFor chooses the bounce condition for a failed link attempt:
+// remote-server-timeout when the cause is time (DNS, connect or negotiation
+// timeouts, a dialback error the peer may recover from), and
+// remote-server-not-found for everything that says the server is not there
+// or not willing (no such domain, no service, refused, TLS or dialback
+// refused).
+func conditionFor(err error) stanza.Condition {
+	var se stanza.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, resolver.ErrTimeout):
+		return stanza.RemoteServerTimeout
+	case errors.Is(err, ErrAuth) && errors.As(err, &se):
+		return stanza.RemoteServerTimeout
+	}
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		return stanza.RemoteServerTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return stanza.RemoteServerTimeout
+	}
+	return stanza.RemoteServerNotFound
+}

@@ -1,0 +1,122 @@
+package s2s
+
+import (
+	"crypto/tls"
+	"time"
+)
+
+// Direction says who opened a link.
+type Direction uint8
+
+// The two directions of a link.
+const (
+	Outgoing Direction = iota + 1 // we connected to the remote server
+	Incoming                      // the remote server connected to us
+)
+
+// String returns "out" or "in".
+func (d Direction) String() string {
+	switch d {
+	case Outgoing:
+		return "out"
+	case Incoming:
+		return "in"
+	}
+	return "unknown"
+}
+
+// Auth methods a link reports.
+const (
+	AuthDialback     = "dialback"
+	AuthSASLExternal = "sasl-external"
+)
+
+// LinkInfo describes one authenticated domain pair on a stream. An incoming
+// stream carrying several pairs (dialback piggybacking) shows as several
+// LinkInfos with the same Since.
+type LinkInfo struct {
+	Direction Direction
+	Local     string // our domain (A-label)
+	Remote    string // the remote domain (A-label)
+	// TLSVersion and CipherSuite are those of the stream; both 0 when the
+	// stream is not encrypted.
+	TLSVersion  uint16
+	CipherSuite uint16
+	Auth        string    // AuthDialback or AuthSASLExternal
+	Since       time.Time // when the pair was authenticated
+	StanzasIn   uint64    // stanzas delivered to the host from this pair
+	StanzasOut  uint64    // stanzas written for this pair
+}
+
+// TLS returns the TLS version in the form "TLS1.3", or "none".
+func (l LinkInfo) TLS() string {
+	switch l.TLSVersion {
+	case 0:
+		return "none"
+	case tls.VersionTLS10:
+		return "TLS1.0"
+	case tls.VersionTLS11:
+		return "TLS1.1"
+	case tls.VersionTLS12:
+		return "TLS1.2"
+	case tls.VersionTLS13:
+		return "TLS1.3"
+	}
+	return tls.VersionName(l.TLSVersion)
+}
+
+// Cipher returns the name of the cipher suite, or "none".
+func (l LinkInfo) Cipher() string {
+	if l.TLSVersion == 0 {
+		return "none"
+	}
+	return tls.CipherSuiteName(l.CipherSuite)
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// The events an Observer receives.
+const (
+	LinkUp      EventKind = iota + 1 // a domain pair was authenticated; Link is set
+	LinkDown                         // a link ended; Link and Err (the reason, nil for a clean close) are set
+	AuthFailed                       // a stream or dialback attempt failed; Local, Remote and Err are set
+	Bounced                          // a stanza was bounced; Bounce is set
+	StanzaIn                         // a stanza was delivered to the host; Link, Stanza and Bytes are set
+	StanzaOut                        // a stanza was written to a stream; Link, Stanza and Bytes are set
+)
+
+// String returns the event's name, as the stub prints it.
+func (k EventKind) String() string {
+	switch k {
+	case LinkUp:
+		return "link-up"
+	case LinkDown:
+		return "link-down"
+	case AuthFailed:
+		return "auth-failed"
+	case Bounced:
+		return "bounce"
+	case StanzaIn:
+		return "stanza-in"
+	case StanzaOut:
+		return "stanza-out"
+	}
+	return "unknown"
+}
+
+// Event is what the Manager tells an Observer. Which fields are set depends
+// on Kind.
+type Event struct {
+	Kind   EventKind
+	Link   LinkInfo
+	Stanza Stanza
+	Bounce Bounce
+	Bytes  int
+	Err    error
+}
+
+// Observer receives the Manager's events, for metrics and logs. It is called
+// synchronously from the goroutine that handles the link, so it must be quick
+// and must not call back into the Manager; it must be safe for concurrent use.
+type Observer func(Event)

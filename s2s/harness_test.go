@@ -1,0 +1,163 @@
+package s2s
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/starttls"
+)
+
+// testCA is shared by the tests of this package: certificates are cheap, the
+// CA is made once.
+var testCA = sync.OnceValue(func() *testcert.CA {
+	ca, err := testcert.NewCA("s2s test CA")
+	if err != nil {
+		panic(err)
+	}
+	return ca
+})
+
+// node is one Manager serving one or more local domains on a loopback port,
+// recording what it delivers and bounces.
+type node struct {
+	t       *testing.T
+	m       *Manager
+	ln      net.Listener
+	addr    netip.AddrPort
+	domains map[string]bool
+
+	delivered chan Stanza
+	bounced   chan Bounce
+	events    chan Event
+}
+
+type nodeOpt func(*Config)
+
+func withMode(mode string) nodeOpt {
+	return func(c *Config) { c.S2S.UseStartTLS = mode }
+}
+
+func withS2S(f func(*config.S2S)) nodeOpt {
+	return func(c *Config) { f(&c.S2S) }
+}
+
+func withConfig(f func(*Config)) nodeOpt { return f }
+
+// listen reserves a loopback port for a node, so that peers can be told its
+// address before it starts.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func addrOf(ln net.Listener) netip.AddrPort {
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// newNode starts a Manager for domains on ln. peers maps remote domains to
+// the loopback addresses they listen on (address overrides).
+func newNode(t *testing.T, ln net.Listener, domains []string, peers map[string]netip.AddrPort, opts ...nodeOpt) *node {
+	t.Helper()
+	n := &node{
+		t: t, ln: ln, addr: addrOf(ln), domains: map[string]bool{},
+		delivered: make(chan Stanza, 1000),
+		bounced:   make(chan Bounce, 1000),
+		events:    make(chan Event, 10000),
+	}
+	for _, d := range domains {
+		n.domains[d] = true
+	}
+	s := config.Default()
+	for d, a := range peers {
+		s.Address = append(s.Address, config.Address{Host: d, IP: a.Addr(), Port: int(a.Port())})
+	}
+	leaf, err := testCA().Leaf(testcert.Options{DNSNames: domains})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{
+		S2S:         s,
+		IsLocal:     func(d string) bool { return n.domains[d] },
+		Deliver:     func(s Stanza) { n.delivered <- s },
+		Bounce:      func(b Bounce) { n.bounced <- b },
+		RootCAs:     testCA().Pool(),
+		Certificate: starttls.StaticCert(leaf.TLS),
+		Observer: func(e Event) {
+			select {
+			case n.events <- e:
+			default:
+			}
+		},
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.m = m
+	go m.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := m.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return n
+}
+
+func (n *node) send(raw string) {
+	n.t.Helper()
+	if err := n.m.Send(context.Background(), []byte(raw)); err != nil {
+		n.t.Fatalf("Send(%s): %v", raw, err)
+	}
+}
+
+// wait bounds every wait in these tests: long enough for a loaded machine,
+// short enough to fail a hung test.
+const wait = 20 * time.Second
+
+func (n *node) nextDelivered() Stanza {
+	n.t.Helper()
+	select {
+	case s := <-n.delivered:
+		return s
+	case b := <-n.bounced:
+		n.t.Fatalf("bounced instead of delivered: %s: %s", b.Condition, b.Text)
+	case <-time.After(wait):
+		n.t.Fatal("nothing delivered")
+	}
+	return Stanza{}
+}
+
+func (n *node) nextBounce() Bounce {
+	n.t.Helper()
+	select {
+	case b := <-n.bounced:
+		return b
+	case <-time.After(wait):
+		n.t.Fatal("nothing bounced")
+	}
+	return Bounce{}
+}
+
+// pairNodes starts a.test and b.test, each knowing the other's address.
+func pairNodes(t *testing.T, aOpts, bOpts []nodeOpt) (a, b *node) {
+	t.Helper()
+	la, lb := listen(t), listen(t)
+	a = newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)}, aOpts...)
+	b = newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, bOpts...)
+	return a, b
+}

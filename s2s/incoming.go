@@ -1,0 +1,539 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/wire"
+	"github.com/xmpp-s2s/federation/starttls"
+)
+
+// inStream is one incoming stream: its connection, the domain pairs dialback
+// authenticated on it, and the goroutine that reads it.
+type inStream struct {
+	m      *Manager
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	wmu    sync.Mutex // serialises writes: answers come from several goroutines
+	conn   net.Conn
+	closed bool
+
+	pairs  dialback.Pairs
+	authed atomic.Bool
+	id     string
+	local  string // the 'to' of the stream header, normalised
+	peer   string // the 'from' of the stream header, normalised; may be ""
+	tls    tls.ConnectionState
+
+	mu    sync.Mutex
+	links map[dialback.Pair]*inLink
+}
+
+type inLink struct {
+	since time.Time
+	in    atomic.Uint64
+}
+
+// startIncoming registers and serves a new connection; false when closing.
+func (m *Manager) startIncoming(conn net.Conn) bool {
+	s := &inStream{m: m, conn: conn, links: make(map[dialback.Pair]*inLink)}
+	s.ctx, s.cancel = context.WithCancel(m.ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return false
+	}
+	m.in[s] = struct{}{}
+	m.spawnAlways(s.serve)
+	return true
+}
+
+func (s *inStream) write(b []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
+	_, err := s.conn.Write(b)
+	return err
+}
+
+// closeStream ends the stream: with a stream error when se is set, else
+// with </stream:stream>. Safe to call more than once, from any goroutine.
+func (s *inStream) closeStream(se *stream.Error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
+	if se != nil {
+		wire.WriteError(s.conn, *se)
+	} else {
+		wire.WriteClose(s.conn)
+	}
+	s.conn.Close()
+	s.cancel()
+}
+
+// fail sends a stream error and closes; reason goes to the log.
+func (s *inStream) fail(cond stream.Error, text string) error {
+	se := cond
+	if text != "" {
+		se = withText(cond, text)
+	}
+	s.closeStream(&se)
+	return fmt.Errorf("%s: %s", cond.Err, text)
+}
+
+func withText(e stream.Error, text string) stream.Error {
+	e.Text = append(e.Text[:0:0], struct {
+		Lang  string
+		Value string
+	}{Value: text})
+	return e
+}
+
+func (s *inStream) serve() {
+	m := s.m
+	err := s.run()
+	s.cancel()
+	s.wmu.Lock()
+	s.closed = true
+	s.conn.Close()
+	s.wmu.Unlock()
+	m.mu.Lock()
+	delete(m.in, s)
+	m.mu.Unlock()
+	for _, info := range s.infos() {
+		m.observe(Event{Kind: LinkDown, Link: info, Err: err})
+		m.log.Info("s2s: link down", "direction", "in", "local", info.Local, "remote", info.Remote, "reason", reason(err))
+	}
+	if err != nil && s.pairs.Len() == 0 {
+		m.log.Info("s2s: incoming stream ended before authentication",
+			"peer", s.peer, "addr", s.conn.RemoteAddr().String(), "reason", err)
+	}
+}
+
+// run negotiates and reads the stream until it ends.
+func (s *inStream) run() error {
+	m := s.m
+	s.conn.SetReadDeadline(time.Now().Add(m.cfg.NegotiationTimeout))
+	secured := false
+	for {
+		st := m.settings()
+		r := wire.NewReader(s.conn, m.limits)
+		h, err := r.ReadHeader()
+		if err != nil {
+			return s.headerFailed(err)
+		}
+		if err := s.checkHeader(h, secured); err != nil {
+			return err
+		}
+		s.id = newStreamID()
+		if err := s.write(headerBytes(wire.Header{From: s.local, To: h.From, ID: s.id})); err != nil {
+			return err
+		}
+		if err := s.writeFeatures(st, secured); err != nil {
+			return err
+		}
+		restart, err := s.read(st, r, secured, h.From)
+		if err != nil || !restart {
+			return err
+		}
+		secured = true
+	}
+}
+
+func headerBytes(h wire.Header) []byte {
+	var b writerBuf
+	wire.WriteHeader(&b, h)
+	return b
+}
+
+type writerBuf []byte
+
+func (b *writerBuf) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
+
+// headerFailed answers a bad stream header. RFC 6120 §4.9.1.2: we still send
+// our own header before the error, so the peer can parse it.
+func (s *inStream) headerFailed(err error) error {
+	var se stream.Error
+	if errors.As(err, &se) {
+		s.write(headerBytes(wire.Header{ID: newStreamID()}))
+		s.closeStream(&se)
+		return err
+	}
+	if isTimeout(err) {
+		s.write(headerBytes(wire.Header{ID: newStreamID()}))
+		return s.fail(stream.ConnectionTimeout, "no stream header within the negotiation timeout")
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func (s *inStream) checkHeader(h wire.Header, secured bool) error {
+	m := s.m
+	reply := func() { s.write(headerBytes(wire.Header{From: h.To, To: h.From, ID: newStreamID()})) }
+	if h.To == "" {
+		reply()
+		return s.fail(stream.ImproperAddressing, "the stream header has no 'to'")
+	}
+	local, ok := m.isLocal(h.To)
+	if !ok {
+		reply()
+		return s.fail(stream.HostUnknown, fmt.Sprintf("%s is not served here", h.To))
+	}
+	if secured && local != s.local {
+		reply()
+		return s.fail(stream.HostUnknown, "the stream restarted for another domain")
+	}
+	s.local = local
+	if h.From != "" {
+		peer, err := domain.Normalize(h.From)
+		if err != nil {
+			reply()
+			return s.fail(stream.InvalidFrom, fmt.Sprintf("'from' is not a domain: %v", err))
+		}
+		s.peer = peer
+	}
+	return nil
+}
+
+func (s *inStream) writeFeatures(st *settings, secured bool) error {
+	var feats [][]byte
+	offer, required := st.tls.Offer()
+	if !secured && offer {
+		feats = append(feats, st.tls.Feature())
+	}
+	if secured || !required {
+		feats = append(feats, dialbackFeature)
+	}
+	var b writerBuf
+	if err := wire.WriteFeatures(&b, feats...); err != nil {
+		return err
+	}
+	return s.write(b)
+}
+
+var dialbackFeature = encode(dialback.Feature{Errors: true})
+
+var (
+	startTLSName = xml.Name{Space: starttls.NS, Local: "starttls"}
+)
+
+// read handles the elements of one stream (between two restarts). It returns
+// restart=true after a successful STARTTLS.
+func (s *inStream) read(st *settings, r *wire.Reader, secured bool, from string) (restart bool, err error) {
+	m := s.m
+	in := s.inbound(st)
+	for {
+		if m.cfg.IdleTimeout > 0 && s.authed.Load() {
+			s.conn.SetReadDeadline(time.Now().Add(m.cfg.IdleTimeout))
+		}
+		e, err := r.Next()
+		if err != nil {
+			return false, s.readFailed(err)
+		}
+		if !secured {
+			start, err := st.tls.Incoming(e.Name)
+			switch {
+			case errors.Is(err, starttls.ErrDisabled):
+				s.write([]byte(starttls.Failure))
+				s.closeStream(nil)
+				return false, err
+			case err != nil:
+				var se stream.Error
+				if !errors.As(err, &se) {
+					se = stream.PolicyViolation
+				}
+				s.closeStream(&se)
+				return false, err
+			case start:
+				return true, s.startTLS(st, r, from)
+			}
+		} else if e.Name == startTLSName {
+			return false, s.fail(stream.PolicyViolation, "STARTTLS on a stream that is already encrypted")
+		}
+
+		switch {
+		case e.Name.Space == dialback.NS:
+			if err := s.dialback(in, e); err != nil {
+				return false, err
+			}
+		case e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local):
+			if err := s.deliver(e); err != nil {
+				return false, err
+			}
+		default:
+			return false, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s xmlns='%s'> is not handled here", e.Name.Local, e.Name.Space))
+		}
+	}
+}
+
+func isStanzaName(n string) bool { return n == "message" || n == "presence" || n == "iq" }
+
+// readFailed answers a read error: our own stream error for bad input, a
+// close for the peer's close, nothing for a vanished peer.
+func (s *inStream) readFailed(err error) error {
+	var se stream.Error
+	var pe *wire.PeerError
+	switch {
+	case errors.Is(err, io.EOF):
+		s.closeStream(nil)
+		return nil
+	case errors.As(err, &pe):
+		return err
+	case errors.As(err, &se):
+		s.closeStream(&se)
+		return err
+	case isTimeout(err):
+		if s.authed.Load() {
+			s.closeStream(nil)
+			return errIdle
+		}
+		return s.fail(stream.ConnectionTimeout, "negotiation took longer than the negotiation timeout")
+	}
+	return err
+}
+
+func (s *inStream) startTLS(st *settings, r *wire.Reader, from string) error {
+	if n := r.Buffered(); n > 0 {
+		return s.fail(stream.PolicyViolation, "data after <starttls/> before TLS")
+	}
+	cfg, err := st.tls.ServerConfig(s.peer)
+	if err != nil {
+		s.write([]byte(starttls.Failure))
+		s.closeStream(nil)
+		return err
+	}
+	if err := s.write([]byte(starttls.Proceed)); err != nil {
+		return err
+	}
+	tc := tls.Server(s.conn, cfg)
+	ctx, cancel := context.WithTimeout(s.ctx, s.m.cfg.NegotiationTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.wmu.Lock()
+		s.closed = true
+		s.conn.Close()
+		s.wmu.Unlock()
+		return fmt.Errorf("TLS handshake with %s: %w", s.conn.RemoteAddr(), err)
+	}
+	s.wmu.Lock()
+	s.conn = tc
+	s.tls = tc.ConnectionState()
+	s.wmu.Unlock()
+	return nil
+}
+
+// inbound is the dialback configuration of this stream.
+func (s *inStream) inbound(st *settings) dialback.Inbound {
+	m := s.m
+	return dialback.Inbound{
+		Keys:    st.keys,
+		IsLocal: m.cfg.IsLocal,
+		Allow: func(remote string) error {
+			if d := st.policy.Decide(s.ctx, remote); !d.Allow {
+				return stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation,
+					Text: map[string]string{"": fmt.Sprintf("federation with %s is not allowed", remote)}}
+			}
+			if st.tls.Mode == starttls.RequiredTrusted {
+				// The handshake checked the header's 'from' at most; every
+				// domain claimed on the stream must be named by the
+				// certificate (piggybacked ones included).
+				if err := st.tls.VerifyPeer(remote, s.tls); err != nil {
+					return fmt.Errorf("%w: %w", stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized,
+						Text: map[string]string{"": err.Error()}}, err)
+				}
+			}
+			return nil
+		},
+		Authority: authority{m},
+		Timeout:   m.cfg.NegotiationTimeout,
+	}
+}
+
+func (s *inStream) dialback(in dialback.Inbound, e wire.Element) error {
+	el, err := decodeDialback(e)
+	if err != nil {
+		return s.fail(stream.BadFormat, err.Error())
+	}
+	switch el := el.(type) {
+	case dialback.Verify:
+		ans, err := in.Answer(el)
+		if ans == (dialback.Verify{}) {
+			s.m.log.Warn("s2s: dropped a dialback element", "err", err)
+			return nil
+		}
+		if err != nil {
+			s.m.log.Info("s2s: answered a key verification negatively", "from", el.From, "to", el.To, "err", err)
+		}
+		return s.write(encode(ans))
+	case dialback.Result:
+		// The verification asks another server: do not hold up the stream.
+		s.m.spawnAlways(func() { s.handleResult(in, el) })
+	}
+	return nil
+}
+
+func (s *inStream) handleResult(in dialback.Inbound, r dialback.Result) {
+	m := s.m
+	ans, err := in.Handle(s.ctx, s.id, &s.pairs, r)
+	if ans.Type == dialback.Request && ans.From == "" {
+		m.log.Warn("s2s: dropped a dialback element", "from", r.From, "to", r.To, "err", err)
+		return
+	}
+	if werr := s.write(encode(ans)); werr != nil {
+		return
+	}
+	if err != nil {
+		m.log.Warn("s2s: refused an incoming dialback request", "from", r.From, "to", r.To, "err", err)
+		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: r.To, Remote: r.From}, Err: err})
+		if ans.Type == dialback.Invalid {
+			// XEP-0220 §2.2.1: an invalid key ends the stream.
+			se := withText(stream.NotAuthorized, fmt.Sprintf("dialback key for %s not valid", r.From))
+			s.closeStream(&se)
+		}
+		return
+	}
+	remote, _ := domain.Normalize(r.From)
+	local, _ := domain.Normalize(r.To)
+	s.pairUp(local, remote)
+}
+
+func (s *inStream) pairUp(local, remote string) {
+	m := s.m
+	s.mu.Lock()
+	if _, ok := s.links[dialback.Pair{From: remote, To: local}]; ok {
+		s.mu.Unlock()
+		return
+	}
+	s.links[dialback.Pair{From: remote, To: local}] = &inLink{since: m.clock.Now()}
+	s.mu.Unlock()
+	if !s.authed.Swap(true) && m.cfg.IdleTimeout > 0 {
+		s.conn.SetReadDeadline(time.Now().Add(m.cfg.IdleTimeout))
+	} else if !s.authed.Load() || m.cfg.IdleTimeout <= 0 {
+		s.conn.SetReadDeadline(time.Time{})
+	}
+	// The remote domain reached us: it is up, so stop holding off our own
+	// link to it.
+	if l := m.outLinkFor(pair{local, remote}); l != nil {
+		l.endWait()
+	}
+	for _, info := range s.infos() {
+		if info.Local == local && info.Remote == remote {
+			m.log.Info("s2s: link up", "direction", "in", "local", local, "remote", remote,
+				"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
+			m.observe(Event{Kind: LinkUp, Link: info})
+		}
+	}
+}
+
+// deliver checks a stanza against the stream's authenticated pairs and hands
+// it to the host.
+func (s *inStream) deliver(e wire.Element) error {
+	m := s.m
+	if e.From == "" || e.To == "" {
+		return s.fail(stream.ImproperAddressing, "a stanza between servers needs 'from' and 'to'")
+	}
+	from, to := domainpart(e.From), domainpart(e.To)
+	if !s.pairs.Has(from, to) {
+		if s.pairs.Len() == 0 {
+			return s.fail(stream.NotAuthorized, "stanza before authentication")
+		}
+		return s.fail(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", from, to))
+	}
+	st := stanzaOf(e)
+	if lk := s.link(from, to); lk != nil {
+		lk.in.Add(1)
+	}
+	if m.cfg.Observer != nil {
+		info := s.infoOf(from, to)
+		m.observe(Event{Kind: StanzaIn, Link: info, Stanza: st, Bytes: len(e.Raw)})
+	}
+	m.cfg.Deliver(st)
+	return nil
+}
+
+func (s *inStream) link(from, to string) *inLink {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lk := s.links[dialback.Pair{From: from, To: to}]; lk != nil {
+		return lk
+	}
+	// The peer wrote the domains in another form; normalise (rare).
+	f, err1 := domain.Normalize(from)
+	t, err2 := domain.Normalize(to)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	return s.links[dialback.Pair{From: f, To: t}]
+}
+
+func (s *inStream) infoOf(from, to string) LinkInfo {
+	f, _ := domain.Normalize(from)
+	t, _ := domain.Normalize(to)
+	for _, info := range s.infos() {
+		if info.Remote == f && info.Local == t {
+			return info
+		}
+	}
+	return LinkInfo{Direction: Incoming, Local: t, Remote: f}
+}
+
+// infos describes the stream's authenticated pairs.
+func (s *inStream) infos() []LinkInfo {
+	s.wmu.Lock()
+	state := s.tls
+	s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	infos := make([]LinkInfo, 0, len(s.links))
+	for p, lk := range s.links {
+		infos = append(infos, LinkInfo{
+			Direction:   Incoming,
+			Local:       p.To,
+			Remote:      p.From,
+			TLSVersion:  state.Version,
+			CipherSuite: state.CipherSuite,
+			Auth:        AuthDialback,
+			Since:       lk.since,
+			StanzasIn:   lk.in.Load(),
+		})
+	}
+	return infos
+}
+
+// recheckPolicy closes the stream when the new policy denies one of its
+// authenticated remote domains.
+func (s *inStream) recheckPolicy(st *settings) {
+	for _, info := range s.infos() {
+		if d := st.policy.Decide(s.ctx, info.Remote); !d.Allow {
+			se := withText(stream.PolicyViolation, fmt.Sprintf("federation with %s is no longer allowed", info.Remote))
+			s.closeStream(&se)
+			return
+		}
+	}
+}

@@ -1,0 +1,475 @@
+package s2s
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// Errors returned by the Manager's methods.
+var (
+	// ErrClosed is returned by Serve and Send once Shutdown or Close began.
+	ErrClosed = errors.New("s2s: manager closed")
+	// ErrNotStanza wraps the reason Send refused bytes that are not one
+	// message, presence or iq element; such bytes are not bounced, since
+	// there is no envelope to bounce them to.
+	ErrNotStanza = errors.New("s2s: not a stanza")
+)
+
+// pair is a (local, remote) domain pair, both lower-case A-labels.
+type pair struct{ local, remote string }
+
+// Manager is the s2s layer a host server embeds: it opens, authenticates and
+// keeps outgoing links, accepts incoming streams, and moves stanzas between
+// them and the host's callbacks. Create one with New. A Manager is safe for
+// concurrent use.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	clock  clock
+	st     atomic.Pointer[settings]
+	limits wire.Limits
+
+	// ctx ends when the Manager closes; every goroutine of the Manager
+	// watches it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closing   bool
+	out       map[pair]*outLink
+	in        map[*inStream]struct{}
+	listeners map[net.Listener]struct{}
+	wg        sync.WaitGroup
+}
+
+// New returns a Manager for c. It loads the certificate and builds the
+// resolver and policy the options describe; it opens no connection.
+func New(c Config) (*Manager, error) {
+	if c.IsLocal == nil || c.Deliver == nil || c.Bounce == nil {
+		return nil, fmt.Errorf("%w: IsLocal, Deliver and Bounce are required", ErrConfig)
+	}
+	if c.S2S.DefaultPolicy == "" && c.S2S.UseStartTLS == "" {
+		return nil, fmt.Errorf("%w: S2S is the zero value; start from config.Default()", ErrConfig)
+	}
+	if c.QueueLength <= 0 {
+		c.QueueLength = DefaultQueueLength
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.NegotiationTimeout <= 0 {
+		c.NegotiationTimeout = DefaultNegotiationTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	m := &Manager{
+		cfg:       c,
+		log:       c.Logger,
+		clock:     c.clock,
+		limits:    c.limits,
+		out:       make(map[pair]*outLink),
+		in:        make(map[*inStream]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.clock == nil {
+		m.clock = realClock{}
+	}
+	if m.limits == (wire.Limits{}) {
+		m.limits = wire.DefaultLimits
+	}
+	st, err := c.newSettings(c.S2S, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.st.Store(st)
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+func (m *Manager) settings() *settings { return m.st.Load() }
+
+// Send routes a stanza to the remote domain of its 'to' attribute.
+//
+// raw must be one message, presence or iq element with 'from' naming a local
+// domain and 'to' a remote one; a top-level xmlns='jabber:client' is
+// rewritten to jabber:server. When raw is not such a stanza, Send returns an
+// error wrapping ErrNotStanza and the stanza stays the caller's. Otherwise
+// Send returns nil and the stanza is, exactly once, either written to an
+// authenticated stream or handed to the Bounce callback (possibly before Send
+// returns) — with one exception: a stanza of type 'error' that cannot be sent
+// is dropped and logged, never bounced, so that errors cannot loop.
+//
+// Send does not block on the network: the stanza waits in the link's queue
+// while the link connects. ctx is checked before the stanza is accepted.
+func (m *Manager) Send(ctx context.Context, raw []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := ParseStanza(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotStanza, err)
+	}
+	return m.SendStanza(ctx, s)
+}
+
+// SendStanza is Send for a stanza whose envelope the host already parsed (with
+// ParseStanza, or from a Deliver callback). s.Raw must be what ParseStanza
+// would accept; it is written as it is.
+func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.From == "" || s.To == "" {
+		return fmt.Errorf("%w: a stanza between servers needs both 'from' and 'to'", ErrNotStanza)
+	}
+	local, err := domain.Normalize(domainpart(s.From))
+	if err != nil {
+		return fmt.Errorf("%w: from: %w", ErrNotStanza, err)
+	}
+	remote, err := domain.Normalize(domainpart(s.To))
+	if err != nil {
+		return fmt.Errorf("%w: to: %w", ErrNotStanza, err)
+	}
+	if !m.cfg.IsLocal(local) {
+		m.bounce(s, stanza.NotAllowed, fmt.Sprintf("%s is not a local domain", local), nil)
+		return nil
+	}
+	if m.cfg.IsLocal(remote) {
+		m.bounce(s, stanza.ServiceUnavailable, fmt.Sprintf("%s is a local domain; the host routes it, not s2s", remote), nil)
+		return nil
+	}
+	st := m.settings()
+	if d := st.policy.Decide(ctx, remote); !d.Allow {
+		m.bounce(s, stanza.PolicyViolation, fmt.Sprintf("federation with %s is not allowed (%s)", remote, d), nil)
+		return nil
+	}
+	p := pair{local, remote}
+	for {
+		m.mu.Lock()
+		if m.closing {
+			m.mu.Unlock()
+			m.bounce(s, stanza.ServiceUnavailable, "the s2s service is shutting down", ErrClosed)
+			return nil
+		}
+		l := m.out[p]
+		if l == nil {
+			l = newOutLink(m, p)
+			m.out[p] = l
+		}
+		m.mu.Unlock()
+		if l.enqueue(s) {
+			return nil
+		}
+		// The link was retired between the lookup and enqueue: look again.
+	}
+}
+
+// bounce hands a stanza back to the host, or drops an error stanza.
+func (m *Manager) bounce(s Stanza, cond stanza.Condition, text string, cause error) {
+	if s.Type == "error" {
+		m.log.Warn("s2s: dropped an error stanza that could not be sent",
+			"from", s.From, "to", s.To, "id", s.ID, "condition", string(cond), "reason", text)
+		return
+	}
+	b := Bounce{Stanza: s, Condition: cond, Text: text, Err: cause}
+	m.observe(Event{Kind: Bounced, Bounce: b, Stanza: s})
+	m.cfg.Bounce(b)
+}
+
+func (m *Manager) bounceAll(q []Stanza, cond stanza.Condition, text string, cause error) {
+	for _, s := range q {
+		m.bounce(s, cond, text, cause)
+	}
+}
+
+func (m *Manager) observe(e Event) {
+	if m.cfg.Observer != nil {
+		m.cfg.Observer(e)
+	}
+}
+
+// isLocal asks the host about a domain in any form.
+func (m *Manager) isLocal(d string) (string, bool) {
+	n, err := domain.Normalize(d)
+	if err != nil {
+		return "", false
+	}
+	return n, m.cfg.IsLocal(n)
+}
+
+// Serve accepts incoming s2s streams on ln until the Manager is shut down or
+// ln fails, and returns the error (ErrClosed after Shutdown or Close). ln
+// is closed when Serve returns. Serve may be called for several listeners.
+func (m *Manager) Serve(ln net.Listener) error {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	m.listeners[ln] = struct{}{}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.listeners, ln)
+		m.mu.Unlock()
+		ln.Close()
+	}()
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			m.mu.Lock()
+			closing := m.closing
+			m.mu.Unlock()
+			if closing {
+				return ErrClosed
+			}
+			// Out of file descriptors and the like: wait and go on, as
+			// net/http does, rather than giving up the listener.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				m.log.Warn("s2s: accept failed; retrying", "err", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+				case <-m.ctx.Done():
+					return ErrClosed
+				}
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if !m.startIncoming(conn) {
+			conn.Close()
+			return ErrClosed
+		}
+	}
+}
+
+// errTemporary returns err when it says it is temporary (accept's EMFILE and
+// friends), else a value no error matches.
+func errTemporary(err error) error {
+	var t interface{ Temporary() bool }
+	if errors.As(err, &t) && t.Temporary() {
+		return err
+	}
+	return errNever
+}
+
+var errNever = errors.New("never")
+
+// Links returns the live authenticated links, outgoing and incoming, sorted
+// by direction, local and remote domain.
+func (m *Manager) Links() []LinkInfo {
+	m.mu.Lock()
+	outs := make([]*outLink, 0, len(m.out))
+	for _, l := range m.out {
+		outs = append(outs, l)
+	}
+	ins := make([]*inStream, 0, len(m.in))
+	for s := range m.in {
+		ins = append(ins, s)
+	}
+	m.mu.Unlock()
+	var links []LinkInfo
+	for _, l := range outs {
+		if info, ok := l.info(); ok {
+			links = append(links, info)
+		}
+	}
+	for _, s := range ins {
+		links = append(links, s.infos()...)
+	}
+	slices.SortFunc(links, func(a, b LinkInfo) int {
+		if a.Direction != b.Direction {
+			return int(a.Direction) - int(b.Direction)
+		}
+		if a.Local != b.Local {
+			if a.Local < b.Local {
+				return -1
+			}
+			return 1
+		}
+		if a.Remote < b.Remote {
+			return -1
+		} else if a.Remote > b.Remote {
+			return 1
+		}
+		return 0
+	})
+	return links
+}
+
+// Reload applies new options without a restart: the policy, the
+// certificate, TLS mode and ciphers, the resolver options and the dialback
+// secret take effect for new streams at once. Live links to or from a host
+// that the new policy denies are closed, and their queued stanzas bounced
+// with policy-violation. On error nothing changes.
+func (m *Manager) Reload(s config.S2S) error {
+	old := m.settings()
+	st, err := m.cfg.newSettings(s, old)
+	if err != nil {
+		return err
+	}
+	m.st.Store(st)
+	m.mu.Lock()
+	var outs []*outLink
+	for p, l := range m.out {
+		if !st.policy.Decide(m.ctx, p.remote).Allow {
+			outs = append(outs, l)
+		}
+	}
+	var ins []*inStream
+	for s := range m.in {
+		ins = append(ins, s)
+	}
+	m.mu.Unlock()
+	for _, l := range outs {
+		d := st.policy.Decide(m.ctx, l.pair.remote)
+		l.fail(stanza.PolicyViolation, fmt.Sprintf("federation with %s is no longer allowed (%s)", l.pair.remote, d), errDenied)
+	}
+	for _, s := range ins {
+		s.recheckPolicy(st)
+	}
+	return nil
+}
+
+var errDenied = errors.New("s2s: denied by policy")
+
+// Shutdown stops accepting streams and sends, lets every outgoing queue
+// drain (each stanza written or bounced), closes every stream with
+// </stream:stream>, and waits for the Manager's goroutines. When ctx ends
+// first, what is still queued is bounced, connections are closed at once, and
+// ctx's error is returned.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return m.wait(ctx)
+	}
+	m.closing = true
+	for ln := range m.listeners {
+		ln.Close()
+	}
+	outs := make([]*outLink, 0, len(m.out))
+	for _, l := range m.out {
+		outs = append(outs, l)
+	}
+	ins := make([]*inStream, 0, len(m.in))
+	for s := range m.in {
+		ins = append(ins, s)
+	}
+	m.mu.Unlock()
+
+	for _, l := range outs {
+		l.drain()
+	}
+	for _, s := range ins {
+		s.closeStream(nil)
+	}
+	err := m.wait(ctx)
+	m.cancel()
+	if err != nil {
+		// Force whatever is left: links still connecting or writing.
+		for _, l := range outs {
+			l.fail(stanza.ServiceUnavailable, "the s2s service shut down", ErrClosed)
+		}
+		m.wg.Wait()
+	}
+	return err
+}
+
+func (m *Manager) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close shuts the Manager down at once: Shutdown with an ended context.
+func (m *Manager) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := m.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// newStreamID returns an unguessable stream id; dialback's security rests on
+// it (XEP-0185 §3).
+func newStreamID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// removeOut forgets a link if it is still the one registered for its pair.
+func (m *Manager) removeOut(l *outLink) {
+	m.mu.Lock()
+	if m.out[l.pair] == l {
+		delete(m.out, l.pair)
+	}
+	m.mu.Unlock()
+}
+
+// outLinkFor returns the registered outgoing link of a pair, or nil.
+func (m *Manager) outLinkFor(p pair) *outLink {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.out[p]
+}
+
+// spawn runs f as one of the Manager's goroutines, which Shutdown waits for.
+// It refuses (false) once the Manager is closing. It takes m.mu.
+func (m *Manager) spawn(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.spawnLocked(f)
+}
+
+// spawnLocked is spawn for a caller that holds m.mu.
+func (m *Manager) spawnLocked(f func()) bool {
+	if m.closing {
+		return false
+	}
+	m.spawnAlways(f)
+	return true
+}
+
+// spawnAlways runs f as one of the Manager's goroutines even while it
+// closes. Only a goroutine of the Manager may call it, so that the wait group
+// cannot be at zero.
+func (m *Manager) spawnAlways(f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+}

@@ -1,0 +1,125 @@
+package s2s
+
+import (
+	"bytes"
+	"encoding/xml"
+	"strings"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// Stanza is one XMPP stanza as it crosses the Manager's API: the exact bytes
+// plus the envelope parsed from them once, so that neither side has to parse
+// the stanza again to route it.
+//
+// Raw is a single self-contained element whose default namespace is
+// jabber:server (it may have no xmlns attribute at all). A Stanza handed to
+// the host's callbacks is owned by the host; the Manager never changes it.
+type Stanza struct {
+	Name string // "message", "presence" or "iq"
+	From string // the from attribute, as written
+	To   string // the to attribute, as written
+	ID   string // the id attribute, as written
+	Type string // the type attribute, as written ("" when absent)
+	Raw  []byte
+}
+
+func stanzaOf(e wire.Element) Stanza {
+	return Stanza{Name: e.Name.Local, From: e.From, To: e.To, ID: e.ID, Type: e.Type, Raw: e.Raw}
+}
+
+// ParseStanza checks raw, one message, presence or iq element, and returns it
+// with its envelope. A top-level xmlns='jabber:client' (a stanza that came from
+// a client session) is rewritten to jabber:server; the bytes are otherwise
+// kept as they are. Send calls it; a host that has the bytes anyway and wants
+// to check them before queueing can call it too.
+func ParseStanza(raw []byte) (Stanza, error) {
+	e, err := wire.ParseStanza(raw)
+	if err != nil {
+		return Stanza{}, err
+	}
+	return stanzaOf(e), nil
+}
+
+// Domainpart returns the domain of a JID written as local@domain/resource,
+// without checking it.
+func domainpart(j string) string {
+	if i := strings.IndexByte(j, '/'); i >= 0 {
+		j = j[:i]
+	}
+	if i := strings.IndexByte(j, '@'); i >= 0 {
+		j = j[i+1:]
+	}
+	return j
+}
+
+// Bounce is a stanza that the Manager could not send, handed back to the host
+// with the reason. Every stanza given to Send ends either written to an
+// authenticated stream or in exactly one Bounce.
+type Bounce struct {
+	// Stanza is the stanza as the host gave it to Send.
+	Stanza Stanza
+	// Condition is the XMPP stanza error condition (RFC 6120 §8.3.3):
+	// remote-server-not-found, remote-server-timeout, policy-violation,
+	// resource-constraint or service-unavailable.
+	Condition stanza.Condition
+	// Text says why, for a person: which domain, what failed.
+	Text string
+	// Err is the underlying cause, for errors.Is/As; it may be nil.
+	Err error
+}
+
+// errorType is the RFC 6120 §8.3.2 error type that goes with a condition:
+// wait for the transient ones, cancel for the rest.
+func errorType(c stanza.Condition) stanza.ErrorType {
+	switch c {
+	case stanza.RemoteServerTimeout, stanza.ResourceConstraint:
+		return stanza.Wait
+	}
+	return stanza.Cancel
+}
+
+// Reply returns the error stanza to give back to the original sender: the
+// same kind of stanza, from and to swapped, the same id, type='error' and an
+// <error/> with the condition and text (RFC 6120 §8.3). The original payload
+// is not included. Reply returns nil for a stanza of type error, which must
+// never be answered with another error.
+func (b Bounce) Reply() []byte {
+	s := b.Stanza
+	if s.Type == "error" {
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.WriteString("<")
+	buf.WriteString(s.Name)
+	buf.WriteString(" xmlns='jabber:server'")
+	attr := func(name, value string) {
+		if value == "" {
+			return
+		}
+		buf.WriteString(" ")
+		buf.WriteString(name)
+		buf.WriteString("='")
+		xml.EscapeText(&buf, []byte(value))
+		buf.WriteString("'")
+	}
+	attr("from", s.To)
+	attr("to", s.From)
+	attr("id", s.ID)
+	buf.WriteString(" type='error'><error type='")
+	buf.WriteString(string(errorType(b.Condition)))
+	buf.WriteString("'><")
+	buf.WriteString(string(b.Condition))
+	buf.WriteString(" xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>")
+	if b.Text != "" {
+		buf.WriteString("<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>")
+		xml.EscapeText(&buf, []byte(b.Text))
+		buf.WriteString("</text>")
+	}
+	buf.WriteString("</error></")
+	buf.WriteString(s.Name)
+	buf.WriteString(">")
+	return buf.Bytes()
+}
