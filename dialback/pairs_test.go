@@ -1,0 +1,102 @@
+package dialback
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/xmpp-s2s/federation/internal/domain"
+)
+
+func TestPairs(t *testing.T) {
+	var p Pairs
+	if p.Has("a.example", "b.example") || p.Len() != 0 {
+		t.Fatal("zero Pairs is not empty")
+	}
+	if err := p.Add("A.Example.", "bücher.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add("a.example", "xn--bcher-kva.example"); err != nil {
+		t.Fatal(err)
+	}
+	if p.Len() != 1 {
+		t.Fatalf("Len = %d after adding one pair twice", p.Len())
+	}
+	for i, tc := range []struct {
+		from, to string
+		want     bool
+	}{
+		{"a.example", "xn--bcher-kva.example", true},
+		{"A.EXAMPLE", "Bücher.Example", true},
+		{"a.example.", "xn--bcher-kva.example.", true},
+		{"xn--bcher-kva.example", "a.example", false}, // the reverse direction
+		{"c.example", "xn--bcher-kva.example", false},
+		{"", "", false},
+		{"1.2.3.4", "a.example", false},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			if got := p.Has(tc.from, tc.to); got != tc.want {
+				t.Fatalf("Has(%q, %q) = %v", tc.from, tc.to, got)
+			}
+		})
+	}
+	if err := p.Add("", "a.example"); !errors.Is(err, domain.ErrInvalid) {
+		t.Fatalf("Add of empty domain: %v", err)
+	}
+	p.Remove("c.example", "a.example") // absent: no effect
+	p.Remove("A.example", "Bücher.example")
+	if p.Has("a.example", "xn--bcher-kva.example") || p.Len() != 0 {
+		t.Fatal("pair still present after Remove")
+	}
+}
+
+// Has runs for every stanza: it must not allocate for domains in normal form,
+// whether they are in the set or not.
+func TestPairsHasAllocs(t *testing.T) {
+	var p Pairs
+	for i := range 50 {
+		p.Add("s"+strconv.Itoa(i)+".example", "local.example")
+	}
+	for i, tc := range [][2]string{
+		{"s7.example", "local.example"},
+		{"nope.example", "local.example"},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			if n := testing.AllocsPerRun(100, func() { p.Has(tc[0], tc[1]) }); n != 0 {
+				t.Fatalf("Has allocates %v times", n)
+			}
+		})
+	}
+}
+
+func TestPairsConcurrent(t *testing.T) {
+	var p Pairs
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			from := "s" + strconv.Itoa(i) + ".example"
+			for range 100 {
+				p.Add(from, "local.example")
+				p.Has(from, "local.example")
+				p.Remove(from, "local.example")
+				p.Len()
+			}
+			p.Add(from, "local.example")
+		}()
+	}
+	wg.Wait()
+	if p.Len() != 8 {
+		t.Fatalf("Len = %d, want 8", p.Len())
+	}
+}
+
+func BenchmarkPairsHas(b *testing.B) {
+	var p Pairs
+	p.Add("remote.example", "local.example")
+	for b.Loop() {
+		p.Has("remote.example", "local.example")
+	}
+}
