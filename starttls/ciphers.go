@@ -277,33 +277,36 @@ func ParseCiphers(s string) (Ciphers, error) {
 	return c, nil
 }
 
+// insecureNames are the OpenSSL names of the suites crypto/tls implements
+// but lists in tls.InsecureCipherSuites, so that naming one gets that
+// reason rather than "unknown".
+var insecureNames = map[string]uint16{
+	"RC4-SHA":                   tls.TLS_RSA_WITH_RC4_128_SHA,
+	"DES-CBC3-SHA":              tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
+	"AES128-SHA":                tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+	"AES256-SHA":                tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+	"AES128-SHA256":             tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
+	"AES128-GCM-SHA256":         tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	"AES256-GCM-SHA384":         tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-ECDSA-RC4-SHA":       tls.TLS_ECDHE_ECDSA_WITH_RC4_128_SHA,
+	"ECDHE-RSA-RC4-SHA":         tls.TLS_ECDHE_RSA_WITH_RC4_128_SHA,
+	"ECDHE-RSA-DES-CBC3-SHA":    tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA,
+	"ECDHE-ECDSA-AES128-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	"ECDHE-RSA-AES128-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+}
+
 // unknownReason says why a name is not accepted, telling Go's insecure and
 // unimplemented suites apart from names that mean nothing.
 func unknownReason(name string) string {
-	for _, s := range tls.InsecureCipherSuites() {
-		if s.Name == name || ianaToOpenSSL(s.Name) == name {
-			return "Go considers this cipher suite insecure"
-		}
-	}
-	if strings.HasPrefix(name, "TLS_") {
+	switch {
+	case insecureNames[name] != 0:
+		return "Go considers this cipher suite insecure"
+	case strings.HasPrefix(name, "TLS_"):
 		return "use the OpenSSL spelling of TLS 1.2 suites, e.g. ECDHE-RSA-AES128-GCM-SHA256"
-	}
-	if strings.Contains(name, "-") {
+	case strings.Contains(name, "-"):
 		return "not a cipher suite Go implements"
 	}
 	return "unknown cipher string token"
-}
-
-// ianaToOpenSSL gives the OpenSSL spelling of some of Go's insecure suites,
-// enough to recognise them in a cipher string.
-func ianaToOpenSSL(iana string) string {
-	r := strings.NewReplacer(
-		"TLS_", "", "_WITH", "", "ECDHE_RSA_", "ECDHE-RSA-", "ECDHE_ECDSA_", "ECDHE-ECDSA-",
-		"RSA_", "", "AES_128_CBC_", "AES128-", "AES_256_CBC_", "AES256-",
-		"AES_128_GCM_", "AES128-GCM-", "AES_256_GCM_", "AES256-GCM-",
-		"3DES_EDE_CBC_", "DES-CBC3-", "RC4_128_", "RC4-",
-	)
-	return r.Replace(iana)
 }
 
 // String returns a cipher string that ParseCiphers reads back as c.

@@ -3,6 +3,7 @@ package starttls
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors of the STARTTLS negotiation. Each says what the Manager should do;
@@ -45,10 +46,13 @@ type VerifyError struct {
 }
 
 func (e *VerifyError) Error() string {
+	// The reasons are this package's sentinels; drop their prefix so that
+	// the text reads "starttls: peer x: certificate not trusted: …".
+	reason := strings.TrimPrefix(e.Err.Error(), "starttls: ")
 	if e.Domain == "" {
-		return fmt.Sprintf("starttls: peer certificate: %v", e.Err)
+		return "starttls: peer: " + reason
 	}
-	return fmt.Sprintf("starttls: certificate of %s: %v", e.Domain, e.Err)
+	return fmt.Sprintf("starttls: peer %s: %s", e.Domain, reason)
 }
 
 // Unwrap returns Err.
