@@ -94,7 +94,7 @@ func FuzzParseFeature(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		d, st, ok := firstStart(`<starttls xmlns='`+NS+`'>`+body)
+		d, st, ok := firstStart(`<starttls xmlns='` + NS + `'>` + body)
 		if !ok {
 			return
 		}
