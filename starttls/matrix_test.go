@@ -72,9 +72,8 @@ var modes = []Mode{False, Optional, Required, RequiredTrusted}
 func TestMatrix(t *testing.T) {
 	f := newFixture(t)
 	type want struct {
-		tls      bool
-		out, in  error // nil: linked
-		outOther bool  // out fails, by the receiver's refusal rather than a sentinel
+		tls     bool
+		out, in error // nil: linked
 	}
 	plain, secure := want{}, want{tls: true}
 	// wants[out][in]
@@ -350,5 +349,18 @@ func TestDirectTLS(t *testing.T) {
 	c.Read(make([]byte, 1))
 	if err := <-got; err != nil {
 		t.Fatalf("server: %v", err)
+	}
+}
+
+// TestClientAuthOnlyServer: a server we dial must hold a certificate for
+// serverAuth; the reverse leniency (serverAuth accepted from a peer dialing
+// us) is the "serverAuth only" case of certCases.
+func TestClientAuthOnlyServer(t *testing.T) {
+	f := newFixture(t)
+	clientOnly := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainB}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	o, _ := runLink(t, peer{cfg: f.config(RequiredTrusted, f.a), from: domainA}, peer{cfg: f.config(Optional, clientOnly)}, domainB)
+	var inv x509.CertificateInvalidError
+	if !errors.Is(o.err, ErrUntrusted) || !errors.As(o.err, &inv) || inv.Reason != x509.IncompatibleUsage {
+		t.Fatalf("outgoing to a clientAuth-only server: %v, want incompatible usage", o.err)
 	}
 }
