@@ -149,7 +149,9 @@ var oldVersions = map[string]bool{"SSLv2": true, "SSLv3": true, "TLSv1": true, "
 // listed set the TLS 1.2 suites (none listed: Go's defaults). A token
 // prefixed with '-' removes what it names from what came before; one
 // prefixed with '!' removes it for good, so later tokens cannot add it back.
-// "!TLSv1.3" and "-TLSv1.2" remove versions.
+// A list whose first suite (or version) token is an exclusion starts from
+// all suites (or both versions), so "!aNULL:!SHA1" and "!TLSv1.3" mean what
+// they say. DEFAULT, ALL and HIGH are every suite crypto/tls deems secure.
 //
 // Anything Go cannot honour is an error that names the token: unknown names,
 // suites Go considers insecure or does not implement, TLS 1.3 suite names
@@ -162,11 +164,10 @@ func ParseCiphers(s string) (Ciphers, error) {
 		return Ciphers{}, fmt.Errorf("%w: %q is empty", ErrCiphers, s)
 	}
 	var (
-		vers      = map[uint16]bool{}
+		vers      map[uint16]bool // nil until a version token is seen
 		banVers   = map[uint16]bool{}
 		suites    []uint16
 		banSuites = map[uint16]bool{}
-		namedVers bool // a version token was listed
 		named     bool // a suite or group token was listed
 		positive  bool // a suite or group was listed without '!' or '-'
 	)
@@ -189,9 +190,16 @@ func ParseCiphers(s string) (Ciphers, error) {
 			return Ciphers{}, fmt.Errorf("%w: %q: Go does not let TLS 1.3 cipher suites be chosen", ErrCiphers, tok)
 		}
 		if v, ok := versions[name]; ok {
+			if vers == nil {
+				// As with suites: a list that starts by excluding works
+				// on the default, one that starts by including on nothing.
+				vers = map[uint16]bool{}
+				if op != 0 {
+					vers[tls.VersionTLS12], vers[tls.VersionTLS13] = true, true
+				}
+			}
 			switch op {
 			case 0:
-				namedVers = true
 				if !banVers[v] {
 					vers[v] = true
 				}
@@ -240,16 +248,8 @@ func ParseCiphers(s string) (Ciphers, error) {
 	}
 
 	var c Ciphers
-	if !namedVers && len(banVers) == 0 {
+	if vers == nil {
 		vers = map[uint16]bool{tls.VersionTLS12: true, tls.VersionTLS13: true}
-	} else if !namedVers {
-		// Only exclusions: start from both versions and take them away.
-		vers = map[uint16]bool{}
-		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-			if !banVers[v] {
-				vers[v] = true
-			}
-		}
 	}
 	switch {
 	case vers[tls.VersionTLS12] && vers[tls.VersionTLS13]:
