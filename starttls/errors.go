@@ -45,6 +45,8 @@ type VerifyError struct {
 	Err error
 }
 
+// Error names the peer and the failed check, e.g. "starttls: peer
+// example.org: certificate not trusted: x509: …".
 func (e *VerifyError) Error() string {
 	// The reasons are this package's sentinels; drop their prefix so that
 	// the text reads "starttls: peer x: certificate not trusted: …".
