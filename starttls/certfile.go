@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -139,6 +141,27 @@ func (f *CertFile) Certificate() (*tls.Certificate, error) {
 func parseCertFile(data []byte) (*tls.Certificate, error) {
 	if bytes.Contains(data, []byte("ENCRYPTED PRIVATE KEY")) || bytes.Contains(data, []byte("Proc-Type: 4,ENCRYPTED")) {
 		return nil, errors.New("the private key is encrypted; certfile needs it unencrypted")
+	}
+	var certs, keys int
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		switch {
+		case b.Type == "CERTIFICATE":
+			certs++
+		case strings.HasSuffix(b.Type, "PRIVATE KEY"):
+			keys++
+		}
+	}
+	switch {
+	case certs == 0:
+		return nil, errors.New("no CERTIFICATE block")
+	case keys == 0:
+		return nil, errors.New("no PRIVATE KEY block")
+	case keys > 1:
+		return nil, fmt.Errorf("%d private keys; certfile holds exactly one", keys)
 	}
 	cert, err := tls.X509KeyPair(data, data)
 	if err != nil {

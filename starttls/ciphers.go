@@ -149,7 +149,9 @@ var oldVersions = map[string]bool{"SSLv2": true, "SSLv3": true, "TLSv1": true, "
 // listed set the TLS 1.2 suites (none listed: Go's defaults). A token
 // prefixed with '-' removes what it names from what came before; one
 // prefixed with '!' removes it for good, so later tokens cannot add it back.
-// "!TLSv1.3" and "-TLSv1.2" remove versions.
+// A list whose first suite (or version) token is an exclusion starts from
+// all suites (or both versions), so "!aNULL:!SHA1" and "!TLSv1.3" mean what
+// they say. DEFAULT, ALL and HIGH are every suite crypto/tls deems secure.
 //
 // Anything Go cannot honour is an error that names the token: unknown names,
 // suites Go considers insecure or does not implement, TLS 1.3 suite names
@@ -162,11 +164,10 @@ func ParseCiphers(s string) (Ciphers, error) {
 		return Ciphers{}, fmt.Errorf("%w: %q is empty", ErrCiphers, s)
 	}
 	var (
-		vers      = map[uint16]bool{}
+		vers      map[uint16]bool // nil until a version token is seen
 		banVers   = map[uint16]bool{}
 		suites    []uint16
 		banSuites = map[uint16]bool{}
-		namedVers bool // a version token was listed
 		named     bool // a suite or group token was listed
 		positive  bool // a suite or group was listed without '!' or '-'
 	)
@@ -189,9 +190,16 @@ func ParseCiphers(s string) (Ciphers, error) {
 			return Ciphers{}, fmt.Errorf("%w: %q: Go does not let TLS 1.3 cipher suites be chosen", ErrCiphers, tok)
 		}
 		if v, ok := versions[name]; ok {
+			if vers == nil {
+				// As with suites: a list that starts by excluding works
+				// on the default, one that starts by including on nothing.
+				vers = map[uint16]bool{}
+				if op != 0 {
+					vers[tls.VersionTLS12], vers[tls.VersionTLS13] = true, true
+				}
+			}
 			switch op {
 			case 0:
-				namedVers = true
 				if !banVers[v] {
 					vers[v] = true
 				}
@@ -240,16 +248,8 @@ func ParseCiphers(s string) (Ciphers, error) {
 	}
 
 	var c Ciphers
-	if !namedVers && len(banVers) == 0 {
+	if vers == nil {
 		vers = map[uint16]bool{tls.VersionTLS12: true, tls.VersionTLS13: true}
-	} else if !namedVers {
-		// Only exclusions: start from both versions and take them away.
-		vers = map[uint16]bool{}
-		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-			if !banVers[v] {
-				vers[v] = true
-			}
-		}
 	}
 	switch {
 	case vers[tls.VersionTLS12] && vers[tls.VersionTLS13]:
@@ -277,33 +277,36 @@ func ParseCiphers(s string) (Ciphers, error) {
 	return c, nil
 }
 
+// insecureNames are the OpenSSL names of the suites crypto/tls implements
+// but lists in tls.InsecureCipherSuites, so that naming one gets that
+// reason rather than "unknown".
+var insecureNames = map[string]uint16{
+	"RC4-SHA":                   tls.TLS_RSA_WITH_RC4_128_SHA,
+	"DES-CBC3-SHA":              tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
+	"AES128-SHA":                tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+	"AES256-SHA":                tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+	"AES128-SHA256":             tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
+	"AES128-GCM-SHA256":         tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	"AES256-GCM-SHA384":         tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-ECDSA-RC4-SHA":       tls.TLS_ECDHE_ECDSA_WITH_RC4_128_SHA,
+	"ECDHE-RSA-RC4-SHA":         tls.TLS_ECDHE_RSA_WITH_RC4_128_SHA,
+	"ECDHE-RSA-DES-CBC3-SHA":    tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA,
+	"ECDHE-ECDSA-AES128-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	"ECDHE-RSA-AES128-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+}
+
 // unknownReason says why a name is not accepted, telling Go's insecure and
 // unimplemented suites apart from names that mean nothing.
 func unknownReason(name string) string {
-	for _, s := range tls.InsecureCipherSuites() {
-		if s.Name == name || ianaToOpenSSL(s.Name) == name {
-			return "Go considers this cipher suite insecure"
-		}
-	}
-	if strings.HasPrefix(name, "TLS_") {
+	switch {
+	case insecureNames[name] != 0:
+		return "Go considers this cipher suite insecure"
+	case strings.HasPrefix(name, "TLS_"):
 		return "use the OpenSSL spelling of TLS 1.2 suites, e.g. ECDHE-RSA-AES128-GCM-SHA256"
-	}
-	if strings.Contains(name, "-") {
+	case strings.Contains(name, "-"):
 		return "not a cipher suite Go implements"
 	}
 	return "unknown cipher string token"
-}
-
-// ianaToOpenSSL gives the OpenSSL spelling of some of Go's insecure suites,
-// enough to recognise them in a cipher string.
-func ianaToOpenSSL(iana string) string {
-	r := strings.NewReplacer(
-		"TLS_", "", "_WITH", "", "ECDHE_RSA_", "ECDHE-RSA-", "ECDHE_ECDSA_", "ECDHE-ECDSA-",
-		"RSA_", "", "AES_128_CBC_", "AES128-", "AES_256_CBC_", "AES256-",
-		"AES_128_GCM_", "AES128-GCM-", "AES_256_GCM_", "AES256-GCM-",
-		"3DES_EDE_CBC_", "DES-CBC3-", "RC4_128_", "RC4-",
-	)
-	return r.Replace(iana)
 }
 
 // String returns a cipher string that ParseCiphers reads back as c.

@@ -35,9 +35,6 @@ type Config struct {
 	Roots *x509.CertPool
 	// Ciphers is the parsed ciphers option; the zero value is the default.
 	Ciphers Ciphers
-	// SessionCache, if set, lets outgoing handshakes resume TLS sessions
-	// (tls.NewLRUClientSessionCache). nil: full handshakes always.
-	SessionCache tls.ClientSessionCache
 	// Time returns the current time for certificate validity; nil means
 	// time.Now. Tests inject a clock here.
 	Time func() time.Time
@@ -140,7 +137,6 @@ func (c *Config) ClientConfig(remote string) (*tls.Config, error) {
 		// name as a DNS-ID only, missing SRV-ID and XmppAddr.
 		InsecureSkipVerify:   true,
 		GetClientCertificate: c.clientCert,
-		ClientSessionCache:   c.SessionCache,
 		Time:                 c.Time,
 	}
 	c.Ciphers.apply(cfg)
@@ -185,7 +181,11 @@ func (c *Config) ServerConfig(peer string) (*tls.Config, error) {
 	cfg := &tls.Config{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.Cert.Certificate() },
 		ClientAuth:     tls.RequestClientCert,
-		Time:           c.Time,
+		// Every stream gets its own tls.Config and so its own ticket keys:
+		// no ticket could ever be redeemed, so none is sent. s2s links are
+		// long-lived; a full handshake per link costs little.
+		SessionTicketsDisabled: true,
+		Time:                   c.Time,
 	}
 	c.Ciphers.apply(cfg)
 	if c.Mode == RequiredTrusted {
@@ -213,8 +213,8 @@ func (c *Config) DirectServerConfig() (*tls.Config, error) {
 }
 
 // VerifyPeer checks a finished handshake's peer certificate against the
-// domain, whatever the mode: the chain to Roots at Time, then the name
-// (VerifyName). The Manager calls it in RequiredTrusted mode for every
+// domain, whatever the mode: the chain to Roots at Time (the leaf may carry
+// the serverAuth or the clientAuth key usage), then the name (VerifyName). The Manager calls it in RequiredTrusted mode for every
 // domain an incoming stream claims that the handshake could not check (a
 // header without 'from', direct TLS, dialback piggybacking). The error is a
 // *VerifyError.

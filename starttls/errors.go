@@ -3,6 +3,7 @@ package starttls
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors of the STARTTLS negotiation. Each says what the Manager should do;
@@ -44,11 +45,16 @@ type VerifyError struct {
 	Err error
 }
 
+// Error names the peer and the failed check, e.g. "starttls: peer
+// example.org: certificate not trusted: x509: …".
 func (e *VerifyError) Error() string {
+	// The reasons are this package's sentinels; drop their prefix so that
+	// the text reads "starttls: peer x: certificate not trusted: …".
+	reason := strings.TrimPrefix(e.Err.Error(), "starttls: ")
 	if e.Domain == "" {
-		return fmt.Sprintf("starttls: peer certificate: %v", e.Err)
+		return "starttls: peer: " + reason
 	}
-	return fmt.Sprintf("starttls: certificate of %s: %v", e.Domain, e.Err)
+	return fmt.Sprintf("starttls: peer %s: %s", e.Domain, reason)
 }
 
 // Unwrap returns Err.

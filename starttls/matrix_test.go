@@ -72,9 +72,8 @@ var modes = []Mode{False, Optional, Required, RequiredTrusted}
 func TestMatrix(t *testing.T) {
 	f := newFixture(t)
 	type want struct {
-		tls      bool
-		out, in  error // nil: linked
-		outOther bool  // out fails, by the receiver's refusal rather than a sentinel
+		tls     bool
+		out, in error // nil: linked
 	}
 	plain, secure := want{}, want{tls: true}
 	// wants[out][in]
@@ -161,7 +160,7 @@ func certCases(d string) []certCase {
 		{name: "serverAuth only", opts: testcert.Options{DNSNames: []string{d}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}},
 		{name: "expired", opts: testcert.Options{DNSNames: []string{d}, NotBefore: past.Add(-time.Hour), NotAfter: past}, want: ErrUntrusted, x509: x509.CertificateInvalidError{}},
 		{name: "wrong name", opts: testcert.Options{DNSNames: []string{"c.example.net"}}, want: ErrNameMismatch},
-		{name: "wildcard too deep", opts: testcert.Options{DNSNames: []string{"*.net"}}, want: ErrNameMismatch},
+		{name: "wildcard of a TLD", opts: testcert.Options{DNSNames: []string{"*.net"}}, want: ErrNameMismatch},
 		{name: "cn ignored with san", opts: testcert.Options{CommonName: d, DNSNames: []string{"c.example.net"}}, want: ErrNameMismatch},
 		{name: "xmppaddr with localpart", opts: testcert.Options{XmppAddrs: []string{"user@" + d}}, want: ErrNameMismatch},
 		{name: "self-signed", opts: testcert.Options{DNSNames: []string{d}}, issuer: "self", want: ErrUntrusted, x509: x509.UnknownAuthorityError{}},
@@ -350,5 +349,18 @@ func TestDirectTLS(t *testing.T) {
 	c.Read(make([]byte, 1))
 	if err := <-got; err != nil {
 		t.Fatalf("server: %v", err)
+	}
+}
+
+// TestClientAuthOnlyServer: a server we dial must hold a certificate for
+// serverAuth; the reverse leniency (serverAuth accepted from a peer dialing
+// us) is the "serverAuth only" case of certCases.
+func TestClientAuthOnlyServer(t *testing.T) {
+	f := newFixture(t)
+	clientOnly := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainB}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	o, _ := runLink(t, peer{cfg: f.config(RequiredTrusted, f.a), from: domainA}, peer{cfg: f.config(Optional, clientOnly)}, domainB)
+	var inv x509.CertificateInvalidError
+	if !errors.Is(o.err, ErrUntrusted) || !errors.As(o.err, &inv) || inv.Reason != x509.IncompatibleUsage {
+		t.Fatalf("outgoing to a clientAuth-only server: %v, want incompatible usage", o.err)
 	}
 }
