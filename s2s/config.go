@@ -205,4 +205,3 @@ func (c *Config) newSettings(s config.S2S, old *settings) (*settings, error) {
 	}
 	return st, nil
 }
-

@@ -78,12 +78,12 @@ type EventKind uint8
 
 // The events an Observer receives.
 const (
-	LinkUp      EventKind = iota + 1 // a domain pair was authenticated; Link is set
-	LinkDown                         // a link ended; Link and Err (the reason, nil for a clean close) are set
-	AuthFailed                       // a stream or dialback attempt failed; Local, Remote and Err are set
-	Bounced                          // a stanza was bounced; Bounce is set
-	StanzaIn                         // a stanza was delivered to the host; Link, Stanza and Bytes are set
-	StanzaOut                        // a stanza was written to a stream; Link, Stanza and Bytes are set
+	LinkUp     EventKind = iota + 1 // a domain pair was authenticated; Link is set
+	LinkDown                        // a link ended; Link and Err (the reason, nil for a clean close) are set
+	AuthFailed                      // a stream or dialback attempt failed; Local, Remote and Err are set
+	Bounced                         // a stanza was bounced; Bounce is set
+	StanzaIn                        // a stanza was delivered to the host; Link, Stanza and Bytes are set
+	StanzaOut                       // a stanza was written to a stream; Link, Stanza and Bytes are set
 )
 
 // String returns the event's name, as the stub prints it.
