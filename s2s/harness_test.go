@@ -2,8 +2,10 @@ package s2s
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,6 +93,7 @@ func newNode(t *testing.T, ln net.Listener, domains []string, peers map[string]n
 		Deliver:     func(s Stanza) { n.delivered <- s },
 		Bounce:      func(b Bounce) { n.bounced <- b },
 		RootCAs:     testCA().Pool(),
+		Logger:      testLogger(t),
 		Certificate: starttls.StaticCert(leaf.TLS),
 		Observer: func(e Event) {
 			select {
@@ -160,4 +163,27 @@ func pairNodes(t *testing.T, aOpts, bOpts []nodeOpt) (a, b *node) {
 	a = newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)}, aOpts...)
 	b = newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, bOpts...)
 	return a, b
+}
+
+// testLogger sends the Manager's logs to the test's log, so they show when
+// a test fails or with -v, and nowhere once the test has ended.
+func testLogger(t testing.TB) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
 }
