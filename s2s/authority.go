@@ -35,9 +35,14 @@ func (a authority) Verify(ctx context.Context, v dialback.Verify) (dialback.Type
 		oc := l.conn
 		l.mu.Unlock()
 		if oc != nil {
-			return oc.ob.Verify(ctx, v, func(v dialback.Verify) error {
+			typ, err := oc.ob.Verify(ctx, v, func(v dialback.Verify) error {
 				return l.writeCtrl(oc, encode(v))
 			})
+			// The link died under the question (the peer restarted, say):
+			// ask again on a stream of its own rather than fail the peer.
+			if !errors.Is(err, dialback.ErrClosed) || ctx.Err() != nil {
+				return typ, err
+			}
 		}
 	}
 	return m.verifyOnce(ctx, p, v)

@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/resolver"
 )
 
@@ -22,8 +23,17 @@ func conditionFor(err error) stanza.Condition {
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, resolver.ErrTimeout):
 		return stanza.RemoteServerTimeout
-	case errors.Is(err, ErrAuth) && errors.As(err, &se):
+	case errors.Is(err, resolver.ErrServerFailure):
 		return stanza.RemoteServerTimeout
+	case errors.Is(err, ErrAuth) && errors.As(err, &se):
+		// A dialback error answer: transient when the peer could not
+		// reach or hear from our authoritative side, a refusal otherwise
+		// (policy-violation, not-authorized, item-not-found, ...).
+		switch se.Condition {
+		case stanza.RemoteServerTimeout, dialback.RemoteConnectionFailed, stanza.InternalServerError:
+			return stanza.RemoteServerTimeout
+		}
+		return stanza.RemoteServerNotFound
 	}
 	var te interface{ Timeout() bool }
 	if errors.As(err, &te) && te.Timeout() {

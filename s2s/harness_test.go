@@ -72,8 +72,8 @@ func newNode(t *testing.T, ln net.Listener, domains []string, peers map[string]n
 	t.Helper()
 	n := &node{
 		t: t, ln: ln, addr: addrOf(ln), domains: map[string]bool{},
-		delivered: make(chan Stanza, 1000),
-		bounced:   make(chan Bounce, 1000),
+		delivered: make(chan Stanza, 10000),
+		bounced:   make(chan Bounce, 10000),
 		events:    make(chan Event, 10000),
 	}
 	for _, d := range domains {
@@ -187,3 +187,4 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+

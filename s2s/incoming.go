@@ -299,7 +299,14 @@ func isStanzaName(n string) bool { return n == "message" || n == "presence" || n
 func (s *inStream) readFailed(err error) error {
 	var se stream.Error
 	var pe *wire.PeerError
+	s.wmu.Lock()
+	closed := s.closed
+	s.wmu.Unlock()
 	switch {
+	case closed && errors.Is(err, net.ErrClosed):
+		// We ended the stream ourselves (Shutdown, Reload, an error
+		// already sent); the reason was reported there.
+		return nil
 	case errors.Is(err, io.EOF):
 		s.closeStream(nil)
 		return nil
@@ -405,6 +412,15 @@ func (s *inStream) handleResult(in dialback.Inbound, r dialback.Result) {
 		m.log.Warn("s2s: dropped a dialback element", "from", r.From, "to", r.To, "err", err)
 		return
 	}
+	if err == nil {
+		// Register the link before the peer learns it may send, so that
+		// its first stanzas are counted and LinkUp comes before them.
+		remote, _ := domain.Normalize(r.From)
+		local, _ := domain.Normalize(r.To)
+		if !s.pairUp(local, remote) {
+			return
+		}
+	}
 	if werr := s.write(encode(ans)); werr != nil {
 		return
 	}
@@ -418,17 +434,21 @@ func (s *inStream) handleResult(in dialback.Inbound, r dialback.Result) {
 		}
 		return
 	}
-	remote, _ := domain.Normalize(r.From)
-	local, _ := domain.Normalize(r.To)
-	s.pairUp(local, remote)
 }
 
-func (s *inStream) pairUp(local, remote string) {
+// pairUp records an authenticated pair; false when the stream already ended.
+func (s *inStream) pairUp(local, remote string) bool {
 	m := s.m
+	s.wmu.Lock()
+	closed := s.closed
+	s.wmu.Unlock()
+	if closed {
+		return false
+	}
 	s.mu.Lock()
 	if _, ok := s.links[dialback.Pair{From: remote, To: local}]; ok {
 		s.mu.Unlock()
-		return
+		return true
 	}
 	s.links[dialback.Pair{From: remote, To: local}] = &inLink{since: m.clock.Now()}
 	s.mu.Unlock()
@@ -449,6 +469,7 @@ func (s *inStream) pairUp(local, remote string) {
 			m.observe(Event{Kind: LinkUp, Link: info})
 		}
 	}
+	return true
 }
 
 // deliver checks a stanza against the stream's authenticated pairs and hands

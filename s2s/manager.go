@@ -49,8 +49,15 @@ type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// stopping is set when Shutdown begins: Send bounces and no new
+	// outgoing attempt starts, but incoming streams are still served so
+	// that peers can verify the dialback keys of the links being drained.
+	stopping bool
+	// closing is set once the outgoing links are drained: listeners close
+	// and incoming streams end.
 	closing   bool
+	outWG     sync.WaitGroup // the goroutines of outgoing links
 	out       map[pair]*outLink
 	in        map[*inStream]struct{}
 	listeners map[net.Listener]struct{}
@@ -165,7 +172,7 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 	p := pair{local, remote}
 	for {
 		m.mu.Lock()
-		if m.closing {
+		if m.stopping {
 			m.mu.Unlock()
 			m.bounce(s, stanza.ServiceUnavailable, "the s2s service is shutting down", ErrClosed)
 			return nil
@@ -357,52 +364,56 @@ func (m *Manager) Reload(s config.S2S) error {
 
 var errDenied = errors.New("s2s: denied by policy")
 
-// Shutdown stops accepting streams and sends, lets every outgoing queue
-// drain (each stanza written or bounced), closes every stream with
-// </stream:stream>, and waits for the Manager's goroutines. When ctx ends
-// first, what is still queued is bounced, connections are closed at once, and
-// ctx's error is returned.
+// Shutdown stops the Manager gracefully. Send bounces from then on; every
+// outgoing queue drains (each stanza written or bounced) and its stream is
+// closed with </stream:stream>, while incoming streams are still served so
+// that peers can verify the keys of those last links; then the listeners
+// close, incoming streams are closed, and Shutdown waits for the Manager's
+// goroutines. When ctx ends first, what is still queued is bounced, every
+// connection is closed at once, and ctx's error is returned without waiting
+// further (a goroutine stuck in a host callback finishes when the callback
+// returns).
 func (m *Manager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
-	if m.closing {
-		m.mu.Unlock()
-		return m.wait(ctx)
-	}
-	m.closing = true
-	for ln := range m.listeners {
-		ln.Close()
-	}
+	m.stopping = true
 	outs := make([]*outLink, 0, len(m.out))
 	for _, l := range m.out {
 		outs = append(outs, l)
+	}
+	m.mu.Unlock()
+	for _, l := range outs {
+		l.drain()
+	}
+	err := waitGroup(ctx, &m.outWG)
+
+	m.mu.Lock()
+	m.closing = true
+	for ln := range m.listeners {
+		ln.Close()
 	}
 	ins := make([]*inStream, 0, len(m.in))
 	for s := range m.in {
 		ins = append(ins, s)
 	}
 	m.mu.Unlock()
-
-	for _, l := range outs {
-		l.drain()
-	}
 	for _, s := range ins {
 		s.closeStream(nil)
 	}
-	err := m.wait(ctx)
+	if err == nil {
+		err = waitGroup(ctx, &m.wg)
+	}
 	m.cancel()
 	if err != nil {
-		// Force whatever is left: links still connecting or writing.
 		for _, l := range outs {
 			l.fail(stanza.ServiceUnavailable, "the s2s service shut down", ErrClosed)
 		}
-		m.wg.Wait()
 	}
 	return err
 }
 
-func (m *Manager) wait(ctx context.Context) error {
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -446,26 +457,31 @@ func (m *Manager) outLinkFor(p pair) *outLink {
 	return m.out[p]
 }
 
-// spawn runs f as one of the Manager's goroutines, which Shutdown waits for.
-// It refuses (false) once the Manager is closing. It takes m.mu.
-func (m *Manager) spawn(f func()) bool {
+// spawnOut runs f, the goroutine of an outgoing link, unless the Manager is
+// stopping (false). It takes m.mu.
+func (m *Manager) spawnOut(f func()) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.spawnLocked(f)
+	return m.spawnOutLocked(f)
 }
 
-// spawnLocked is spawn for a caller that holds m.mu.
-func (m *Manager) spawnLocked(f func()) bool {
-	if m.closing {
+// spawnOutLocked is spawnOut for a caller that holds m.mu.
+func (m *Manager) spawnOutLocked(f func()) bool {
+	if m.stopping {
 		return false
 	}
-	m.spawnAlways(f)
+	m.outWG.Add(1)
+	m.spawnAlways(func() {
+		defer m.outWG.Done()
+		f()
+	})
 	return true
 }
 
-// spawnAlways runs f as one of the Manager's goroutines even while it
-// closes. Only a goroutine of the Manager may call it, so that the wait group
-// cannot be at zero.
+// spawnAlways runs f as one of the Manager's goroutines, which Shutdown
+// waits for. Only a goroutine of the Manager, or a caller holding m.mu while
+// the Manager is not closing, may call it, so that the wait group is never
+// added to after Shutdown saw it at zero.
 func (m *Manager) spawnAlways(f func()) {
 	m.wg.Add(1)
 	go func() {

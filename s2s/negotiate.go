@@ -57,6 +57,9 @@ var (
 	// ErrAuth is wrapped when the peer refused our dialback key or answered
 	// with a dialback error.
 	ErrAuth = errors.New("s2s: authentication failed")
+	// ErrPeerClosed is the reason of a link the peer closed with
+	// </stream:stream>: a clean end, not a failure.
+	ErrPeerClosed = errors.New("s2s: the peer closed the stream")
 )
 
 // dialOut resolves and connects to the remote domain of p, negotiates the
@@ -278,7 +281,7 @@ func (oc *outConn) readLoop(m *Manager) {
 	if errors.Is(err, io.EOF) {
 		// The peer closed its side; close ours (RFC 6120 §4.4).
 		wire.WriteClose(oc.conn)
-		err = fmt.Errorf("the peer closed the stream")
+		err = ErrPeerClosed
 	}
 	oc.err = err
 	close(oc.done)

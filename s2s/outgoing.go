@@ -101,7 +101,7 @@ func (l *outLink) enqueue(s Stanza) bool {
 	l.queue = append(l.queue, s)
 	l.mu.Unlock()
 	// spawn takes m.mu, which is ordered before l.mu: call it unlocked.
-	if !l.m.spawn(l.connect) {
+	if !l.m.spawnOut(l.connect) {
 		l.mu.Lock()
 		q := l.queue
 		l.queue = nil
@@ -293,11 +293,11 @@ func (l *outLink) closeUp(oc *outConn, w *wire.Writer, why error) {
 }
 
 // down tears the stream of an up link down. Stanzas still queued go to a new
-// attempt (they were never written), unless the Manager is closing.
+// attempt (they were never written), unless the Manager is stopping.
 func (l *outLink) down(oc *outConn, why error) {
 	m := l.m
 	m.mu.Lock()
-	closing := m.closing
+	stopping := m.stopping
 	l.mu.Lock()
 	if l.conn != oc {
 		l.mu.Unlock()
@@ -309,7 +309,7 @@ func (l *outLink) down(oc *outConn, why error) {
 	l.ctrl = nil
 	var bounce []Stanza
 	switch {
-	case len(l.queue) > 0 && !closing && !l.draining && m.spawnLocked(l.connect):
+	case len(l.queue) > 0 && !stopping && !l.draining && m.spawnOutLocked(l.connect):
 		l.state = stConnecting
 	case len(l.queue) > 0:
 		bounce, l.queue = l.queue, nil
@@ -331,7 +331,7 @@ func (l *outLink) down(oc *outConn, why error) {
 	info := LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote,
 		TLSVersion: oc.tls.Version, CipherSuite: oc.tls.CipherSuite, Auth: oc.auth, Since: since,
 		StanzasOut: l.outCnt.Load()}
-	if why == nil || errors.Is(why, errIdle) {
+	if why == nil || errors.Is(why, errIdle) || errors.Is(why, ErrPeerClosed) {
 		m.log.Info("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	} else {
 		m.log.Warn("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))

@@ -1,0 +1,197 @@
+package s2s
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/config"
+)
+
+func TestShutdownDrains(t *testing.T) {
+	a, b := pairNodes(t, nil, nil)
+	const n = 200
+	for i := range n {
+		a.send(fmt.Sprintf(`<message from='a.test' to='b@b.test' id='%d'/>`, i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := a.m.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Everything was written before Shutdown returned; b delivers it in
+	// order.
+	for i := range n {
+		if got := b.nextDelivered(); got.ID != fmt.Sprint(i) {
+			t.Fatalf("delivered %s, want %d", got.ID, i)
+		}
+	}
+	if len(a.bounced) != 0 {
+		t.Fatalf("%d bounced", len(a.bounced))
+	}
+	// After shutdown, Send bounces and Serve refuses.
+	a.send(msgAB)
+	if bo := a.nextBounce(); bo.Condition != stanza.ServiceUnavailable {
+		t.Fatalf("bounce %s", bo.Condition)
+	}
+	if err := a.m.Serve(listen(t)); err != ErrClosed {
+		t.Fatalf("Serve after Shutdown: %v", err)
+	}
+}
+
+func TestReloadClosesDeniedLinks(t *testing.T) {
+	a, b := pairNodes(t, nil, nil)
+	a.send(msgAB)
+	b.nextDelivered()
+	b.send(msgBA)
+	a.nextDelivered()
+	if len(a.m.Links()) != 2 {
+		t.Fatalf("links %+v", a.m.Links())
+	}
+	s := a.m.settings().s2s
+	s.HostPolicy = []config.HostPolicy{{Host: "b.test", Policy: "deny"}}
+	if err := a.m.Reload(s); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		waitEvent(t, a, LinkDown)
+	}
+	// b sees its link to a closed before it sends again; a stanza written
+	// to a stream in the moment before would be lost with it.
+	waitEvent(t, b, LinkDown)
+	waitEvent(t, b, LinkDown)
+	if l := a.m.Links(); len(l) != 0 {
+		t.Fatalf("links after reload %+v", l)
+	}
+	a.send(msgAB)
+	if bo := a.nextBounce(); bo.Condition != stanza.PolicyViolation {
+		t.Fatalf("bounce %s: %s", bo.Condition, bo.Text)
+	}
+	// b's new attempt to a is refused too.
+	b.send(msgBA)
+	if bo := b.nextBounce(); !strings.Contains(bo.Text, "policy-violation") {
+		t.Fatalf("b bounce %s: %s", bo.Condition, bo.Text)
+	}
+}
+
+func TestReloadBadConfigChangesNothing(t *testing.T) {
+	a, b := pairNodes(t, nil, nil)
+	s := a.m.settings().s2s
+	s.Ciphers = "NO-SUCH-CIPHER"
+	s.DefaultPolicy = "deny"
+	if err := a.m.Reload(s); err == nil || !strings.Contains(err.Error(), "NO-SUCH-CIPHER") {
+		t.Fatalf("Reload: %v", err)
+	}
+	a.send(msgAB)
+	b.nextDelivered()
+}
+
+// TestPeerVanishes kills b's connections while a sends: every stanza is
+// delivered, bounced, or was written before the link died (and is then lost
+// with the peer, which only XEP-0198 could tell); none is reported twice.
+func TestPeerVanishes(t *testing.T) {
+	la := listen(t)
+	lb := listen(t)
+	cl := &closingListener{Listener: lb}
+	b := newNode(t, cl, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)})
+	var mu sync.Mutex
+	written := map[string]int{}
+	progress := make(chan struct{}, 1)
+	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)},
+		withConfig(func(c *Config) {
+			c.Observer = func(e Event) {
+				if e.Kind == StanzaOut {
+					mu.Lock()
+					written[e.Stanza.ID]++
+					mu.Unlock()
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}))
+	const n = 2000
+	for i := range n {
+		a.send(fmt.Sprintf(`<message from='a.test' to='b@b.test' id='%d'><body>%s</body></message>`, i, strings.Repeat("x", 200)))
+		if i == n/2 {
+			cl.killAll()
+		}
+	}
+	bounced := map[string]int{}
+	delivered := map[string]int{}
+	deadline := time.After(wait)
+	for {
+		mu.Lock()
+		w := len(written)
+		mu.Unlock()
+		if len(bounced)+w >= n {
+			break
+		}
+		select {
+		case bo := <-a.bounced:
+			bounced[bo.Stanza.ID]++
+		case <-progress:
+		case <-deadline:
+			t.Fatalf("accounted %d written + %d bounced of %d", w, len(bounced), n)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	a.m.Shutdown(ctx)
+	b.m.Shutdown(ctx)
+	close(b.delivered)
+	for s := range b.delivered {
+		delivered[s.ID]++
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		id := fmt.Sprint(i)
+		if written[id] > 1 || bounced[id] > 1 || delivered[id] > 1 {
+			t.Fatalf("stanza %s: written %d, bounced %d, delivered %d", id, written[id], bounced[id], delivered[id])
+		}
+		if written[id]+bounced[id] != 1 {
+			t.Fatalf("stanza %s: written %d, bounced %d", id, written[id], bounced[id])
+		}
+		if delivered[id] == 1 && written[id] != 1 {
+			t.Fatalf("stanza %s delivered but not written", id)
+		}
+	}
+	t.Logf("of %d: %d delivered, %d bounced, %d lost with the peer", n, len(delivered), len(bounced), n-len(delivered)-len(bounced))
+}
+
+// closingListener remembers its connections so a test can cut them all.
+type closingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *closingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *closingListener) killAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0) // a reset, as when the process dies
+		}
+		c.Close()
+	}
+}
