@@ -200,14 +200,23 @@ func TestDialStagger(t *testing.T) {
 		target Target
 		err    error
 	}
+	// The deadline only keeps a broken Dialer from hanging the test: the
+	// hung attempt would otherwise wait forever for the second one.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	done := make(chan dialed, 1)
 	go func() {
-		conn, tg, err := d.Dial(t.Context(), []Target{{Host: "h", Addr: first}, {Host: "h", Addr: second}})
+		conn, tg, err := d.Dial(ctx, []Target{{Host: "h", Addr: first}, {Host: "h", Addr: second}})
 		done <- dialed{conn, tg, err}
 	}()
 	<-hung
-	if got := <-delays; got != 300*time.Millisecond {
-		t.Errorf("staggering delay %v, want the Dialer's 300ms", got)
+	select {
+	case got := <-delays:
+		if got != 300*time.Millisecond {
+			t.Errorf("staggering delay %v, want the Dialer's 300ms", got)
+		}
+	case res := <-done:
+		t.Fatalf("no staggered attempt while the first hung: %v", res.err)
 	}
 	tick <- time.Time{}
 	res := <-done
