@@ -55,14 +55,24 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 }
 
 func newReader(src *source, maxDepth int) *Reader {
-	dec := xml.NewDecoder(src)
-	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errBadEncoding }
-	return &Reader{
-		src: src,
-		dec: dec,
-		p:   elemParser{dec: dec, maxDepth: maxDepth},
-	}
+	r := &Reader{src: src, p: elemParser{maxDepth: maxDepth}}
+	r.newDecoder()
+	return r
 }
+
+// newDecoder gives the Reader a fresh xml.Decoder. encoding/xml keeps the
+// buffer it collected the largest text or attribute value in for good, so a
+// Reader replaces its decoder after a large element rather than let one
+// big stanza pin its size on an idle link.
+func (r *Reader) newDecoder() {
+	dec := xml.NewDecoder(r.src)
+	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errBadEncoding }
+	r.dec = dec
+	r.p.dec = dec
+}
+
+// bigElement is the size of element after which Next replaces its decoder.
+const bigElement = 16 << 10
 
 // Buffered returns the number of bytes read from the connection that Next
 // has not consumed. After a <proceed/>, anything buffered is plaintext that
@@ -298,7 +308,11 @@ func (r *Reader) next() (Element, error) {
 	if err != nil {
 		return Element{}, r.classify(err)
 	}
-	e.Raw = r.p.raw(r.src.recorded(), start.Name)
+	rec := r.src.recorded()
+	e.Raw = r.p.raw(rec, start.Name)
+	if len(rec) > bigElement {
+		r.newDecoder()
+	}
 	if e.Name.Space == NSStream && e.Name.Local == "error" {
 		return Element{}, peerError(e)
 	}

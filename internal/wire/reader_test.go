@@ -156,6 +156,9 @@ func TestNext(t *testing.T) {
 		25: {in: `<message>` + strings.Repeat("x", 281) + `</message>`, lim: Limits{MaxElementSize: 300}, end: ErrUnexpectedEOF, want: []wantElem{
 			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message>` + strings.Repeat("x", 281) + `</message>`}}},
 		36: {in: `<message>` + strings.Repeat("x", 282) + `</message>`, lim: Limits{MaxElementSize: 300}, cond: "policy-violation"},
+		37: {in: `<message>` + strings.Repeat("z", 20000) + `</message> <presence type='probe'/>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message>` + strings.Repeat("z", 20000) + `</message>`},
+			{name: xml.Name{Space: NSServer, Local: "presence"}, typ: "probe", raw: `<presence type='probe'/>`}}},
 		26: {in: `hello<message/>`, cond: "bad-format"},
 		27: {in: `<![CDATA[x]]>`, cond: "bad-format"},
 		28: {in: testHeader[21:], cond: "bad-format"},

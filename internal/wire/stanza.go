@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"mellium.im/xmpp/stream"
 )
@@ -26,23 +27,18 @@ import (
 // on a stream (errors.As with stream.Error), for logging.
 func ParseStanza(raw []byte) (Element, error) {
 	raw = bytes.TrimFunc(raw, func(r rune) bool { return r < 0x80 && isSpaceByte(byte(r)) })
-	src := newBytesSource(raw)
-	r := newReader(src, 0)
-	r.p.outer = nil
-	tok, err := r.dec.RawToken()
+	r := stanzaReaders.Get().(*Reader)
+	e, start, err := parseStanza(r, raw)
+	if err != nil || len(raw) > bigElement {
+		// The decoder's error is sticky, and its buffers keep the size
+		// of the largest input: start afresh next time.
+		r.newDecoder()
+	}
+	// Do not keep the host's bytes alive from the pool.
+	r.src.buf = nil
+	stanzaReaders.Put(r)
 	if err != nil {
-		return Element{}, badStanza(r.classify(err))
-	}
-	start, ok := tok.(xml.StartElement)
-	if !ok {
-		return Element{}, badStanza(errors.New("does not start with an element"))
-	}
-	e, err := r.p.parse(start)
-	if err != nil {
-		return Element{}, badStanza(r.classify(err))
-	}
-	if src.pos != len(raw) {
-		return Element{}, badStanza(errors.New("more than one element"))
+		return Element{}, err
 	}
 	switch e.Name.Local {
 	case "message", "presence", "iq":
@@ -68,6 +64,36 @@ func ParseStanza(raw []byte) (Element, error) {
 		return Element{}, badStanza(fmt.Errorf("stanza namespace %q", e.Name.Space))
 	}
 	return e, nil
+}
+
+// stanzaReaders keeps Readers for ParseStanza, whose xml.Decoder is the
+// costly part to allocate. A Reader is reused over new bytes by pointing
+// its source at them; its decoder holds no state between elements once an
+// element ended without error.
+var stanzaReaders = sync.Pool{New: func() any {
+	return newReader(newBytesSource(nil), 0)
+}}
+
+// parseStanza parses raw as one element with r, which is pointed at it.
+func parseStanza(r *Reader, raw []byte) (Element, xml.StartElement, error) {
+	src := r.src
+	*src = source{buf: raw, end: len(raw), stop: len(raw), mark: -1, err: io.EOF, eof: true}
+	tok, err := r.dec.RawToken()
+	if err != nil {
+		return Element{}, xml.StartElement{}, badStanza(r.classify(err))
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return Element{}, start, badStanza(errors.New("does not start with an element"))
+	}
+	e, err := r.p.parse(start)
+	if err != nil {
+		return Element{}, start, badStanza(r.classify(err))
+	}
+	if src.pos != len(raw) {
+		return Element{}, start, badStanza(errors.New("more than one element"))
+	}
+	return e, start, nil
 }
 
 func badStanza(err error) error {
