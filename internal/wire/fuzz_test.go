@@ -106,3 +106,31 @@ func reparse(t *testing.T, e Element) {
 		}
 	}
 }
+
+// FuzzFastParser holds the fast path to its contract: whatever it accepts,
+// the encoding/xml path accepts with the same name, envelope and Raw.
+func FuzzFastParser(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`<message id='a&amp;b'/>`))
+	f.Add([]byte("<message>\xc3\xa9&#xE9;&#233;</message>"))
+	f.Add([]byte(`<a xmlns:p='u'><p:b p:c='1' xml:lang='x'/></a>`))
+	outer := map[string]string{"stream": NSStream, "db": NSDialback}
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		var p fastParser
+		p.outer = outer
+		e, top, ok := p.parse(rec)
+		if !ok {
+			return
+		}
+		e.Raw = buildRaw(rec, top, p.inject, outer)
+		want, _, err := parseComplete(rec, outer, 0, true)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, encoding/xml refuses: %v", rec, err)
+		}
+		if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type || string(e.Raw) != string(want.Raw) {
+			t.Fatalf("%q:\nfast     %+v\nreference %+v", rec, e, want)
+		}
+	})
+}

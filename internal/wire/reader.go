@@ -42,10 +42,12 @@ type Reader struct {
 	src *source
 	dec *xml.Decoder
 	p   elemParser
+	f   fastParser
 
-	header     bool
-	streamName xml.Name // the header's tag, prefix form, to match the close
-	err        error
+	header      bool
+	streamName  xml.Name // the header's tag, prefix form, to match the close
+	streamQName string   // the same as written: "stream:stream"
+	err         error
 }
 
 // NewReader returns a Reader of r with the given limits.
@@ -201,6 +203,7 @@ func (r *Reader) header1(t xml.StartElement) (Header, error) {
 		return Header{}, streamErr(stream.UnsupportedVersion, "version %q is not 1.x", h.Version)
 	}
 	r.streamName = t.Name
+	r.streamQName = qname(t.Name)
 	r.p.outer = bind
 	return h, nil
 }
@@ -282,36 +285,30 @@ func (r *Reader) next() (Element, error) {
 		r.src.pos++
 	}
 	r.src.setMark()
-	tok, err := r.dec.RawToken()
+	closing, err := r.frame()
 	if err != nil {
-		return Element{}, r.classify(err)
-	}
-	var start xml.StartElement
-	switch t := tok.(type) {
-	case xml.StartElement:
-		start = t
-	case xml.EndElement:
-		if t.Name != r.streamName {
-			return Element{}, streamErr(stream.NotWellFormed, "end tag %s does not match %s", qname(t.Name), qname(r.streamName))
-		}
-		return Element{}, io.EOF
-	case xml.Comment:
-		return Element{}, streamErr(stream.RestrictedXML, "comment")
-	case xml.ProcInst:
-		return Element{}, streamErr(stream.RestrictedXML, "processing instruction")
-	case xml.Directive:
-		return Element{}, streamErr(stream.RestrictedXML, "DTD or entity declaration")
-	default:
-		return Element{}, streamErr(stream.BadFormat, "text between elements")
-	}
-	e, err := r.p.parse(start)
-	if err != nil {
-		return Element{}, r.classify(err)
+		return Element{}, err
 	}
 	rec := r.src.recorded()
-	e.Raw = r.p.raw(rec, start.Name)
-	if len(rec) > bigElement {
-		r.newDecoder()
+	if closing {
+		if name, j, ok := scanName(rec, 2); !ok || string(name) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
+			return Element{}, streamErr(stream.NotWellFormed, "end tag %q does not close the stream", rec)
+		}
+		return Element{}, io.EOF
+	}
+	r.f.outer = r.p.outer
+	e, top, ok := r.f.parse(rec)
+	if ok {
+		e.Raw = buildRaw(rec, top, r.f.inject, r.f.outer)
+	} else {
+		// Not for the fast path: encoding/xml decides.
+		e, _, err = parseComplete(rec, r.p.outer, r.p.maxDepth, true)
+		if errors.Is(err, ErrUnexpectedEOF) {
+			err = streamErr(stream.NotWellFormed, "element ended early")
+		}
+		if err != nil {
+			return Element{}, err
+		}
 	}
 	if e.Name.Space == NSStream && e.Name.Local == "error" {
 		return Element{}, peerError(e)
