@@ -205,7 +205,7 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 	}
 	prefix, local := splitName(name)
 	if isTop {
-		top.Local = string(local)
+		top.Local = internLocal(local)
 		e.Name.Local = top.Local
 		switch {
 		case prefix != nil:
@@ -227,6 +227,14 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 		}
 	}
 	return j, selfClose, true
+}
+
+// release drops the parser's references into the last input, so a pooled
+// parser does not keep the caller's bytes alive.
+func (p *fastParser) release() {
+	clear(p.stack[:cap(p.stack)])
+	clear(p.scope[:cap(p.scope)])
+	clear(p.attrs[:cap(p.attrs)])
 }
 
 func (p *fastParser) pop() {
@@ -448,4 +456,22 @@ func isXMLChar(r rune) bool {
 		r >= 0x20 && r <= 0xD7FF ||
 		r >= 0xE000 && r <= 0xFFFD ||
 		r >= 0x10000 && r <= 0x10FFFF
+}
+
+// internLocal returns the names of the elements that make up nearly all
+// traffic without allocating.
+func internLocal(b []byte) string {
+	switch string(b) {
+	case "message":
+		return "message"
+	case "presence":
+		return "presence"
+	case "iq":
+		return "iq"
+	case "result":
+		return "result"
+	case "verify":
+		return "verify"
+	}
+	return string(b)
 }

@@ -159,6 +159,20 @@ func TestNext(t *testing.T) {
 		37: {in: `<message>` + strings.Repeat("z", 20000) + `</message> <presence type='probe'/>`, end: ErrUnexpectedEOF, want: []wantElem{
 			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message>` + strings.Repeat("z", 20000) + `</message>`},
 			{name: xml.Name{Space: NSServer, Local: "presence"}, typ: "probe", raw: `<presence type='probe'/>`}}},
+		38: {in: `<message from='a&amp;b' to="c&#x40;d"/></stream:stream >`, end: io.EOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, from: "a&b", to: "c@d", raw: `<message from='a&amp;b' to="c&#x40;d"/>`}}},
+		39: {in: "<m\u00e9ssage xmlns='urn:\u00e9'><\u00fc/></m\u00e9ssage>", end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: "urn:\u00e9", Local: "m\u00e9ssage"}, raw: "<m\u00e9ssage xmlns='urn:\u00e9'><\u00fc/></m\u00e9ssage>"}}},
+		40: {in: `<message b='1'c='2'/>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message b='1'c='2'/>`}}},
+		41: {in: `</stream:features>`, cond: "not-well-formed"},
+		42: {in: `<message><!-- c`, cond: "restricted-xml"},
+		43: {in: `<message><![CDATA[x]]]></message>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message><![CDATA[x]]]></message>`}}},
+		44: {in: `<message><![CDAT></message>`, cond: "not-well-formed"},
+		45: {in: `<message to='<'/>`, cond: "not-well-formed"},
+		46: {in: `<message><a></b></message>`, cond: "not-well-formed"},
+		47: {in: `<message>]]></message>`, cond: "not-well-formed"},
 		26: {in: `hello<message/>`, cond: "bad-format"},
 		27: {in: `<![CDATA[x]]>`, cond: "bad-format"},
 		28: {in: testHeader[21:], cond: "bad-format"},

@@ -27,8 +27,10 @@ import (
 // on a stream (errors.As with stream.Error), for logging.
 func ParseStanza(raw []byte) (Element, error) {
 	raw = bytes.TrimFunc(raw, func(r rune) bool { return r < 0x80 && isSpaceByte(byte(r)) })
-	var f fastParser
+	f := fastParsers.Get().(*fastParser)
 	e, start, ok := f.parse(raw)
+	f.release()
+	fastParsers.Put(f)
 	if !ok {
 		var err error
 		if e, start, err = parseComplete(raw, nil, 0, false); err != nil {
@@ -61,6 +63,9 @@ func ParseStanza(raw []byte) (Element, error) {
 	}
 	return e, nil
 }
+
+// fastParsers keeps ParseStanza's parsers, for their slices.
+var fastParsers = sync.Pool{New: func() any { return new(fastParser) }}
 
 // oracles keeps Readers for parseComplete, whose xml.Decoder is the
 // costly part to allocate. A Reader is reused over new bytes by pointing
