@@ -35,9 +35,15 @@ var errBadEncoding = errors.New("wire: encoding other than UTF-8")
 
 // Reader reads an incoming s2s stream: the header once, then top-level
 // elements one by one. It buffers the connection itself (do not wrap the
-// connection in a bufio.Reader). A Reader is not safe for concurrent use;
-// one goroutine per stream owns it. After an error other than from
-// ReadHeader's caller misuse, every later call returns the same error.
+// connection in a bufio.Reader); its buffer starts at 4 KiB and returns to
+// that after a larger element. A Reader is not safe for concurrent use;
+// one goroutine per stream owns it. Once ReadHeader or Next has failed
+// (io.EOF included), every later call returns the same error; only
+// ErrHeaderRead and ErrNoHeader, which report misuse, leave it usable.
+//
+// A stream restart (after STARTTLS, or SASL) needs a new Reader over the
+// new connection layer; see Buffered. The zero Reader is not usable: use
+// NewReader.
 type Reader struct {
 	src *source
 	dec *xml.Decoder
@@ -107,6 +113,9 @@ func (r *Reader) ReadHeader() (Header, error) {
 		return Header{}, err
 	}
 	r.header = true
+	// Next frames and parses on its own, and its rare encoding/xml path
+	// uses pooled decoders; holding this one would cost every idle link.
+	r.dec, r.p.dec = nil, nil
 	return h, nil
 }
 
