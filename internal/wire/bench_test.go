@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"io"
+	"runtime"
 	"testing"
 )
 
@@ -66,5 +67,33 @@ func BenchmarkWriter(b *testing.B) {
 	}
 	if err := w.Flush(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkIdleReader reports the heap an idle Reader holds after its
+// header and one stanza: what every idle link pays for reading.
+func BenchmarkIdleReader(b *testing.B) {
+	const n = 1000
+	in := []byte(testHeader + benchStanza)
+	readers := make([]*Reader, n)
+	b.ReportAllocs()
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range readers {
+			r := NewReader(bytes.NewReader(in), DefaultLimits)
+			if _, err := r.ReadHeader(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := r.Next(); err != nil {
+				b.Fatal(err)
+			}
+			readers[i] = r
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/reader")
+		clear(readers)
 	}
 }

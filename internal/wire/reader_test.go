@@ -327,3 +327,26 @@ func TestBuffered(t *testing.T) {
 		})
 	}
 }
+
+// TestBufferShrinks checks that a large element does not leave its buffer
+// on the link once it has been consumed.
+func TestBufferShrinks(t *testing.T) {
+	big := `<message>` + strings.Repeat("x", 100_000) + `</message>`
+	r := NewReader(strings.NewReader(testHeader+big), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.Next()
+	if err != nil || len(e.Raw) != len(big) {
+		t.Fatalf("got %d bytes, %v", len(e.Raw), err)
+	}
+	if len(r.src.buf) < len(big) {
+		t.Fatalf("buffer of %d bytes cannot have held the element", len(r.src.buf))
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrUnexpectedEOF) {
+		t.Fatal(err)
+	}
+	if len(r.src.buf) != initialBufSize {
+		t.Fatalf("buffer stayed at %d bytes", len(r.src.buf))
+	}
+}
