@@ -7,11 +7,19 @@
 // `from` on an incoming s2s header); mellium is still used for its values,
 // stream.Error above all.
 //
-// Reading is built for the hot path: each element is parsed once, by
-// encoding/xml's RawToken with this package's own namespace tracking, and
-// handed on as Raw, a copy of the bytes received, never re-encoded. Errors
-// that the peer caused wrap a stream.Error with the condition RFC 6120 §4.9
-// names, which the caller sends with WriteError:
+// Reading is built for the hot path. Next first frames an element (finds
+// its end, enforcing the size and depth limits while bytes arrive), then
+// checks the complete bytes with a single-pass parser written for the
+// common case, and hands the element on as Raw, a copy of the bytes
+// received, never re-encoded. Anything that parser does not fully handle
+// (non-ASCII names, references in envelope attributes, every error) goes
+// to encoding/xml with namespace tracking of our own, which is the
+// reference: the fast parser may only accept what encoding/xml accepts,
+// with the same result, and a differential fuzz target holds it to that.
+// ParseStanza works the same way for stanzas the host sends.
+//
+// Errors that the peer caused wrap a stream.Error with the condition RFC
+// 6120 §4.9 names, which the caller sends with WriteError:
 //
 //	r := wire.NewReader(conn, wire.DefaultLimits)
 //	h, err := r.ReadHeader()

@@ -239,10 +239,11 @@ func (p *elemParser) resolve(prefix, defNS string) (string, error) {
 	return "", streamErr(stream.BadNamespacePrefix, "prefix %q is not declared", prefix)
 }
 
-// raw copies rec into a new slice owned by the caller, adding declarations
-// of the injected prefixes after the top-level element's name.
-func (p *elemParser) raw(rec []byte, name xml.Name) []byte {
-	if len(p.inject) == 0 {
+// buildRaw copies rec into a new slice owned by the caller, adding
+// declarations of the outer prefixes in inject after the top-level tag's
+// name (given in prefix form).
+func buildRaw(rec []byte, name xml.Name, inject []string, outer map[string]string) []byte {
+	if len(inject) == 0 {
 		return bytes.Clone(rec)
 	}
 	at := 1 + len(name.Local)
@@ -250,16 +251,16 @@ func (p *elemParser) raw(rec []byte, name xml.Name) []byte {
 		at += len(name.Space) + 1
 	}
 	n := len(rec)
-	for _, q := range p.inject {
-		n += len(q) + len(p.outer[q]) + 32
+	for _, q := range inject {
+		n += len(q) + len(outer[q]) + 32
 	}
 	out := make([]byte, 0, n)
 	out = append(out, rec[:at]...)
-	for _, q := range p.inject {
+	for _, q := range inject {
 		out = append(out, " xmlns:"...)
 		out = append(out, q...)
 		out = append(out, "='"...)
-		out = appendEscaped(out, p.outer[q])
+		out = appendEscaped(out, outer[q])
 		out = append(out, '\'')
 	}
 	return append(out, rec[at:]...)

@@ -35,17 +35,25 @@ var errBadEncoding = errors.New("wire: encoding other than UTF-8")
 
 // Reader reads an incoming s2s stream: the header once, then top-level
 // elements one by one. It buffers the connection itself (do not wrap the
-// connection in a bufio.Reader). A Reader is not safe for concurrent use;
-// one goroutine per stream owns it. After an error other than from
-// ReadHeader's caller misuse, every later call returns the same error.
+// connection in a bufio.Reader); its buffer starts at 4 KiB and returns to
+// that after a larger element. A Reader is not safe for concurrent use;
+// one goroutine per stream owns it. Once ReadHeader or Next has failed
+// (io.EOF included), every later call returns the same error; only
+// ErrHeaderRead and ErrNoHeader, which report misuse, leave it usable.
+//
+// A stream restart (after STARTTLS, or SASL) needs a new Reader over the
+// new connection layer; see Buffered. The zero Reader is not usable: use
+// NewReader.
 type Reader struct {
 	src *source
 	dec *xml.Decoder
 	p   elemParser
+	f   fastParser
 
-	header     bool
-	streamName xml.Name // the header's tag, prefix form, to match the close
-	err        error
+	header      bool
+	streamName  xml.Name // the header's tag, prefix form, to match the close
+	streamQName string   // the same as written: "stream:stream"
+	err         error
 }
 
 // NewReader returns a Reader of r with the given limits.
@@ -55,14 +63,24 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 }
 
 func newReader(src *source, maxDepth int) *Reader {
-	dec := xml.NewDecoder(src)
-	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errBadEncoding }
-	return &Reader{
-		src: src,
-		dec: dec,
-		p:   elemParser{dec: dec, maxDepth: maxDepth},
-	}
+	r := &Reader{src: src, p: elemParser{maxDepth: maxDepth}}
+	r.newDecoder()
+	return r
 }
+
+// newDecoder gives the Reader a fresh xml.Decoder. encoding/xml keeps the
+// buffer it collected the largest text or attribute value in for good, so a
+// Reader replaces its decoder after a large element rather than let one
+// big stanza pin its size on an idle link.
+func (r *Reader) newDecoder() {
+	dec := xml.NewDecoder(r.src)
+	dec.CharsetReader = func(string, io.Reader) (io.Reader, error) { return nil, errBadEncoding }
+	r.dec = dec
+	r.p.dec = dec
+}
+
+// bigElement is the size of element after which Next replaces its decoder.
+const bigElement = 16 << 10
 
 // Buffered returns the number of bytes read from the connection that Next
 // has not consumed. After a <proceed/>, anything buffered is plaintext that
@@ -95,6 +113,9 @@ func (r *Reader) ReadHeader() (Header, error) {
 		return Header{}, err
 	}
 	r.header = true
+	// Next frames and parses on its own, and its rare encoding/xml path
+	// uses pooled decoders; holding this one would cost every idle link.
+	r.dec, r.p.dec = nil, nil
 	return h, nil
 }
 
@@ -191,6 +212,7 @@ func (r *Reader) header1(t xml.StartElement) (Header, error) {
 		return Header{}, streamErr(stream.UnsupportedVersion, "version %q is not 1.x", h.Version)
 	}
 	r.streamName = t.Name
+	r.streamQName = qname(t.Name)
 	r.p.outer = bind
 	return h, nil
 }
@@ -272,33 +294,31 @@ func (r *Reader) next() (Element, error) {
 		r.src.pos++
 	}
 	r.src.setMark()
-	tok, err := r.dec.RawToken()
+	closing, err := r.frame()
 	if err != nil {
-		return Element{}, r.classify(err)
+		return Element{}, err
 	}
-	var start xml.StartElement
-	switch t := tok.(type) {
-	case xml.StartElement:
-		start = t
-	case xml.EndElement:
-		if t.Name != r.streamName {
-			return Element{}, streamErr(stream.NotWellFormed, "end tag %s does not match %s", qname(t.Name), qname(r.streamName))
+	rec := r.src.recorded()
+	if closing {
+		if name, j, ok := scanName(rec, 2); !ok || string(name) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
+			return Element{}, streamErr(stream.NotWellFormed, "end tag %q does not close the stream", rec)
 		}
 		return Element{}, io.EOF
-	case xml.Comment:
-		return Element{}, streamErr(stream.RestrictedXML, "comment")
-	case xml.ProcInst:
-		return Element{}, streamErr(stream.RestrictedXML, "processing instruction")
-	case xml.Directive:
-		return Element{}, streamErr(stream.RestrictedXML, "DTD or entity declaration")
-	default:
-		return Element{}, streamErr(stream.BadFormat, "text between elements")
 	}
-	e, err := r.p.parse(start)
-	if err != nil {
-		return Element{}, r.classify(err)
+	r.f.outer = r.p.outer
+	e, top, ok := r.f.parse(rec)
+	if ok {
+		e.Raw = buildRaw(rec, top, r.f.inject, r.f.outer)
+	} else {
+		// Not for the fast path: encoding/xml decides.
+		e, _, err = parseComplete(rec, r.p.outer, r.p.maxDepth, true)
+		if errors.Is(err, ErrUnexpectedEOF) {
+			err = streamErr(stream.NotWellFormed, "element ended early")
+		}
+		if err != nil {
+			return Element{}, err
+		}
 	}
-	e.Raw = r.p.raw(r.src.recorded(), start.Name)
 	if e.Name.Space == NSStream && e.Name.Local == "error" {
 		return Element{}, peerError(e)
 	}

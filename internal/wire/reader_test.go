@@ -156,6 +156,23 @@ func TestNext(t *testing.T) {
 		25: {in: `<message>` + strings.Repeat("x", 281) + `</message>`, lim: Limits{MaxElementSize: 300}, end: ErrUnexpectedEOF, want: []wantElem{
 			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message>` + strings.Repeat("x", 281) + `</message>`}}},
 		36: {in: `<message>` + strings.Repeat("x", 282) + `</message>`, lim: Limits{MaxElementSize: 300}, cond: "policy-violation"},
+		37: {in: `<message>` + strings.Repeat("z", 20000) + `</message> <presence type='probe'/>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message>` + strings.Repeat("z", 20000) + `</message>`},
+			{name: xml.Name{Space: NSServer, Local: "presence"}, typ: "probe", raw: `<presence type='probe'/>`}}},
+		38: {in: `<message from='a&amp;b' to="c&#x40;d"/></stream:stream >`, end: io.EOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, from: "a&b", to: "c@d", raw: `<message from='a&amp;b' to="c&#x40;d"/>`}}},
+		39: {in: "<m\u00e9ssage xmlns='urn:\u00e9'><\u00fc/></m\u00e9ssage>", end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: "urn:\u00e9", Local: "m\u00e9ssage"}, raw: "<m\u00e9ssage xmlns='urn:\u00e9'><\u00fc/></m\u00e9ssage>"}}},
+		40: {in: `<message b='1'c='2'/>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message b='1'c='2'/>`}}},
+		41: {in: `</stream:features>`, cond: "not-well-formed"},
+		42: {in: `<message><!-- c`, cond: "restricted-xml"},
+		43: {in: `<message><![CDATA[x]]]></message>`, end: ErrUnexpectedEOF, want: []wantElem{
+			{name: xml.Name{Space: NSServer, Local: "message"}, raw: `<message><![CDATA[x]]]></message>`}}},
+		44: {in: `<message><![CDAT></message>`, cond: "not-well-formed"},
+		45: {in: `<message to='<'/>`, cond: "not-well-formed"},
+		46: {in: `<message><a></b></message>`, cond: "not-well-formed"},
+		47: {in: `<message>]]></message>`, cond: "not-well-formed"},
 		26: {in: `hello<message/>`, cond: "bad-format"},
 		27: {in: `<![CDATA[x]]>`, cond: "bad-format"},
 		28: {in: testHeader[21:], cond: "bad-format"},
@@ -308,5 +325,28 @@ func TestBuffered(t *testing.T) {
 				t.Fatalf("Buffered() = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBufferShrinks checks that a large element does not leave its buffer
+// on the link once it has been consumed.
+func TestBufferShrinks(t *testing.T) {
+	big := `<message>` + strings.Repeat("x", 100_000) + `</message>`
+	r := NewReader(strings.NewReader(testHeader+big), Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.Next()
+	if err != nil || len(e.Raw) != len(big) {
+		t.Fatalf("got %d bytes, %v", len(e.Raw), err)
+	}
+	if len(r.src.buf) < len(big) {
+		t.Fatalf("buffer of %d bytes cannot have held the element", len(r.src.buf))
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrUnexpectedEOF) {
+		t.Fatal(err)
+	}
+	if len(r.src.buf) != initialBufSize {
+		t.Fatalf("buffer stayed at %d bytes", len(r.src.buf))
 	}
 }

@@ -179,3 +179,17 @@ func (s *source) fill() error {
 	s.err = io.ErrNoProgress
 	return s.err
 }
+
+// more makes at least one byte available at pos, reading if needed. It
+// returns errTooLarge when the next byte would pass the size limit.
+func (s *source) more() error {
+	for s.pos >= s.end {
+		if err := s.fill(); err != nil {
+			return err
+		}
+	}
+	if s.pos >= s.stop {
+		return errTooLarge
+	}
+	return nil
+}

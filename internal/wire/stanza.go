@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"mellium.im/xmpp/stream"
 )
@@ -26,23 +27,15 @@ import (
 // on a stream (errors.As with stream.Error), for logging.
 func ParseStanza(raw []byte) (Element, error) {
 	raw = bytes.TrimFunc(raw, func(r rune) bool { return r < 0x80 && isSpaceByte(byte(r)) })
-	src := newBytesSource(raw)
-	r := newReader(src, 0)
-	r.p.outer = nil
-	tok, err := r.dec.RawToken()
-	if err != nil {
-		return Element{}, badStanza(r.classify(err))
-	}
-	start, ok := tok.(xml.StartElement)
+	f := fastParsers.Get().(*fastParser)
+	e, start, ok := f.parse(raw)
+	f.release()
+	fastParsers.Put(f)
 	if !ok {
-		return Element{}, badStanza(errors.New("does not start with an element"))
-	}
-	e, err := r.p.parse(start)
-	if err != nil {
-		return Element{}, badStanza(r.classify(err))
-	}
-	if src.pos != len(raw) {
-		return Element{}, badStanza(errors.New("more than one element"))
+		var err error
+		if e, start, err = parseComplete(raw, nil, 0, false); err != nil {
+			return Element{}, badStanza(err)
+		}
 	}
 	switch e.Name.Local {
 	case "message", "presence", "iq":
@@ -53,13 +46,14 @@ func ParseStanza(raw []byte) (Element, error) {
 	case NSServer:
 		e.Raw = raw
 	case NSClient:
-		if start.Name.Space != "" {
+		if start.Space != "" {
 			// A prefixed stanza in jabber:client; the prefix's
 			// declaration would need rewriting instead. No server
 			// sends this.
 			return Element{}, badStanza(errors.New("prefixed jabber:client stanza"))
 		}
-		e.Raw, err = rewriteDefaultNS(raw, start.Name)
+		var err error
+		e.Raw, err = rewriteDefaultNS(raw, start)
 		if err != nil {
 			return Element{}, badStanza(err)
 		}
@@ -68,6 +62,62 @@ func ParseStanza(raw []byte) (Element, error) {
 		return Element{}, badStanza(fmt.Errorf("stanza namespace %q", e.Name.Space))
 	}
 	return e, nil
+}
+
+// fastParsers keeps ParseStanza's parsers, for their slices.
+var fastParsers = sync.Pool{New: func() any { return new(fastParser) }}
+
+// oracles keeps Readers for parseComplete, whose xml.Decoder is the
+// costly part to allocate. A Reader is reused over new bytes by pointing
+// its source at them; its decoder holds no state between elements once an
+// element ended without error.
+var oracles = sync.Pool{New: func() any {
+	return newReader(newBytesSource(nil), 0)
+}}
+
+// parseComplete parses raw, which must be exactly one element, with
+// encoding/xml: the reference the fast path is held to, and the source of
+// every error. outer holds the prefixes declared outside raw. With copyRaw,
+// the result's Raw is a self-contained copy; otherwise it is unset.
+func parseComplete(raw []byte, outer map[string]string, maxDepth int, copyRaw bool) (Element, xml.Name, error) {
+	r := oracles.Get().(*Reader)
+	r.p.outer, r.p.maxDepth = outer, maxDepth
+	e, start, err := r.parseOne(raw)
+	if err == nil && copyRaw {
+		e.Raw = buildRaw(raw, start.Name, r.p.inject, outer)
+	}
+	if err != nil || len(raw) > bigElement {
+		// The decoder's error is sticky, and its buffers keep the size
+		// of the largest input: start afresh next time.
+		r.newDecoder()
+	}
+	// Do not keep the caller's bytes alive from the pool.
+	r.src.buf = nil
+	r.p.outer = nil
+	oracles.Put(r)
+	return e, start.Name, err
+}
+
+// parseOne parses raw as one element with r, which is pointed at it.
+func (r *Reader) parseOne(raw []byte) (Element, xml.StartElement, error) {
+	src := r.src
+	*src = source{buf: raw, end: len(raw), stop: len(raw), mark: -1, err: io.EOF, eof: true}
+	tok, err := r.dec.RawToken()
+	if err != nil {
+		return Element{}, xml.StartElement{}, r.classify(err)
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return Element{}, start, errors.New("wire: does not start with an element")
+	}
+	e, err := r.p.parse(start)
+	if err != nil {
+		return Element{}, start, r.classify(err)
+	}
+	if src.pos != len(raw) {
+		return Element{}, start, errors.New("wire: more than one element")
+	}
+	return e, start, nil
 }
 
 func badStanza(err error) error {

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 )
@@ -74,4 +75,29 @@ func indexOf(in, sub []byte) int {
 		}
 	}
 	return 0
+}
+
+// TestParseStanzaConcurrent runs ParseStanza from several goroutines, good
+// and bad input interleaved, since its parsers are pooled.
+func TestParseStanzaConcurrent(t *testing.T) {
+	inputs := []string{`<message to='a@b'/>`, `<message>`, `<iq xmlns='jabber:client' id='q'/>`, `<x/>`}
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := 0; i < 200; i++ {
+				in := inputs[(g+i)%len(inputs)]
+				_, err := ParseStanza([]byte(in))
+				if (err == nil) != (in == inputs[0] || in == inputs[2]) {
+					done <- fmt.Errorf("%s: %v", in, err)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }

@@ -23,7 +23,8 @@ var writerPool = sync.Pool{New: func() any {
 // The buffer is taken on the first Write and given back on Flush, so an
 // idle link holds none. A Writer is not safe for concurrent use: the
 // goroutine that owns the link writes and flushes. After a failed write the
-// Writer keeps returning that error.
+// Writer keeps returning that error. The zero Writer is not usable: use
+// NewWriter.
 type Writer struct {
 	w    io.Writer
 	size int

@@ -1,0 +1,136 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"testing"
+
+	"mellium.im/xmpp/stream"
+)
+
+// fuzzSeeds are stream bodies that reach the interesting paths.
+var fuzzSeeds = []string{
+	`<message from='a@a.example' to='b@b.example' type='chat' id='1'><body>hi</body></message>`,
+	`<db:result from='a.example' to='b.example'>key</db:result></stream:stream>`,
+	`<message><x xmlns='urn:x'><db:y db:z='1'/></x></message><presence/>`,
+	`<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>`,
+	`<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`,
+	`<message><!-- x --></message>`,
+	`<message>&amp;&#x41;<![CDATA[<]]></message>`,
+	"  <a><b><c/></b></a>\n",
+}
+
+// FuzzReader feeds arbitrary bytes after a valid header. Whatever happens,
+// no panic, every error is one of the documented kinds, and every Raw
+// re-parses alone to the same name.
+func FuzzReader(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := NewReader(io.MultiReader(bytes.NewReader([]byte(testHeader)), bytes.NewReader(body)),
+			Limits{MaxElementSize: 4096, MaxDepth: 16})
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			e, err := r.Next()
+			if err != nil {
+				var se stream.Error
+				var pe *PeerError
+				if err != io.EOF && !errors.Is(err, ErrUnexpectedEOF) && !errors.As(err, &se) && !errors.As(err, &pe) {
+					t.Fatalf("undocumented error %v", err)
+				}
+				return
+			}
+			if int64(len(e.Raw)) > 4096+200 {
+				t.Fatalf("Raw of %d bytes passed the limit", len(e.Raw))
+			}
+			reparse(t, e)
+			if e.Name.Space == NSStream && e.Name.Local == "features" {
+				if _, err := ParseFeatures(e); err != nil {
+					t.Fatalf("features from Next did not parse: %v", err)
+				}
+			}
+		}
+	})
+}
+
+// FuzzParseStanza checks that anything accepted is a stanza in
+// jabber:server that re-parses alone, and that the envelope matches.
+func FuzzParseStanza(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`<iq xmlns='jabber:client' type='get' id='x'/>`))
+	f.Add([]byte(`<message xmlns="jabber&#58;client"><body/></message>`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e, err := ParseStanza(raw)
+		if err != nil {
+			if !errors.Is(err, ErrBadStanza) {
+				t.Fatalf("error %v does not wrap ErrBadStanza", err)
+			}
+			return
+		}
+		if e.Name.Space != NSServer {
+			t.Fatalf("accepted namespace %q", e.Name.Space)
+		}
+		reparse(t, e)
+		again, err := ParseStanza(e.Raw)
+		if err != nil {
+			t.Fatalf("Raw %q refused: %v", e.Raw, err)
+		}
+		if again.Name != e.Name || again.From != e.From || again.To != e.To || again.ID != e.ID || again.Type != e.Type {
+			t.Fatalf("envelope changed: %+v then %+v", e, again)
+		}
+	})
+}
+
+func reparse(t *testing.T, e Element) {
+	t.Helper()
+	d := xml.NewTokenDecoder(e.TokenReader())
+	tok, err := d.Token()
+	if err != nil {
+		t.Fatalf("Raw %q does not re-parse: %v", e.Raw, err)
+	}
+	if s, ok := tok.(xml.StartElement); !ok || s.Name != e.Name {
+		t.Fatalf("Raw %q re-parses to %#v, want %v", e.Raw, tok, e.Name)
+	}
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			return
+		} else if err != nil {
+			t.Fatalf("Raw %q does not re-parse: %v", e.Raw, err)
+		}
+	}
+}
+
+// FuzzFastParser holds the fast path to its contract: whatever it accepts,
+// the encoding/xml path accepts with the same name, envelope and Raw.
+func FuzzFastParser(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`<message id='a&amp;b'/>`))
+	f.Add([]byte("<message>\xc3\xa9&#xE9;&#233;</message>"))
+	f.Add([]byte(`<a xmlns:p='u'><p:b p:c='1' xml:lang='x'/></a>`))
+	outer := map[string]string{"stream": NSStream, "db": NSDialback}
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		var p fastParser
+		p.outer = outer
+		e, top, ok := p.parse(rec)
+		if !ok {
+			return
+		}
+		e.Raw = buildRaw(rec, top, p.inject, outer)
+		want, _, err := parseComplete(rec, outer, 0, true)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, encoding/xml refuses: %v", rec, err)
+		}
+		if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type || string(e.Raw) != string(want.Raw) {
+			t.Fatalf("%q:\nfast     %+v\nreference %+v", rec, e, want)
+		}
+	})
+}
