@@ -33,16 +33,27 @@ type host struct {
 	pending   []s2s.Event // read from events, not yet asked for
 }
 
-// newPair starts a stub with opts and a host wired to it; host mode is the
-// host's use_starttls, and cfg, when set, changes the host's Config last.
+// newPair starts a stub with opts and a host wired to it; mode is the host's
+// use_starttls, and cfg, when set, changes the host's Config last.
 func newPair(t *testing.T, mode string, cfg func(*s2s.Config), opts ...Option) (*host, *Server) {
+	t.Helper()
+	ln := listen(t)
+	stub := NewServer(t, stubDomain, append([]Option{WithPeer(hostDomain, ln.Addr().(*net.TCPAddr).AddrPort())}, opts...)...)
+	return newHost(t, ln, stub, mode, cfg), stub
+}
+
+func listen(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	stub := NewServer(t, stubDomain, append([]Option{WithPeer(hostDomain, ln.Addr().(*net.TCPAddr).AddrPort())}, opts...)...)
+	return ln
+}
 
+// newHost starts the host on ln, wired to stub.
+func newHost(t *testing.T, ln net.Listener, stub *Server, mode string, cfg func(*s2s.Config)) *host {
+	t.Helper()
 	h := &host{
 		t:         t,
 		delivered: make(chan s2s.Stanza, 100),
@@ -82,7 +93,7 @@ func newPair(t *testing.T, mode string, cfg func(*s2s.Config), opts ...Option) (
 			t.Errorf("host Shutdown: %v", err)
 		}
 	})
-	return h, stub
+	return h
 }
 
 func (h *host) send(raw string) {
