@@ -59,8 +59,18 @@ func TestStartTLSModes(t *testing.T) {
 			}
 			// Both directions are up once the stub saw the host's link and
 			// its own go up.
-			up := []s2s.Event{nextEvent(t, stub, s2s.LinkUp, s2s.Incoming)}
-			up = append(up, nextEvent(t, stub, s2s.LinkUp, s2s.Outgoing))
+			// (The two come in either order.)
+			up := map[s2s.Direction]s2s.Event{}
+			ctx := ctxWait(t)
+			for len(up) < 2 {
+				e, err := stub.NextEvent(ctx)
+				if err != nil {
+					t.Fatalf("stub links up: %v, want both directions", up)
+				}
+				if e.Kind == s2s.LinkUp {
+					up[e.Link.Direction] = e
+				}
+			}
 			for _, e := range up {
 				if (e.Link.TLSVersion != 0) != tc.tls || e.Link.Auth != s2s.AuthDialback || e.Link.Remote != hostDomain {
 					t.Errorf("stub link %s: tls=%s auth=%s remote=%s", e.Link.Direction, e.Link.TLS(), e.Link.Auth, e.Link.Remote)
