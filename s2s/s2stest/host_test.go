@@ -207,3 +207,20 @@ func stubSend(t *testing.T, s *Server, raw string) {
 		t.Fatalf("stub Send(%s): %v", raw, err)
 	}
 }
+
+// waitLinks reads the stub's events until it has seen one of kind in each of
+// dirs; the events it reads past are gone.
+func waitLinks(t *testing.T, s *Server, kind s2s.EventKind, dirs ...s2s.Direction) {
+	t.Helper()
+	ctx := ctxWait(t)
+	seen := map[s2s.Direction]bool{}
+	for len(seen) < len(dirs) {
+		e, err := s.NextEvent(ctx)
+		if err != nil {
+			t.Fatalf("stub saw %s for %v only, want %v", kind, seen, dirs)
+		}
+		if e.Kind == kind && slices.Contains(dirs, e.Link.Direction) {
+			seen[e.Link.Direction] = true
+		}
+	}
+}

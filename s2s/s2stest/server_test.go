@@ -224,6 +224,10 @@ func TestDrop(t *testing.T) {
 	}
 	h.nextEvent(s2s.LinkDown, s2s.Incoming)
 	h.noBounce()
+	// The stub's own Manager must have seen its links go too: until then
+	// it would verify the host's next key over its dead outgoing link, and
+	// fail it (see the package's report on authority.Verify).
+	waitLinks(t, stub, s2s.LinkDown, s2s.Outgoing, s2s.Incoming)
 
 	h.send(`<message from='alice@host.example' to='bob@remote.example' id='m2'/>`)
 	if got := next(t, stub); got.ID != "m2" {
