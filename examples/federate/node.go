@@ -33,8 +33,8 @@ func listen(name string) (*node, error) {
 		return nil, err
 	}
 	return &node{
-		name: name,
-		ln:   ln,
+		name:      name,
+		ln:        ln,
 		delivered: make(chan s2s.Stanza, 16),
 		bounced:   make(chan s2s.Bounce, 16),
 		served:    make(chan error, 1),
