@@ -96,16 +96,17 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "federate: %v\n", err)
 		return exitUsage
 	}
-	level := slog.LevelWarn
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelWarn)
 	if o.verbose {
-		level = slog.LevelInfo
+		level.Set(slog.LevelInfo)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	p := &printer{w: stdout}
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	if err := demo(ctx, o, t, p, log); err != nil {
+	if err := demo(ctx, o, t, p, log, level); err != nil {
 		fmt.Fprintf(stderr, "federate: %v\n", err)
 		return exitFailed
 	}
@@ -159,7 +160,7 @@ func setup(o options) (trust, error) {
 
 // demo starts both domains, sends a message each way and shuts down. Any
 // error says which step failed.
-func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger) (err error) {
+func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger, level *slog.LevelVar) (err error) {
 	var nodes [2]*node
 	for i, d := range o.domains {
 		n, err := listen(d)
@@ -173,6 +174,12 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger)
 	}
 	a, b := nodes[0], nodes[1]
 	defer func() {
+		// Whichever domain stops first closes streams that the other sees
+		// as "the peer closed the stream", which the Manager logs as a
+		// warning: expected here, so not shown unless -v asked for all.
+		if level.Level() > slog.LevelInfo {
+			level.Set(slog.LevelError)
+		}
 		// Shutdown gets its own bound: the demo's may be what ran out.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()
