@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/xmpp-s2s/federation/s2s"
 )
@@ -46,6 +49,9 @@ const (
 type events struct {
 	mu  sync.Mutex
 	enc *json.Encoder
+
+	// stopping is set when our own Shutdown begins; see linkDownReason.
+	stopping atomic.Bool
 }
 
 func newEvents(w io.Writer) *events {
@@ -85,14 +91,27 @@ func (e *events) observe(ev s2s.Event) {
 		e.emit(event{Event: evLinkUp, Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote,
 			TLS: l.TLS(), Cipher: l.Cipher(), Auth: l.Auth})
 	case s2s.LinkDown:
-		reason := "closed"
-		if ev.Err != nil {
-			reason = ev.Err.Error()
-		}
-		e.emit(event{Event: evLinkDown, Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote, Reason: reason})
+		e.emit(event{Event: evLinkDown, Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote,
+			Reason: linkDownReason(ev, e.stopping.Load())})
 	case s2s.AuthFailed:
 		e.emit(event{Event: evError, Op: "auth", Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote, Error: errText(ev.Err)})
 	}
+}
+
+// linkDownReason is "closed" for a clean close, else the error's text.
+//
+// The Manager's Shutdown closes an incoming stream with </stream:stream> and
+// then the connection, and its reader reports the read on that connection
+// ("use of closed network connection") as the link's end instead of a clean
+// close. While we shut down, that error is the close we asked for.
+func linkDownReason(ev s2s.Event, stopping bool) string {
+	switch {
+	case ev.Err == nil:
+		return "closed"
+	case stopping && ev.Link.Direction == s2s.Incoming && errors.Is(ev.Err, net.ErrClosed):
+		return "closed"
+	}
+	return ev.Err.Error()
 }
 
 func errText(err error) string {

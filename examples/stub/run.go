@@ -205,6 +205,7 @@ loop:
 		}
 	}
 
+	ev.stopping.Store(true)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdown)
 	defer cancel()
 	if err := m.Shutdown(sctx); err != nil {
