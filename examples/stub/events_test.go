@@ -31,7 +31,9 @@ func TestEventLines(t *testing.T) {
 			want: `{"event":"link-up","direction":"out","local":"stub.test","remote":"host.test","tls":"none","cipher":"none","auth":"dialback"}`},
 		2: {emit: func(e *events) { e.observe(s2s.Event{Kind: s2s.LinkDown, Link: out}) },
 			want: `{"event":"link-down","direction":"out","local":"stub.test","remote":"host.test","reason":"closed"}`},
-		3: {emit: func(e *events) { e.observe(s2s.Event{Kind: s2s.LinkDown, Link: out, Err: errors.New("the peer closed the stream")}) },
+		3: {emit: func(e *events) {
+			e.observe(s2s.Event{Kind: s2s.LinkDown, Link: out, Err: errors.New("the peer closed the stream")})
+		},
 			want: `{"event":"link-down","direction":"out","local":"stub.test","remote":"host.test","reason":"the peer closed the stream"}`},
 		// Our own shutdown of an incoming stream is a clean close...
 		4: {stopping: true, emit: func(e *events) { e.observe(s2s.Event{Kind: s2s.LinkDown, Link: in, Err: closedRead}) },
