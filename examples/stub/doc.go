@@ -63,5 +63,5 @@
 // (each stanza written or reported as a bounce), closes its streams and
 // exits. 2 for bad flags or a bad configuration, with the problem on stderr;
 // a configuration error is printed as file:line:column: key: message. 1 when
-// the listener fails.
+// the listen address cannot be used or the listener fails later.
 package main

@@ -23,7 +23,7 @@ import (
 // Exit codes.
 const (
 	exitOK     = 0
-	exitFailed = 1 // the listener failed
+	exitFailed = 1 // the listener could not be opened or failed
 	exitUsage  = 2 // bad flags or configuration: nothing was started
 )
 
@@ -171,7 +171,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		m.Close()
 		fmt.Fprintf(stderr, "stub: %v\n", err)
-		return exitUsage
+		return exitFailed
 	}
 	ev.emit(event{Event: evListening, Addr: ln.Addr().String(), Domains: o.domains})
 	served := make(chan error, 1)
