@@ -1,0 +1,67 @@
+// Command stub is a federation stub: a remote XMPP domain in a process of
+// its own, for test suites written in any language. It serves the given
+// domains with an s2s.Manager, answers pings, optionally echoes messages,
+// sends what it reads on stdin and reports everything on stdout as JSON.
+//
+//	go run ./examples/stub -config stub.toml -domain stub.test[,other.test] -listen 127.0.0.1:5269 [-echo]
+//
+// # Flags
+//
+//	-config FILE      the [s2s] options (MongooseIM names): a whole configuration
+//	                  with an [s2s] table, or just the section's keys; without it
+//	                  every option is at its default (plain text, dialback only)
+//	-domain D[,D…]    the local domains the stub serves (required)
+//	-listen ADDR      where to accept s2s streams; port 0 picks a free one, which
+//	                  the "listening" event reports (required)
+//	-echo             answer every message by sending it back, from and to swapped
+//	-cafile FILE      PEM roots trusted for use_starttls = "required_trusted"
+//	                  (default: the system roots)
+//	-shutdown-timeout how long a signal waits for queues to drain (default 10s)
+//	-v                log everything to stderr, not only warnings
+//
+// The system under test reaches the stub through its own address override
+// (or DNS) for the stub's domains; the stub reaches it through the address
+// option of its configuration file.
+//
+// # Behaviour
+//
+// Every stanza that arrives from an authenticated remote domain is reported.
+// An iq get or set carrying a XEP-0199 <ping xmlns='urn:xmpp:ping'/> for any
+// address of a served domain is answered with an empty result; any other iq
+// get or set is answered with service-unavailable, as RFC 6120 §8.2.3 asks
+// of every entity. With -echo each message, except those of type error, goes
+// back with its from and to attributes swapped and everything else kept.
+//
+// Each line of stdin holding one stanza (message, presence or iq; a
+// jabber:client namespace is rewritten) is sent to the remote domain of its
+// to attribute, with from naming a served domain. Blank lines are skipped.
+// When stdin ends the stub keeps serving.
+//
+// # Output
+//
+// stdout carries one JSON object per line and nothing else; logs (log/slog)
+// go to stderr. The objects, with the fields each may carry:
+//
+//	{"event":"listening","addr":"127.0.0.1:40313","domains":["stub.test"]}
+//	{"event":"stanza","from":"…","to":"…","id":"…","xml":"<message …>…</message>"}
+//	{"event":"bounce","from":"…","to":"…","id":"…","condition":"remote-server-not-found","text":"…","xml":"…"}
+//	{"event":"link-up","direction":"in","local":"stub.test","remote":"host.test","tls":"TLS1.3","cipher":"TLS_AES_128_GCM_SHA256","auth":"dialback"}
+//	{"event":"link-down","direction":"out","local":"stub.test","remote":"host.test","reason":"closed"}
+//	{"event":"error","op":"send","error":"…","xml":"…"}
+//
+// "stanza" is a stanza received; "bounce" a stanza the stub could not send,
+// with the XMPP error condition and the reason; "link-up" and "link-down"
+// one authenticated domain pair on a stream, "in" when the remote server
+// opened it ("tls" is "none" on a plain stream, and "reason" is "closed"
+// for a clean close). "error" reports a stdin line that is not a stanza (op
+// "send"), a stream that failed to authenticate (op "auth", with direction,
+// local and remote), or a listener that failed (op "serve").
+//
+// # Exit status
+//
+// 0 after SIGINT or SIGTERM: the stub stops accepting, lets its queues drain
+// (each stanza written or reported as a bounce), closes its streams and
+// exits. 2 for bad flags or a bad configuration, with the problem on stderr;
+// a configuration error is printed as file:line:column: key: message. 1 when
+// the listen address cannot be used or the listener fails later.
+package main

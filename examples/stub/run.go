@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/s2s"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the listener could not be opened or failed
+	exitUsage  = 2 // bad flags or configuration: nothing was started
+)
+
+// options are the parsed flags.
+type options struct {
+	config   string
+	domains  []string // normalised
+	listen   string
+	echo     bool
+	cafile   string
+	shutdown time.Duration
+	verbose  bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("stub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "config", "", "TOML `file` with the [s2s] options (default: every option at its default)")
+	names := fs.String("domain", "", "the local `domains` to serve, comma-separated (required)")
+	fs.StringVar(&o.listen, "listen", "", "`address` to accept s2s streams on, such as 127.0.0.1:5269 (required)")
+	fs.BoolVar(&o.echo, "echo", false, "send each message back with from and to swapped")
+	fs.StringVar(&o.cafile, "cafile", "", "PEM `file` of roots trusted for required_trusted (default: system roots)")
+	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a signal waits for queues to drain")
+	fs.BoolVar(&o.verbose, "v", false, "log everything to stderr, not only warnings")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: stub [-config file] -domain d[,d...] -listen addr [-echo] [-cafile file] [-shutdown-timeout d] [-v]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *names == "" {
+		return o, errors.New("-domain is required")
+	}
+	if o.listen == "" {
+		return o, errors.New("-listen is required")
+	}
+	if o.shutdown <= 0 {
+		return o, errors.New("-shutdown-timeout must be positive")
+	}
+	for _, n := range strings.Split(*names, ",") {
+		d, err := domain.Normalize(strings.TrimSpace(n))
+		if err != nil {
+			return o, fmt.Errorf("-domain: %w", err)
+		}
+		o.domains = append(o.domains, d)
+	}
+	return o, nil
+}
+
+// loadConfig reads the options and the trusted roots.
+func loadConfig(o options) (config.S2S, *x509.CertPool, error) {
+	s := config.Default()
+	if o.config != "" {
+		var err error
+		if s, err = config.Load(o.config); err != nil {
+			return s, nil, err
+		}
+	}
+	if o.cafile == "" {
+		return s, nil, nil
+	}
+	pem, err := os.ReadFile(o.cafile)
+	if err != nil {
+		return s, nil, fmt.Errorf("-cafile: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return s, nil, fmt.Errorf("-cafile %s: no PEM certificate in it", o.cafile)
+	}
+	return s, roots, nil
+}
+
+// run is the whole program; main only wires it to the process. It serves
+// until ctx ends (main ends it on SIGINT and SIGTERM), then shuts down
+// gracefully, and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "stub: %v\n", err)
+		return exitUsage
+	}
+	opts, roots, err := loadConfig(o)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			// Positioned as file:line:column: key: message, which editors
+			// and CI logs know how to jump to: print it bare.
+			fmt.Fprintln(stderr, ce)
+		} else {
+			fmt.Fprintf(stderr, "stub: %v\n", err)
+		}
+		return exitUsage
+	}
+	level := slog.LevelWarn
+	if o.verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	ev := newEvents(stdout)
+
+	local := make(map[string]bool, len(o.domains))
+	for _, d := range o.domains {
+		local[d] = true
+	}
+	// Deliver needs the Manager to answer; it is set before Serve starts
+	// the first stream.
+	var m *s2s.Manager
+	m, err = s2s.New(s2s.Config{
+		S2S:     opts,
+		IsLocal: func(d string) bool { return local[d] },
+		Deliver: func(s s2s.Stanza) {
+			ev.stanza(s)
+			reply, err := answer(s, o.echo)
+			if err != nil {
+				log.Warn("stub: cannot answer a stanza", "from", s.From, "to", s.To, "id", s.ID, "err", err)
+				return
+			}
+			if reply == nil {
+				return
+			}
+			// Send only queues: this does not hold up the stream that
+			// delivered s. What cannot be sent comes back as a bounce.
+			if err := m.Send(context.Background(), reply); err != nil && !errors.Is(err, s2s.ErrClosed) {
+				log.Warn("stub: cannot send an answer", "to", s.From, "id", s.ID, "err", err)
+			}
+		},
+		Bounce:   ev.bounce,
+		Observer: ev.observe,
+		Logger:   log,
+		RootCAs:  roots,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "stub: %v\n", err)
+		return exitUsage
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		m.Close()
+		fmt.Fprintf(stderr, "stub: %v\n", err)
+		return exitFailed
+	}
+	ev.emit(event{Event: evListening, Addr: ln.Addr().String(), Domains: o.domains})
+	served := make(chan error, 1)
+	go func() { served <- m.Serve(ln) }()
+
+	lines := make(chan []byte)
+	stop := make(chan struct{})
+	defer close(stop)
+	go readLines(stdin, lines, stop)
+
+	code := exitOK
+loop:
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				lines = nil // stdin ended; serve on
+				continue
+			}
+			if err := m.Send(ctx, line); err != nil {
+				ev.sendFailed(line, err)
+			}
+		case err := <-served:
+			ev.emit(event{Event: evError, Op: "serve", Error: err.Error()})
+			fmt.Fprintf(stderr, "stub: %v\n", err)
+			served = nil
+			code = exitFailed
+			break loop
+		case <-ctx.Done():
+			break loop
+		}
+	}
+
+	ev.stopping.Store(true)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdown)
+	defer cancel()
+	if err := m.Shutdown(sctx); err != nil {
+		// Whatever was still queued has been reported as bounces.
+		log.Warn("stub: queues did not drain in time", "timeout", o.shutdown, "err", err)
+	}
+	if served != nil {
+		<-served
+	}
+	return code
+}
+
+// readLines sends each non-blank line of r to lines, and closes lines at
+// the end of r. Reading stdin cannot be interrupted, so this goroutine may
+// outlive run; stop makes sure it never hands run another line after that.
+func readLines(r io.Reader, lines chan<- []byte, stop <-chan struct{}) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadBytes('\n')
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			select {
+			case lines <- line:
+			case <-stop:
+				return
+			}
+		}
+		if err != nil {
+			close(lines)
+			return
+		}
+	}
+}
