@@ -59,7 +59,8 @@ var (
 	ErrAuth = errors.New("s2s: authentication failed")
 	// ErrPeerClosed is the reason of a link the peer closed with
 	// </stream:stream>: a clean end, not a failure.
-	ErrPeerClosed = errors.New("s2s: the peer closed the stream")
+	// It matches io.EOF too.
+	ErrPeerClosed = fmt.Errorf("s2s: the peer closed the stream: %w", io.EOF)
 )
 
 // dialOut resolves and connects to the remote domain of p, negotiates the

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 
 	"github.com/xmpp-s2s/federation/s2s"
 )
@@ -17,9 +15,6 @@ import (
 type printer struct {
 	mu sync.Mutex
 	w  io.Writer
-
-	// stopping is set when the demo begins to shut the domains down.
-	stopping atomic.Bool
 }
 
 func (p *printer) printf(format string, args ...any) {
@@ -45,12 +40,10 @@ func (p *printer) observe(e s2s.Event) {
 		p.printf("link up    %s  %-3s  %s %s %s", arrow(e.Link), e.Link.Direction, e.Link.TLS(), e.Link.Cipher(), e.Link.Auth)
 	case s2s.LinkDown:
 		why := "closed"
-		// The Manager reports its own Shutdown of an incoming stream as
-		// the read error on the connection it closed ("use of closed
-		// network connection"); while the demo stops, that is the close
-		// it asked for.
-		ownClose := p.stopping.Load() && e.Link.Direction == s2s.Incoming && errors.Is(e.Err, net.ErrClosed)
-		if e.Err != nil && !ownClose {
+		switch {
+		case errors.Is(e.Err, s2s.ErrPeerClosed):
+			why = "closed by the peer"
+		case e.Err != nil:
 			why = e.Err.Error()
 		}
 		p.printf("link down  %s  %-3s  %s", arrow(e.Link), e.Link.Direction, why)

@@ -180,7 +180,6 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger,
 		if level.Level() > slog.LevelInfo {
 			level.Set(slog.LevelError)
 		}
-		p.stopping.Store(true)
 		// Shutdown gets its own bound: the demo's may be what ran out.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 		defer cancel()

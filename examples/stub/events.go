@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"sync"
-	"sync/atomic"
 
 	"github.com/xmpp-s2s/federation/s2s"
 )
@@ -49,9 +47,6 @@ const (
 type events struct {
 	mu  sync.Mutex
 	enc *json.Encoder
-
-	// stopping is set when our own Shutdown begins; see linkDownReason.
-	stopping atomic.Bool
 }
 
 func newEvents(w io.Writer) *events {
@@ -92,23 +87,16 @@ func (e *events) observe(ev s2s.Event) {
 			TLS: l.TLS(), Cipher: l.Cipher(), Auth: l.Auth})
 	case s2s.LinkDown:
 		e.emit(event{Event: evLinkDown, Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote,
-			Reason: linkDownReason(ev, e.stopping.Load())})
+			Reason: linkDownReason(ev)})
 	case s2s.AuthFailed:
 		e.emit(event{Event: evError, Op: "auth", Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote, Error: errText(ev.Err)})
 	}
 }
 
-// linkDownReason is "closed" for a clean close, else the error's text.
-//
-// The Manager's Shutdown closes an incoming stream with </stream:stream> and
-// then the connection, and its reader reports the read on that connection
-// ("use of closed network connection") as the link's end instead of a clean
-// close. While we shut down, that error is the close we asked for.
-func linkDownReason(ev s2s.Event, stopping bool) string {
-	switch {
-	case ev.Err == nil:
-		return "closed"
-	case stopping && ev.Link.Direction == s2s.Incoming && errors.Is(ev.Err, net.ErrClosed):
+// linkDownReason is "closed" for a clean close (ours or the peer's), else
+// the error's text.
+func linkDownReason(ev s2s.Event) string {
+	if ev.Err == nil || errors.Is(ev.Err, s2s.ErrPeerClosed) {
 		return "closed"
 	}
 	return ev.Err.Error()

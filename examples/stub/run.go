@@ -205,7 +205,6 @@ loop:
 		}
 	}
 
-	ev.stopping.Store(true)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdown)
 	defer cancel()
 	if err := m.Shutdown(sctx); err != nil {

@@ -128,7 +128,7 @@ func ExampleServer_SetDialback() {
 	b := <-bounced
 	fmt.Println(b.Stanza.ID, "bounced:", b.Condition)
 	// Output:
-	// m1 bounced: remote-server-timeout
+	// m1 bounced: remote-server-not-found
 }
 
 // A host checks that it gives up on a remote server that accepts TCP and

@@ -143,7 +143,7 @@ func TestDialbackDeny(t *testing.T) {
 	h.send(`<message from='alice@host.example' to='bob@remote.example' id='m1'/>`)
 	b := h.nextBounce()
 	var se stanza.Error
-	if b.Condition != stanza.RemoteServerTimeout || !errors.Is(b.Err, s2s.ErrAuth) ||
+	if b.Condition != stanza.RemoteServerNotFound || !errors.Is(b.Err, s2s.ErrAuth) ||
 		!errors.As(b.Err, &se) || se.Condition != stanza.PolicyViolation {
 		t.Errorf("host bounce %s: %s (%v)", b.Condition, b.Text, b.Err)
 	}
