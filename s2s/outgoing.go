@@ -305,8 +305,7 @@ func (l *outLink) down(oc *outConn, why error) {
 		return
 	}
 	l.conn = nil
-	ctrl := len(l.ctrl)
-	l.ctrl = nil
+	l.ctrl = nil // their Verify callers learn of the close from oc.close
 	var bounce []Stanza
 	switch {
 	case len(l.queue) > 0 && !stopping && !l.draining && m.spawnOutLocked(l.connect):
@@ -327,7 +326,6 @@ func (l *outLink) down(oc *outConn, why error) {
 	m.mu.Unlock()
 
 	oc.close(why)
-	_ = ctrl // their Verify callers learn of the close from oc.close
 	info := LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote,
 		TLSVersion: oc.tls.Version, CipherSuite: oc.tls.CipherSuite, Auth: oc.auth, Since: since,
 		StanzasOut: l.outCnt.Load()}

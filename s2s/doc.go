@@ -1,0 +1,43 @@
+// Package s2s is the server-to-server layer a Go XMPP server embeds: a
+// Manager that opens, authenticates and keeps links to remote domains,
+// accepts their streams, and moves stanzas between the network and the
+// host's callbacks.
+//
+// The host gives the Manager its [s2s] options (package config) and three
+// callbacks: IsLocal, asked on every stream so local domains may change at
+// run time; Deliver, for each stanza that arrived from an authenticated
+// remote domain; and Bounce, for each stanza that could not be sent, with an
+// XMPP error condition and a reason. The host calls Send for stanzas to
+// remote domains and Serve for each s2s listener.
+//
+// # Outgoing
+//
+// Send parses the stanza's envelope once and routes it by the domain of its
+// 'to'. The policy is asked first (a denied host is bounced with
+// policy-violation and nothing is opened). Each (local, remote) domain pair
+// has one outgoing link, created on first use: its stanzas wait in a bounded
+// queue, in order, while the link resolves the domain (package resolver),
+// connects, negotiates TLS per use_starttls (package starttls) and
+// authenticates with Server Dialback (package dialback); then the queue is
+// written in batches, one flush each. When an attempt fails, what waited is
+// bounced with remote-server-not-found or remote-server-timeout and a reason
+// naming the cause, and the next attempt waits 1 s, doubled per failure up
+// to max_retry_delay; stanzas sent meanwhile are bounced at once.
+//
+// # Incoming
+//
+// Serve reads each stream's header (its 'to' must be local), offers STARTTLS
+// per use_starttls, and answers dialback as the receiving server (asking the
+// remote authoritative server, over our own link to it when one is up) and
+// as the authoritative server. Several domain pairs may be authenticated on
+// one stream, each checked against the policy on its own. A stanza whose
+// (from, to) pair is not authenticated on its stream ends the stream with a
+// stream error; it is never delivered.
+//
+// # Streams
+//
+// The Manager negotiates s2s streams itself rather than with mellium's
+// Session (see negotiate.go for why), using mellium for JIDs, stanza and
+// stream errors. Stanzas cross the API as their exact bytes (Stanza.Raw,
+// default namespace jabber:server) with the parsed envelope.
+package s2s
