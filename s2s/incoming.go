@@ -270,6 +270,10 @@ func (s *inStream) read(st *settings, r *wire.Reader, secured bool, from string)
 				}
 				s.closeStream(&se)
 				return false, err
+			case start && s.pairs.Len() > 0:
+				// RFC 6120 §5.3.1: TLS comes before authentication; pairs
+				// authenticated in plaintext must not be carried into TLS.
+				return false, s.fail(stream.PolicyViolation, "STARTTLS after dialback")
 			case start:
 				return true, s.startTLS(st, r, from)
 			}
@@ -452,10 +456,16 @@ func (s *inStream) pairUp(local, remote string) bool {
 	}
 	s.links[dialback.Pair{From: remote, To: local}] = &inLink{since: m.clock.Now()}
 	s.mu.Unlock()
-	if !s.authed.Swap(true) && m.cfg.IdleTimeout > 0 {
-		s.conn.SetReadDeadline(time.Now().Add(m.cfg.IdleTimeout))
-	} else if !s.authed.Load() || m.cfg.IdleTimeout <= 0 {
-		s.conn.SetReadDeadline(time.Time{})
+	if !s.authed.Swap(true) {
+		// The first pair ends the negotiation timeout; from now on the
+		// stream may idle for IdleTimeout (or forever).
+		var d time.Time
+		if m.cfg.IdleTimeout > 0 {
+			d = time.Now().Add(m.cfg.IdleTimeout)
+		}
+		s.wmu.Lock()
+		s.conn.SetReadDeadline(d)
+		s.wmu.Unlock()
 	}
 	// The remote domain reached us: it is up, so stop holding off our own
 	// link to it.

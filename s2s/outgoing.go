@@ -125,9 +125,11 @@ func retryDelay(n int, limit time.Duration) time.Duration {
 // connect establishes the link; it runs in its own goroutine.
 func (l *outLink) connect() {
 	st := l.m.settings()
-	ctx, cancel := context.WithCancel(l.m.ctx)
+	ctx, cancel := l.m.ctx, context.CancelFunc(nil)
 	if t := st.s2s.Outgoing.ConnectionTimeout; t > 0 {
-		ctx, cancel = context.WithTimeout(l.m.ctx, t)
+		ctx, cancel = context.WithTimeout(ctx, t)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
 	}
 	l.mu.Lock()
 	l.cancel = cancel
