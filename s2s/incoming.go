@@ -221,7 +221,7 @@ func (s *inStream) checkHeader(h wire.Header, secured bool) error {
 		reply()
 		return s.fail(stream.HostUnknown, fmt.Sprintf("%s is not served here", h.To))
 	}
-	if secured && local != s.local {
+	if secured && s.local != "" && local != s.local { // s.local is unset on a direct TLS stream's first header
 		reply()
 		return s.fail(stream.HostUnknown, "the stream restarted for another domain")
 	}
