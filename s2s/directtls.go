@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/stream"
 
+	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/resolver"
 	"github.com/xmpp-s2s/federation/starttls"
 )
@@ -158,15 +159,22 @@ func (s *inStream) setConn(c net.Conn, state tls.ConnectionState) {
 // not known yet; with STARTTLS the header came first and the handshake
 // checked the name too. A header without 'from' leaves the check to each
 // domain dialback or SASL claims.
-func (s *inStream) checkDirectPeer(st *settings) error {
+func (s *inStream) checkDirectPeer(st *settings, h wire.Header) error {
 	if !s.direct || st.tls.Mode != starttls.RequiredTrusted || s.peer == "" {
 		return nil
 	}
 	if err := st.tls.VerifyPeer(s.peer, s.tls); err != nil {
+		s.replyHeader(h)
 		s.fail(stream.NotAuthorized, fmt.Sprintf("the certificate does not prove %s", s.peer))
 		return err
 	}
 	return nil
+}
+
+// replyHeader sends our stream header before a stream error, which RFC 6120
+// §4.9.1.2 requires when the error answers the peer's header.
+func (s *inStream) replyHeader(h wire.Header) {
+	s.write(headerBytes(wire.Header{From: h.To, To: h.From, ID: newStreamID()}))
 }
 
 // usableTargets drops direct TLS targets when use_starttls is "false".

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xmpp-s2s/federation/internal/dnstest"
 	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/resolver"
 	"github.com/xmpp-s2s/federation/starttls"
 )
@@ -300,6 +301,51 @@ func TestServeMixed(t *testing.T) {
 			}
 			if l := a.m.Links(); len(l) != 1 || l[0].TLSVersion == 0 {
 				t.Fatalf("links %+v", l)
+			}
+		})
+	}
+}
+
+// TestDirectTLSHeaderNotProven: in required_trusted the direct TLS handshake
+// checks the chain only; a 'from' the certificate does not name is then
+// refused with the stream error not-authorized, after our header.
+func TestDirectTLSHeaderNotProven(t *testing.T) {
+	for i, tc := range []struct {
+		from string
+		want string
+	}{
+		{from: "a.test", want: "not-authorized"},
+		{from: "other.test", want: ""}, // proven: the stream goes on until we close it
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			lb, ld := listen(t), listen(t)
+			b := newNode(t, lb, []string{"b.test"}, nil, withMode("required_trusted"))
+			go b.m.ServeTLS(ld)
+			leaf, err := testCA().Leaf(testcert.Options{DNSNames: []string{"other.test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := tls.Dial("tcp", ld.Addr().String(), &tls.Config{
+				ServerName: "b.test", RootCAs: testCA().Pool(), Certificates: []tls.Certificate{leaf.TLS},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(wait))
+			p := &rawPeer{t: t, conn: conn, r: wire.NewReader(conn, wire.DefaultLimits)}
+			p.write(headerString(tc.from, "b.test"))
+			if _, err := p.r.ReadHeader(); err != nil {
+				t.Fatalf("our header: %v", err)
+			}
+			if tc.want == "" {
+				if _, err := p.r.Next(); err != nil {
+					t.Fatalf("features: %v", err)
+				}
+				p.write("</stream:stream>")
+			}
+			if cond := p.streamError(); cond != tc.want {
+				t.Fatalf("stream error %q, want %q", cond, tc.want)
 			}
 		})
 	}

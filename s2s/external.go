@@ -247,9 +247,10 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 
 // checkRestartPeer refuses a stream restarted after SASL that claims
 // another origin than the one SASL authenticated.
-func (s *inStream) checkRestartPeer(prev string) error {
+func (s *inStream) checkRestartPeer(prev string, h wire.Header) error {
 	if !s.saslDone || s.peer == prev {
 		return nil
 	}
+	s.replyHeader(h)
 	return s.fail(stream.InvalidFrom, "the stream restarted after SASL from another domain")
 }

@@ -157,10 +157,10 @@ func (s *inStream) run() error {
 		if err := s.checkHeader(h, secured); err != nil {
 			return err
 		}
-		if err := s.checkRestartPeer(prev); err != nil {
+		if err := s.checkRestartPeer(prev, h); err != nil {
 			return err
 		}
-		if err := s.checkDirectPeer(st); err != nil {
+		if err := s.checkDirectPeer(st, h); err != nil {
 			return err
 		}
 		s.id = newStreamID()
