@@ -18,6 +18,7 @@ import (
 
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/saslext"
 	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/starttls"
 )
@@ -40,11 +41,16 @@ type inStream struct {
 	peer   string // the 'from' of the stream header, normalised; may be ""
 	tls    tls.ConnectionState
 
+	direct     bool // the stream began with direct TLS (ServeTLS)
+	externalOK bool // SASL EXTERNAL is offered on the current stream
+	saslDone   bool // SASL EXTERNAL authenticated the peer
+
 	mu    sync.Mutex
 	links map[dialback.Pair]*inLink
 }
 
 type inLink struct {
+	auth  string // AuthDialback or AuthSASLExternal
 	since time.Time
 	in    atomic.Uint64
 }
@@ -136,15 +142,25 @@ func (s *inStream) serve() {
 func (s *inStream) run() error {
 	m := s.m
 	s.conn.SetReadDeadline(time.Now().Add(m.cfg.NegotiationTimeout))
-	secured := false
+	secured, err := s.acceptDirect(m.settings())
+	if err != nil {
+		return err
+	}
 	for {
 		st := m.settings()
+		prev := s.peer
 		r := wire.NewReader(s.conn, m.limits)
 		h, err := r.ReadHeader()
 		if err != nil {
 			return s.headerFailed(err)
 		}
 		if err := s.checkHeader(h, secured); err != nil {
+			return err
+		}
+		if err := s.checkRestartPeer(prev, h); err != nil {
+			return err
+		}
+		if err := s.checkDirectPeer(st, h); err != nil {
 			return err
 		}
 		s.id = newStreamID()
@@ -205,7 +221,7 @@ func (s *inStream) checkHeader(h wire.Header, secured bool) error {
 		reply()
 		return s.fail(stream.HostUnknown, fmt.Sprintf("%s is not served here", h.To))
 	}
-	if secured && local != s.local {
+	if secured && s.local != "" && local != s.local { // s.local is unset on a direct TLS stream's first header
 		reply()
 		return s.fail(stream.HostUnknown, "the stream restarted for another domain")
 	}
@@ -227,6 +243,9 @@ func (s *inStream) writeFeatures(st *settings, secured bool) error {
 	if !secured && offer {
 		feats = append(feats, st.tls.Feature())
 	}
+	if s.offerExternal(st, secured) {
+		feats = append(feats, externalFeature)
+	}
 	if secured || !required {
 		feats = append(feats, dialbackFeature)
 	}
@@ -237,7 +256,10 @@ func (s *inStream) writeFeatures(st *settings, secured bool) error {
 	return s.write(b)
 }
 
-var dialbackFeature = encode(dialback.Feature{Errors: true})
+var (
+	dialbackFeature = encode(dialback.Feature{Errors: true})
+	externalFeature = saslext.Feature(saslext.Name)
+)
 
 var (
 	startTLSName = xml.Name{Space: starttls.NS, Local: "starttls"}
@@ -285,6 +307,10 @@ func (s *inStream) read(st *settings, r *wire.Reader, secured bool, from string)
 		case e.Name.Space == dialback.NS:
 			if err := s.dialback(in, e); err != nil {
 				return false, err
+			}
+		case e.Name.Space == saslext.NS:
+			if restart, err := s.external(st, r, e); err != nil || restart {
+				return restart, err
 			}
 		case e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local):
 			if err := s.deliver(e); err != nil {
@@ -440,8 +466,14 @@ func (s *inStream) handleResult(in dialback.Inbound, r dialback.Result) {
 	}
 }
 
-// pairUp records an authenticated pair; false when the stream already ended.
+// pairUp records a pair dialback authenticated; false when the stream
+// already ended.
 func (s *inStream) pairUp(local, remote string) bool {
+	return s.pairUpAuth(local, remote, AuthDialback)
+}
+
+// pairUpAuth records a pair authenticated by the method auth.
+func (s *inStream) pairUpAuth(local, remote, auth string) bool {
 	m := s.m
 	s.wmu.Lock()
 	closed := s.closed
@@ -454,7 +486,7 @@ func (s *inStream) pairUp(local, remote string) bool {
 		s.mu.Unlock()
 		return true
 	}
-	s.links[dialback.Pair{From: remote, To: local}] = &inLink{since: m.clock.Now()}
+	s.links[dialback.Pair{From: remote, To: local}] = &inLink{auth: auth, since: m.clock.Now()}
 	s.mu.Unlock()
 	if !s.authed.Swap(true) {
 		// The first pair ends the negotiation timeout; from now on the
@@ -549,7 +581,7 @@ func (s *inStream) infos() []LinkInfo {
 			Remote:      p.From,
 			TLSVersion:  state.Version,
 			CipherSuite: state.CipherSuite,
-			Auth:        AuthDialback,
+			Auth:        lk.auth,
 			Since:       lk.since,
 			StanzasIn:   lk.in.Load(),
 		})

@@ -71,32 +71,49 @@ func (m *Manager) dialOut(ctx context.Context, st *settings, p pair, auth bool) 
 	if err != nil {
 		return nil, err
 	}
-	conn, target, err := st.dialer.Dial(ctx, targets)
-	if err != nil {
+	if targets, err = usableTargets(st, p.remote, targets); err != nil {
 		return nil, err
 	}
-	// Negotiation reads and writes must end with ctx; closing the
-	// connection is the one way to interrupt them.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	oc, err := m.negotiateOut(ctx, st, p, conn, target.Direct, auth)
-	if !stop() {
-		if oc != nil {
-			oc.conn.Close()
+	external := auth && m.cfg.SASLExternal
+	for {
+		conn, target, err := st.dialer.Dial(ctx, targets)
+		if err != nil {
+			return nil, err
 		}
-		if err == nil || ctx.Err() != nil {
-			err = fmt.Errorf("connecting to %s (%s): %w", p.remote, target.Addr, context.Cause(ctx))
+		// Negotiation reads and writes must end with ctx; closing the
+		// connection is the one way to interrupt them.
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		oc, err := m.negotiateOut(ctx, st, p, conn, target.Direct, auth, external)
+		if !stop() {
+			if oc != nil {
+				oc.conn.Close()
+			}
+			if err == nil || ctx.Err() != nil {
+				err = fmt.Errorf("connecting to %s (%s): %w", p.remote, target.Addr, context.Cause(ctx))
+			}
+			return nil, err
 		}
-		return nil, err
+		if err != nil {
+			conn.Close()
+			var refused *externalRefused
+			if errors.As(err, &refused) && refused.dialback {
+				// Peers refuse certificates for reasons of their own
+				// (another CA, an old name); dialback may still work.
+				m.log.Info("s2s: SASL EXTERNAL refused; trying dialback on a new stream",
+					"local", p.local, "remote", p.remote, "err", err)
+				external = false
+				continue
+			}
+			return nil, err
+		}
+		return oc, nil
 	}
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return oc, nil
 }
 
-func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn net.Conn, direct, auth bool) (*outConn, error) {
-	secured := false
+// negotiateOut negotiates an outgoing stream on conn. With external set,
+// SASL EXTERNAL is used when the peer offers it and we have a certificate.
+func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn net.Conn, direct, auth, external bool) (*outConn, error) {
+	secured, saslDone := false, false
 	var state tls.ConnectionState
 	if direct {
 		cfg, err := st.tls.DirectClientConfig(p.remote)
@@ -145,6 +162,19 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 				conn, secured, state = tc, true, tc.ConnectionState()
 				continue // a new stream over TLS (RFC 6120 §5.4.3.3)
 			}
+		}
+		if saslDone {
+			oc := &outConn{conn: conn, r: r, ob: dialback.NewOutbound(st.keys, h.ID), done: make(chan struct{}),
+				tls: state, auth: AuthSASLExternal}
+			return oc, nil
+		}
+		if external && secured && offersExternal(feats) && canPresentCert(st) {
+			if err := externalOut(conn, r, p, dialbackFeature || h.Dialback); err != nil {
+				wire.WriteClose(conn)
+				return nil, err
+			}
+			saslDone = true
+			continue // a new stream, authenticated (RFC 6120 §6.4.6)
 		}
 		if !dialbackFeature && !h.Dialback {
 			wire.WriteClose(conn)

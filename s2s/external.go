@@ -1,0 +1,256 @@
+package s2s
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+
+	"mellium.im/sasl"
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/saslext"
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// SASL EXTERNAL for s2s (XEP-0178 on RFC 6120 §6). The certificate proves
+// the initiating domain, so no dialback round trip to its authoritative
+// server is needed; policy applies exactly as for dialback.
+
+// ErrExternalRefused is wrapped (with ErrAuth) when the peer answered our
+// SASL EXTERNAL <auth/> with <failure/>. The link falls back to dialback on a
+// new stream when the peer offered dialback; the error is what remains when
+// it did not.
+var ErrExternalRefused = errors.New("s2s: SASL EXTERNAL refused")
+
+// externalRefused is a refusal of our EXTERNAL attempt, with what the
+// fallback needs to know.
+type externalRefused struct {
+	condition, text string
+	dialback        bool // the peer offered dialback on that stream
+}
+
+func (e *externalRefused) Error() string {
+	msg := fmt.Sprintf("%v (%s)", ErrExternalRefused, e.condition)
+	if e.text != "" {
+		msg += ": " + e.text
+	}
+	return msg
+}
+
+func (e *externalRefused) Unwrap() []error { return []error{ErrExternalRefused, ErrAuth} }
+
+var (
+	saslMechanismsName = xml.Name{Space: saslext.NS, Local: "mechanisms"}
+	saslAuthName       = xml.Name{Space: saslext.NS, Local: "auth"}
+)
+
+// offersExternal reports whether the features list EXTERNAL. An empty
+// <mechanisms/> (ejabberd) or a malformed one means no SASL.
+func offersExternal(feats []wire.Feature) bool {
+	for _, f := range feats {
+		if f.Name != saslMechanismsName {
+			continue
+		}
+		d := xml.NewDecoder(bytes.NewReader(f.Raw))
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		start, _ := tok.(xml.StartElement)
+		mechs, err := saslext.ParseMechanisms(d, start)
+		if err != nil {
+			return false
+		}
+		for _, m := range mechs {
+			if m == saslext.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// canPresentCert reports whether we have a certificate to authenticate
+// with; without one EXTERNAL cannot succeed, so it is not tried.
+func canPresentCert(st *settings) bool {
+	if st.tls.Cert == nil {
+		return false
+	}
+	c, err := st.tls.Cert.Certificate()
+	return err == nil && c != nil && len(c.Certificate) > 0
+}
+
+// externalOut runs EXTERNAL as the initiating server, on an encrypted stream
+// whose features offered it. nil means <success/>: the caller restarts the
+// stream. dialbackOffered goes into a refusal, for the fallback.
+func externalOut(conn net.Conn, r *wire.Reader, p pair, dialbackOffered bool) error {
+	// The empty authzid: the receiving server takes our identity from the
+	// stream's 'from' (XEP-0178 §3); sending it again buys nothing.
+	_, resp, err := sasl.NewClient(saslext.Mechanism).Step(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.Write(saslext.Auth(saslext.Name, resp, true)); err != nil {
+		return err
+	}
+	for challenged := false; ; challenged = true {
+		e, err := r.Next()
+		if err != nil {
+			return fmt.Errorf("%w: waiting for the SASL answer from %s: %w", ErrNegotiation, p.remote, err)
+		}
+		tr := e.TokenReader()
+		tok, err := tr.Token()
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrNegotiation, p.remote, err)
+		}
+		start, _ := tok.(xml.StartElement)
+		switch start.Name {
+		case xml.Name{Space: saslext.NS, Local: "success"}:
+			if r.Buffered() > 0 {
+				// RFC 6120 §6.4.6: the peer must wait for our new
+				// header; anything more belongs to the old stream.
+				return fmt.Errorf("%w: %s sent data after <success/>", ErrNegotiation, p.remote)
+			}
+			return nil
+		case xml.Name{Space: saslext.NS, Local: "failure"}:
+			cond, text, err := saslext.ParseFailure(tr, start)
+			if err != nil {
+				cond = "malformed failure"
+			}
+			return &externalRefused{condition: cond, text: text, dialback: dialbackOffered}
+		case xml.Name{Space: saslext.NS, Local: "challenge"}:
+			// A server that ignores initial responses asks again; our
+			// answer is the same empty authzid. Once is enough.
+			if challenged {
+				return fmt.Errorf("%w: %s sent a second SASL challenge", ErrNegotiation, p.remote)
+			}
+			if _, err := conn.Write(saslext.Response(resp)); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: %s answered SASL with <%s xmlns='%s'>", ErrNegotiation, p.remote, start.Name.Local, start.Name.Space)
+		}
+	}
+}
+
+// offerExternal decides whether this stream's features list EXTERNAL: it
+// must be enabled, encrypted, not yet authenticated by SASL, and the peer's
+// certificate must chain to our roots and name the stream's 'from', the RFC
+// 6125 checks required_trusted makes. A peer that could not succeed is not
+// offered the mechanism, so that it goes straight to dialback.
+func (s *inStream) offerExternal(st *settings, secured bool) bool {
+	s.externalOK = false
+	if !s.m.cfg.SASLExternal || !secured || s.saslDone || s.peer == "" {
+		return false
+	}
+	if err := st.tls.VerifyPeer(s.peer, s.tls); err != nil {
+		s.m.log.Debug("s2s: not offering SASL EXTERNAL", "peer", s.peer, "err", err)
+		return false
+	}
+	s.externalOK = true
+	return true
+}
+
+// external answers an <auth/> as the receiving server. restart is true after
+// <success/>: the peer opens a new stream, which the caller reads.
+func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (restart bool, err error) {
+	m := s.m
+	if e.Name != saslAuthName {
+		if e.Name == (xml.Name{Space: saslext.NS, Local: "abort"}) {
+			return false, s.write(saslext.Failure(saslext.Aborted, ""))
+		}
+		return false, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> outside a SASL exchange", e.Name.Local))
+	}
+	tr := e.TokenReader()
+	tok, err := tr.Token()
+	if err != nil {
+		return false, s.fail(stream.BadFormat, err.Error())
+	}
+	mech, resp, initial, err := saslext.ParseAuth(tr, tok.(xml.StartElement))
+	refuse := func(cond, text string, cause error) (bool, error) {
+		m.log.Info("s2s: refused SASL EXTERNAL", "peer", s.peer, "local", s.local, "condition", cond, "err", cause)
+		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: s.local, Remote: s.peer, Auth: AuthSASLExternal}, Err: cause})
+		return false, s.write(saslext.Failure(cond, text))
+	}
+	switch {
+	case err != nil:
+		return refuse(saslext.MalformedRequest, "", err)
+	case mech != saslext.Name || !s.externalOK:
+		return refuse(saslext.InvalidMechanism, "", fmt.Errorf("%w: mechanism %q not offered", ErrAuth, mech))
+	}
+	// One attempt per stream: the peer's certificate will not change, and a
+	// refused peer should fall back to dialback.
+	s.externalOK = false
+	if !initial {
+		if err := s.write(saslext.Challenge(nil)); err != nil {
+			return false, err
+		}
+		e, err := r.Next()
+		if err != nil {
+			return false, s.readFailed(err)
+		}
+		if e.Name == (xml.Name{Space: saslext.NS, Local: "abort"}) {
+			return refuse(saslext.Aborted, "", fmt.Errorf("%w: the peer aborted", ErrAuth))
+		}
+		tr := e.TokenReader()
+		tok, err := tr.Token()
+		start, _ := tok.(xml.StartElement)
+		if err != nil || start.Name != (xml.Name{Space: saslext.NS, Local: "response"}) {
+			return refuse(saslext.MalformedRequest, "", fmt.Errorf("%w: <%s/> instead of a SASL response", ErrAuth, e.Name.Local))
+		}
+		if resp, err = saslext.ParseData(tr, start); err != nil {
+			return refuse(saslext.MalformedRequest, "", err)
+		}
+	}
+	var authzErr error
+	server := sasl.NewServer(saslext.Mechanism, func(n *sasl.Negotiator) bool {
+		_, _, authzid := n.Credentials()
+		if len(authzid) == 0 {
+			return true
+		}
+		// XEP-0178 §3: an authzid, if sent, must be the domain the
+		// stream is from.
+		d, err := domain.Normalize(string(authzid))
+		if err != nil || d != s.peer {
+			authzErr = fmt.Errorf("%w: authzid %q is not the stream's 'from' %s", ErrAuth, authzid, s.peer)
+			return false
+		}
+		return true
+	})
+	if _, _, err := server.Step(resp); err != nil {
+		if authzErr != nil {
+			return refuse(saslext.InvalidAuthzid, "", authzErr)
+		}
+		return refuse(saslext.NotAuthorized, "", fmt.Errorf("%w: %w", ErrAuth, err))
+	}
+	if d := st.policy.Decide(s.ctx, s.peer); !d.Allow {
+		return refuse(saslext.NotAuthorized, fmt.Sprintf("federation with %s is not allowed", s.peer),
+			fmt.Errorf("%w: %s", errDenied, d))
+	}
+	if err := s.pairs.Add(s.peer, s.local); err != nil {
+		return refuse(saslext.NotAuthorized, "", err)
+	}
+	// Registered before <success/>, as dialback does, so that the first
+	// stanzas of the peer find their link.
+	if !s.pairUpAuth(s.local, s.peer, AuthSASLExternal) {
+		return false, net.ErrClosed
+	}
+	s.saslDone = true
+	if err := s.write([]byte(saslext.Success)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// checkRestartPeer refuses a stream restarted after SASL that claims
+// another origin than the one SASL authenticated.
+func (s *inStream) checkRestartPeer(prev string, h wire.Header) error {
+	if !s.saslDone || s.peer == prev {
+		return nil
+	}
+	s.replyHeader(h)
+	return s.fail(stream.InvalidFrom, "the stream restarted after SASL from another domain")
+}
