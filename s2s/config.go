@@ -83,15 +83,15 @@ type Config struct {
 	// <db:verify> for the others.
 	Keys dialback.KeySource
 
-	// SASLExternal enables SASL EXTERNAL (XEP-0178), certificate
-	// authentication without dialback, in both directions. Incoming streams
-	// offer it when TLS is up and the peer's certificate chains to the
-	// trusted roots (RootCAs) and names the stream's 'from'; policy applies
-	// to it as to dialback. Outgoing streams use it when it is offered and
-	// we have a certificate, and fall back to dialback on a new stream when
-	// the peer refuses it. LinkInfo.Auth then says which method won. The
-	// zero value, false, keeps to dialback, as MongooseIM does.
-	SASLExternal bool
+	// DisableSASLExternal turns SASL EXTERNAL (XEP-0178) off, leaving
+	// dialback as the only authentication. By default it is on, in both
+	// directions: incoming streams offer it when TLS is up and the peer's
+	// certificate chains to the trusted roots (RootCAs) and names the
+	// stream's 'from', with policy applied as to dialback; outgoing streams
+	// use it when it is offered and we have a certificate, and fall back to
+	// dialback on a new stream when the peer refuses it. LinkInfo.Auth says
+	// which method won.
+	DisableSASLExternal bool
 
 	// QueueLength bounds the stanzas waiting on one outgoing link; a stanza
 	// sent to a full queue is bounced with resource-constraint. 0 means

@@ -17,11 +17,10 @@ func ExampleManager_ServeTLS() {
 	cfg.UseStartTLS = "required_trusted"
 	cfg.CertFile = "/etc/xmpp/example.org.pem"
 	m, err := s2s.New(s2s.Config{
-		S2S:          cfg,
-		SASLExternal: true,
-		IsLocal:      func(d string) bool { return d == "example.org" },
-		Deliver:      func(s2s.Stanza) {},
-		Bounce:       func(s2s.Bounce) {},
+		S2S:     cfg,
+		IsLocal: func(d string) bool { return d == "example.org" },
+		Deliver: func(s2s.Stanza) {},
+		Bounce:  func(s2s.Bounce) {},
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -143,7 +143,7 @@ func externalOut(conn net.Conn, r *wire.Reader, p pair, dialbackOffered bool) er
 // offered the mechanism, so that it goes straight to dialback.
 func (s *inStream) offerExternal(st *settings, secured bool) bool {
 	s.externalOK = false
-	if !s.m.cfg.SASLExternal || !secured || s.saslDone || s.peer == "" {
+	if s.m.cfg.DisableSASLExternal || !secured || s.saslDone || s.peer == "" {
 		return false
 	}
 	if err := st.tls.VerifyPeer(s.peer, s.tls); err != nil {

@@ -23,7 +23,12 @@ import (
 	"github.com/xmpp-s2s/federation/starttls"
 )
 
-var withExternal = withConfig(func(c *Config) { c.SASLExternal = true })
+// withExternal states what a test relies on: SASL EXTERNAL is on (the
+// default), and withoutExternal turns it off.
+var (
+	withExternal    = withConfig(func(c *Config) { c.DisableSASLExternal = false })
+	withoutExternal = withConfig(func(c *Config) { c.DisableSASLExternal = true })
+)
 
 // TestExternalSuccess links two Managers with SASL EXTERNAL both ways, over
 // STARTTLS in each TLS mode and over direct TLS.

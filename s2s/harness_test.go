@@ -102,6 +102,10 @@ func newNode(t *testing.T, ln net.Listener, domains []string, peers map[string]n
 			}
 		},
 	}
+	// Most tests here are about dialback, over TLS too; SASL EXTERNAL (on
+	// by default) would authenticate every TLS link with these
+	// certificates. The EXTERNAL tests turn it back on with withExternal.
+	c.DisableSASLExternal = true
 	for _, o := range opts {
 		o(&c)
 	}

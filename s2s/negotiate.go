@@ -74,7 +74,7 @@ func (m *Manager) dialOut(ctx context.Context, st *settings, p pair, auth bool) 
 	if targets, err = usableTargets(st, p.remote, targets); err != nil {
 		return nil, err
 	}
-	external := auth && m.cfg.SASLExternal
+	external := auth && !m.cfg.DisableSASLExternal
 	for {
 		conn, target, err := st.dialer.Dial(ctx, targets)
 		if err != nil {

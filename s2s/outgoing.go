@@ -246,25 +246,16 @@ func (l *outLink) writeLoop(oc *outConn) {
 
 		if len(ctrl) > 0 || len(batch) > 0 {
 			oc.conn.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout))
-			for _, raw := range ctrl {
-				w.Write(raw)
-			}
-			for _, s := range batch {
-				w.Write(s.Raw)
-			}
-			if err := w.Flush(); err != nil {
+			done, err := writeBatch(w, ctrl, batch)
+			l.wrote(batch[:done])
+			if err != nil {
+				// What reached the connection before the error counts as
+				// written; the rest is bounced, so that no stanza is both.
 				err = fmt.Errorf("writing to %s: %w", l.pair.remote, err)
-				m.bounceAll(batch, stanza.RemoteServerTimeout,
+				m.bounceAll(batch[done:], stanza.RemoteServerTimeout,
 					fmt.Sprintf("link %s to %s lost: %v", l.pair.local, l.pair.remote, err), err)
 				l.down(oc, err)
 				return
-			}
-			l.outCnt.Add(uint64(len(batch)))
-			if m.cfg.Observer != nil {
-				info, _ := l.info()
-				for _, s := range batch {
-					m.observe(Event{Kind: StanzaOut, Link: info, Stanza: s, Bytes: len(s.Raw)})
-				}
 			}
 			clear(batch)
 			last = m.clock.Now()
@@ -283,6 +274,49 @@ func (l *outLink) writeLoop(oc *outConn) {
 				l.closeUp(oc, w, nil)
 				return
 			}
+		}
+	}
+}
+
+// writeBatch writes the dialback elements, then the stanzas, and flushes. It
+// flushes itself before the buffer would overflow, so that it knows how many
+// stanzas went out whole when a write fails: done counts them.
+func writeBatch(w *wire.Writer, ctrl [][]byte, batch []Stanza) (done int, err error) {
+	for _, raw := range ctrl {
+		if _, err := w.Write(raw); err != nil {
+			return 0, err
+		}
+	}
+	for i, s := range batch {
+		if n := w.Buffered(); n > 0 && n+len(s.Raw) > wire.DefaultWriterSize {
+			if err := w.Flush(); err != nil {
+				return done, err
+			}
+			done = i
+		}
+		if _, err := w.Write(s.Raw); err != nil {
+			return done, err
+		}
+		if w.Buffered() == 0 { // too large to buffer: written through
+			done = i + 1
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return done, err
+	}
+	return len(batch), nil
+}
+
+// wrote accounts for stanzas written to the link's stream.
+func (l *outLink) wrote(batch []Stanza) {
+	if len(batch) == 0 {
+		return
+	}
+	l.outCnt.Add(uint64(len(batch)))
+	if l.m.cfg.Observer != nil {
+		info, _ := l.info()
+		for _, s := range batch {
+			l.m.observe(Event{Kind: StanzaOut, Link: info, Stanza: s, Bytes: len(s.Raw)})
 		}
 	}
 }

@@ -51,6 +51,7 @@ func TestRun(t *testing.T) {
 		args   func() []string
 		code   int
 		tls    string // the version every link reports; "" when no link is expected
+		auth   string // the method every link reports; "" means sasl-external over TLS, dialback without
 		stdout []string
 		stderr string
 	}{
@@ -69,7 +70,7 @@ func TestRun(t *testing.T) {
 			`(use_starttls = "false")`, "done: 2 messages delivered",
 		}},
 		3: {args: func() []string { return []string{"-config", trusted, "-cafile", trustedCA} }, tls: "TLS1.3"},
-		4: {args: func() []string { return []string{"-config", tls12} }, tls: "TLS1.2", stdout: []string{"TLS_ECDHE_ECDSA_WITH_"}},
+		4: {args: func() []string { return []string{"-config", tls12} }, tls: "TLS1.2", auth: "dialback", stdout: []string{"TLS_ECDHE_ECDSA_WITH_"}},
 		// The certificate is not from a root the system trusts.
 		5: {args: func() []string { return []string{"-config", trusted} }, code: 1,
 			stderr: "federate: message a.example -> b.example bounced: remote-server-not-found: "},
@@ -106,14 +107,23 @@ func TestRun(t *testing.T) {
 			if tc.tls == "" {
 				return
 			}
-			// Four links, each authenticated by dialback: the outgoing and
-			// incoming one of each domain.
+			// Four links, the outgoing and incoming one of each domain,
+			// authenticated by certificate (SASL EXTERNAL) over TLS, where
+			// both domains trust the demo's CA, and by dialback without.
+			wantAuth := tc.auth
+			switch {
+			case wantAuth != "":
+			case tc.tls == "none":
+				wantAuth = "dialback"
+			default:
+				wantAuth = "sasl-external"
+			}
 			links := linkLine.FindAllStringSubmatch(out, -1)
 			dirs := map[string]int{}
 			for _, l := range links {
 				dirs[l[4]]++
-				if l[5] != tc.tls || l[7] != "dialback" || (tc.tls == "none") != (l[6] == "none") {
-					t.Errorf("link %q: want %s and dialback", l[0], tc.tls)
+				if l[5] != tc.tls || l[7] != wantAuth || (tc.tls == "none") != (l[6] == "none") {
+					t.Errorf("link %q: want %s and %s", l[0], tc.tls, wantAuth)
 				}
 			}
 			if dirs["out"] != 2 || dirs["in"] != 2 {

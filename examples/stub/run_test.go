@@ -376,9 +376,13 @@ func testStub(t *testing.T, mode string) {
 		"out":    func(e event) bool { return e.Event == evLinkUp && e.Direction == "out" },
 		"stanza": isEvent(evStanza),
 	})
+	wantAuth := s2s.AuthSASLExternal // certificates both sides trust
+	if wantTLS == "none" {
+		wantAuth = s2s.AuthDialback
+	}
 	for _, dir := range []string{"in", "out"} {
 		up := got[dir]
-		if up.Local != "stub.test" || up.Remote != "host.test" || up.TLS != wantTLS || up.Auth != s2s.AuthDialback {
+		if up.Local != "stub.test" || up.Remote != "host.test" || up.TLS != wantTLS || up.Auth != wantAuth {
 			t.Errorf("%s link-up %+v", dir, up)
 		}
 	}

@@ -78,9 +78,10 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	s2s    config.S2S
-	peers  map[string]netip.AddrPort
-	logger *slog.Logger
+	s2s      config.S2S
+	peers    map[string]netip.AddrPort
+	logger   *slog.Logger
+	external bool
 }
 
 // WithStartTLS sets the stub's use_starttls option: "false" (the default),
@@ -99,6 +100,14 @@ func WithS2S(f func(*config.S2S)) Option {
 // WithPeer tells the stub where the host's domain listens, as AddPeer does.
 func WithPeer(domain string, addr netip.AddrPort) Option {
 	return func(o *options) { o.peers[domain] = addr }
+}
+
+// WithSASLExternal lets the stub authenticate with SASL EXTERNAL (XEP-0178)
+// in both directions when the certificates allow it, as a Manager does by
+// default. Without it the stub authenticates with dialback only, so that
+// SetDialback's misbehaviours decide every link.
+func WithSASLExternal() Option {
+	return func(o *options) { o.external = true }
 }
 
 // WithLogger gives the stub's Manager a logger; by default it logs nothing,
@@ -168,16 +177,18 @@ func NewServer(t TB, domainName string, opts ...Option) *Server {
 		// first on the same goroutine and says which link carried the
 		// stanza: that is what lets a drop discard the stanzas of the links
 		// it killed (see observe).
-		Deliver:     func(s2s.Stanza) {},
-		Bounce:      s.bounces.add,
-		Observer:    s.observe,
-		Logger:      o.logger,
-		Resolver:    peerResolver{s},
-		Policy:      policy.Func(s.decide(table)),
-		DialContext: s.dial,
-		RootCAs:     ca.Pool(),
-		Certificate: starttls.StaticCert(leaf.TLS),
-		Keys:        keySource{s},
+		Deliver:  func(s2s.Stanza) {},
+		Bounce:   s.bounces.add,
+		Observer: s.observe,
+		Logger:   o.logger,
+		Resolver: peerResolver{s},
+		Policy:   policy.Func(s.decide(table)),
+
+		DisableSASLExternal: !o.external,
+		DialContext:         s.dial,
+		RootCAs:             ca.Pool(),
+		Certificate:         starttls.StaticCert(leaf.TLS),
+		Keys:                keySource{s},
 	})
 	if err != nil {
 		t.Fatalf("s2stest: %v", err)

@@ -317,3 +317,25 @@ func TestUnknownPeer(t *testing.T) {
 		t.Errorf("Send(not xml) = %v", err)
 	}
 }
+
+// TestSASLExternal: with WithSASLExternal and certificates both sides trust,
+// the stub's links authenticate by certificate in both directions.
+func TestSASLExternal(t *testing.T) {
+	h, stub := newPair(t, "required_trusted", nil, WithStartTLS("required_trusted"), WithSASLExternal())
+	h.send(`<message from='alice@host.example' to='bob@remote.example' id='m1'/>`)
+	if _, err := stub.Next(ctxWait(t)); err != nil {
+		t.Fatal(err)
+	}
+	stubSend(t, stub, `<message from='bob@remote.example' to='alice@host.example' id='m2'/>`)
+	if got := h.nextDelivered(); got.ID != "m2" {
+		t.Fatalf("host received %+v", got)
+	}
+	for _, l := range stub.Links() {
+		if l.Auth != s2s.AuthSASLExternal {
+			t.Errorf("stub link %s %s: auth %s", l.Direction, l.Remote, l.Auth)
+		}
+	}
+	if n := len(stub.Links()); n != 2 {
+		t.Errorf("%d stub links", n)
+	}
+}
