@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	prosody := fs.String("prosody", "", "path of the prosody binary, to add its column")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
+	idleprofile := fs.String("idleprofile", "", "write a heap profile, taken while the idle links are up, to this file (the last idle experiment's)")
 	verbose := fs.Bool("v", false, "print each measurement as it finishes, on stderr")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -97,9 +98,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *memprofile != "" {
 		runtime.MemProfileRate = 64 << 10
 	}
+	if *idleprofile != "" {
+		c.WhileIdle = func(int, bool) {
+			runtime.GC()
+			if err := writeProfile("heap", *idleprofile); err != nil {
+				fmt.Fprintln(stderr, "bench:", err)
+			}
+		}
+	}
 	rep, err := bench.Run(ctx, c)
 	if *memprofile != "" {
-		if perr := writeHeapProfile(*memprofile); perr != nil {
+		if perr := writeProfile("allocs", *memprofile); perr != nil {
 			fmt.Fprintln(stderr, "bench:", perr)
 		}
 	}
@@ -115,13 +124,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func writeHeapProfile(path string) error {
+func writeProfile(name, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return pprof.Lookup("allocs").WriteTo(f, 0)
+	return pprof.Lookup(name).WriteTo(f, 0)
 }
 
 // describe says what load the table came from.

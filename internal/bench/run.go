@@ -33,6 +33,9 @@ type Config struct {
 	Prosody string
 	// Progress, if set, receives a line per finished measurement.
 	Progress io.Writer
+	// WhileIdle, if set, is called while the links of each idle-memory
+	// experiment are up and settled (for a heap profile of them).
+	WhileIdle func(links int, tls bool)
 }
 
 // Default is the configuration BENCHMARKS.md reports.
@@ -89,7 +92,7 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	}
 	for _, tlsOn := range c.TLS {
 		for _, n := range c.IdleLinks {
-			rows, err := idle(ctx, e, tlsOn, n)
+			rows, err := idle(ctx, e, c, tlsOn, n)
 			for _, r := range rows {
 				add(r)
 			}
@@ -183,7 +186,7 @@ func latency(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
 
 // idle brings n links up and measures what they hold while idle, against
 // n raw connections with a reading goroutine per end.
-func idle(ctx context.Context, e *env, tlsOn bool, n int) ([]Row, error) {
+func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, error) {
 	name := fmt.Sprintf("%d idle links, %s", n, tlsName(tlsOn))
 	p, err := newLibPair(e.ca, tlsOn)
 	if err != nil {
@@ -203,6 +206,9 @@ func idle(ctx context.Context, e *env, tlsOn bool, n int) ([]Row, error) {
 	}
 	settle(ctx)
 	after := sampleMem()
+	if c.WhileIdle != nil {
+		c.WhileIdle(n, tlsOn)
+	}
 	heap, rssPer := perEnd(before, after, 2*n)
 	gor := float64(after.goroutines-before.goroutines) / float64(n)
 
