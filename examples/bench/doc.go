@@ -1,13 +1,13 @@
 // Command bench runs the side-by-side benchmarks of the s2s layer and prints
 // one Markdown table: our Manager to our Manager on loopback, raw crypto/tls
-// pushing the same bytes (the ceiling), and Prosody when -prosody names its
-// binary. Each cell is the median of -runs runs; the ratio columns say how
+// pushing the same bytes (the ceiling). The Prosody column stays empty until
+// a peer harness is wired in (see BENCHMARKS.md). Each cell is the median of -runs runs; the ratio columns say how
 // many times better ours is than the other column.
 //
 // Usage:
 //
 //	go run ./examples/bench [-quick] [-runs N] [-messages N] [-pings N] [-links N,N]
-//	    [-prosody /usr/bin/prosody] [-cpuprofile FILE] [-memprofile FILE]
+//	    [-tls on,off] [-v] [-cpuprofile FILE] [-memprofile FILE] [-idleprofile FILE]
 //
 // -quick runs a few hundred stanzas per experiment, to check that the
 // harness works (CI does this); its numbers mean nothing. The profiles

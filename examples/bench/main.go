@@ -33,7 +33,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pings := fs.Int("pings", 0, "round trips per ping run; 0 keeps the preset")
 	links := fs.String("links", "", "comma-separated idle link counts, e.g. 1000,10000; empty keeps the preset")
 	tlsModes := fs.String("tls", "on,off", "modes to run: on, off or both")
-	prosody := fs.String("prosody", "", "path of the prosody binary, to add its column")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	idleprofile := fs.String("idleprofile", "", "write a heap profile, taken while the idle links are up, to this file (the last idle experiment's)")
@@ -77,7 +76,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	c.Prosody = *prosody
 	if *verbose {
 		c.Progress = stderr
 	}

@@ -28,9 +28,6 @@ type Config struct {
 	// TLS lists the modes to run: true for STARTTLS (TLS 1.3), false for
 	// plain TCP.
 	TLS []bool
-	// Prosody adds the Prosody column: the path of its binary, or "" to
-	// leave it out.
-	Prosody string
 	// Progress, if set, receives a line per finished measurement.
 	Progress io.Writer
 	// WhileIdle, if set, is called while the links of each idle-memory
