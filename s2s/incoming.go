@@ -371,7 +371,7 @@ func (s *inStream) startTLS(st *settings, r *wire.Reader, from string) error {
 	tc := tls.Server(s.conn, cfg)
 	ctx, cancel := context.WithTimeout(s.ctx, s.m.cfg.NegotiationTimeout)
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err := handshake(ctx, tc); err != nil {
 		s.wmu.Lock()
 		s.closed = true
 		s.conn.Close()
@@ -529,41 +529,15 @@ func (s *inStream) deliver(e wire.Element) error {
 		return s.fail(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", from, to))
 	}
 	st := stanzaOf(e)
-	if lk := s.link(from, to); lk != nil {
+	p, lk := s.lookup(from, to)
+	if lk != nil {
 		lk.in.Add(1)
 	}
 	if m.cfg.Observer != nil {
-		info := s.infoOf(from, to)
-		m.observe(Event{Kind: StanzaIn, Link: info, Stanza: st, Bytes: len(e.Raw)})
+		m.observe(Event{Kind: StanzaIn, Link: s.linkInfo(p, lk), Stanza: st, Bytes: len(e.Raw)})
 	}
 	m.cfg.Deliver(st)
 	return nil
-}
-
-func (s *inStream) link(from, to string) *inLink {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if lk := s.links[dialback.Pair{From: from, To: to}]; lk != nil {
-		return lk
-	}
-	// The peer wrote the domains in another form; normalise (rare).
-	f, err1 := domain.Normalize(from)
-	t, err2 := domain.Normalize(to)
-	if err1 != nil || err2 != nil {
-		return nil
-	}
-	return s.links[dialback.Pair{From: f, To: t}]
-}
-
-func (s *inStream) infoOf(from, to string) LinkInfo {
-	f, _ := domain.Normalize(from)
-	t, _ := domain.Normalize(to)
-	for _, info := range s.infos() {
-		if info.Remote == f && info.Local == t {
-			return info
-		}
-	}
-	return LinkInfo{Direction: Incoming, Local: t, Remote: f}
 }
 
 // infos describes the stream's authenticated pairs.

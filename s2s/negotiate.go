@@ -232,7 +232,7 @@ func startTLS(ctx context.Context, st *settings, conn net.Conn, r *wire.Reader, 
 		return nil, err
 	}
 	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err := handshake(ctx, tc); err != nil {
 		return nil, fmt.Errorf("%w: TLS with %s: %w", ErrNegotiation, remote, err)
 	}
 	return tc, nil

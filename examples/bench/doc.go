@@ -1,0 +1,18 @@
+// Command bench runs the side-by-side benchmarks of the s2s layer and prints
+// one Markdown table: our Manager to our Manager on loopback, raw crypto/tls
+// pushing the same bytes (the ceiling). The Prosody column stays empty until
+// a peer harness is wired in (see BENCHMARKS.md). Each cell is the median of -runs runs; the ratio columns say how
+// many times better ours is than the other column.
+//
+// Usage:
+//
+//	go run ./examples/bench [-quick] [-runs N] [-messages N] [-pings N] [-links N,N]
+//	    [-tls on,off] [-v] [-cpuprofile FILE] [-memprofile FILE] [-idleprofile FILE]
+//
+// -quick runs a few hundred stanzas per experiment, to check that the
+// harness works (CI does this); its numbers mean nothing. The profiles
+// cover the whole run, for `go tool pprof`.
+//
+// It exits 0 when every experiment completed, 1 when one failed, 2 for bad
+// flags.
+package main

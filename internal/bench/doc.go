@@ -1,0 +1,24 @@
+// Package bench measures the s2s layer side by side with its ceiling and its
+// peers: two Managers linked on loopback (library to library), raw
+// crypto/tls pushing the same bytes; the report has a Prosody column for a
+// peer receiving the same load over s2s, not filled yet. It runs each experiment several times and
+// reports medians and the ratio of every other column to ours, so that a
+// noisy two-core machine still gives comparable numbers.
+//
+// The experiments are:
+//   - message throughput of one authenticated link (~200-byte messages);
+//   - XEP-0199 ping round trips on one link, pipelined with a window of
+//     100 and of 1000 outstanding pings;
+//   - first-stanza latency: Send of the first stanza to a new domain until
+//     its delivery (TCP, STARTTLS, dialback with the verification leg);
+//   - heap and RSS per idle authenticated link, and the time to bring the
+//     links up;
+//   - allocations per stanza on the library path.
+//
+// Each runs with TLS on (use_starttls = "required_trusted", TLS 1.3) and off.
+//
+// It is a harness, not a test: Run is driven by the examples/bench command
+// and, with tiny numbers, by the package's own test, which checks that every
+// experiment completes. Nothing here is safe for concurrent use; one Run at
+// a time.
+package bench

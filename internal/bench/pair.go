@@ -1,0 +1,197 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/resolver"
+	"github.com/xmpp-s2s/federation/s2s"
+	"github.com/xmpp-s2s/federation/starttls"
+)
+
+// Domains of the library pair. The sending side serves any number of
+// subdomains of senderZone, so that each new local domain is a new link to
+// receiverDomain (links are per domain pair); its certificate names them all
+// with one wildcard.
+const (
+	senderZone     = "a.bench"
+	receiverDomain = "b.bench"
+)
+
+// senderDomain returns the i-th local domain of the sending side.
+func senderDomain(i int) string { return "l" + strconv.Itoa(i) + "." + senderZone }
+
+// libPair is two Managers on loopback: a sends, b receives and answers
+// pings. What each side does with a delivered stanza is set per experiment.
+type libPair struct {
+	a, b   *s2s.Manager
+	lnA    net.Listener
+	lnB    net.Listener
+	onA    atomic.Pointer[func(s2s.Stanza)]
+	onB    atomic.Pointer[func(s2s.Stanza)]
+	bounce atomic.Int64
+	// turnsA and turnsB count round trips on the connections each side
+	// dials: a's links, b's dialback verification streams.
+	turnsA, turnsB atomic.Int64
+}
+
+// newLibPair starts two Managers; tls selects use_starttls required_trusted
+// (TLS 1.3) or false.
+func newLibPair(ca *testcert.CA, tls bool) (*libPair, error) {
+	p := &libPair{}
+	var err error
+	if p.lnA, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	if p.lnB, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		p.lnA.Close()
+		return nil, err
+	}
+	mode := "false"
+	if tls {
+		mode = "required_trusted"
+	}
+	leafA, err := ca.Leaf(testcert.Options{DNSNames: []string{"*." + senderZone}})
+	if err != nil {
+		return nil, err
+	}
+	leafB, err := ca.Leaf(testcert.Options{DNSNames: []string{receiverDomain}})
+	if err != nil {
+		return nil, err
+	}
+	isA := func(d string) bool { return strings.HasSuffix(d, "."+senderZone) }
+	isB := func(d string) bool { return d == receiverDomain }
+	p.a, err = s2s.New(p.config(ca, mode, leafA, isA, &p.onA, &p.turnsA))
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	p.b, err = s2s.New(p.config(ca, mode, leafB, isB, &p.onB, &p.turnsB))
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	go p.a.Serve(p.lnA)
+	go p.b.Serve(p.lnB)
+	return p, nil
+}
+
+// config builds one side's Config.
+func (p *libPair) config(ca *testcert.CA, mode string, leaf *testcert.Leaf, local func(string) bool,
+	on *atomic.Pointer[func(s2s.Stanza)], turns *atomic.Int64) s2s.Config {
+	s := config.Default()
+	s.UseStartTLS = mode
+	return s2s.Config{
+		S2S:     s,
+		IsLocal: local,
+		Deliver: func(st s2s.Stanza) {
+			if h := on.Load(); h != nil {
+				(*h)(st)
+			}
+		},
+		Bounce:      func(s2s.Bounce) { p.bounce.Add(1) },
+		Logger:      slog.New(slog.DiscardHandler),
+		RootCAs:     ca.Pool(),
+		Certificate: starttls.StaticCert(leaf.TLS),
+		Resolver:    p,
+		// The idle-memory experiment holds thousands of links; the
+		// throughput ones keep a window of thousands of stanzas queued.
+		QueueLength: 1 << 16,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &turnConn{Conn: c, turns: turns}, nil
+		},
+	}
+}
+
+// close shuts both Managers down.
+func (p *libPair) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p.a != nil {
+		p.a.Shutdown(ctx)
+	}
+	if p.b != nil {
+		p.b.Shutdown(ctx)
+	}
+	if p.lnA != nil {
+		p.lnA.Close()
+	}
+	if p.lnB != nil {
+		p.lnB.Close()
+	}
+}
+
+// handle sets what side a (toA) or b does with each delivered stanza.
+func (p *libPair) handle(toA bool, f func(s2s.Stanza)) {
+	if toA {
+		p.onA.Store(&f)
+	} else {
+		p.onB.Store(&f)
+	}
+}
+
+// checkBounces fails an experiment that lost stanzas.
+func (p *libPair) checkBounces() error {
+	if n := p.bounce.Swap(0); n > 0 {
+		return fmt.Errorf("bench: %d stanzas bounced", n)
+	}
+	return nil
+}
+
+// turnConn counts round trips: a read that follows a write is one.
+type turnConn struct {
+	net.Conn
+	turns *atomic.Int64
+
+	mu    sync.Mutex
+	wrote bool
+}
+
+func (c *turnConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.wrote = true
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+func (c *turnConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.mu.Lock()
+		if c.wrote {
+			c.turns.Add(1)
+			c.wrote = false
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// Resolve routes the pair's domains to their listeners without DNS: b must
+// reach every sending domain for dialback verification, a the receiver.
+func (p *libPair) Resolve(_ context.Context, d string) ([]resolver.Target, error) {
+	var ln net.Listener
+	switch {
+	case d == receiverDomain:
+		ln = p.lnB
+	case strings.HasSuffix(d, "."+senderZone):
+		ln = p.lnA
+	default:
+		return nil, fmt.Errorf("bench: %s: %w", d, resolver.ErrNotFound)
+	}
+	return []resolver.Target{{Host: d, Addr: ln.Addr().(*net.TCPAddr).AddrPort()}}, nil
+}

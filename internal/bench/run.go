@@ -1,0 +1,228 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Config says how much load each experiment puts on and how often it runs.
+// The zero value is not useful; start from Default or Quick.
+type Config struct {
+	// Runs is how many times each measurement is taken; the table holds
+	// the median.
+	Runs int
+	// Messages is the number of messages per throughput run, and
+	// MessageWindow how many may be undelivered at once.
+	Messages, MessageWindow int
+	// Pings is the number of round trips per ping run, for each window.
+	Pings   int
+	Windows []int
+	// FirstStanza is the number of new links whose first stanza is timed.
+	FirstStanza int
+	// IdleLinks are the link counts of the idle-memory experiment.
+	IdleLinks []int
+	// TLS lists the modes to run: true for STARTTLS (TLS 1.3), false for
+	// plain TCP.
+	TLS []bool
+	// Progress, if set, receives a line per finished measurement.
+	Progress io.Writer
+	// WhileIdle, if set, is called while the links of each idle-memory
+	// experiment are up and settled (for a heap profile of them).
+	WhileIdle func(links int, tls bool)
+}
+
+// Default is the configuration BENCHMARKS.md reports.
+func Default() Config {
+	return Config{
+		Runs: 5, Messages: 200_000, MessageWindow: 10_000,
+		Pings: 100_000, Windows: []int{100, 1000},
+		FirstStanza: 11, IdleLinks: []int{1000},
+		TLS: []bool{true, false},
+	}
+}
+
+// Quick is a run of a few hundred stanzas that checks every experiment
+// completes; its numbers mean nothing.
+func Quick() Config {
+	return Config{
+		Runs: 1, Messages: 300, MessageWindow: 100,
+		Pings: 200, Windows: []int{100},
+		FirstStanza: 1, IdleLinks: []int{20},
+		TLS: []bool{true, false},
+	}
+}
+
+// Run runs every experiment of c and returns the table.
+func Run(ctx context.Context, c Config) (Report, error) {
+	e, err := newEnv()
+	if err != nil {
+		return Report{}, err
+	}
+	var rep Report
+	add := func(r Row) {
+		rep.Rows = append(rep.Rows, r)
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, "%s: ours %s, raw %s, prosody %s %s\n", r.Name, num(r.Ours), num(r.Raw), num(r.Prosody), r.Unit)
+		}
+	}
+	for _, tlsOn := range c.TLS {
+		rows, err := throughput(ctx, e, c, tlsOn)
+		for _, r := range rows {
+			add(r)
+		}
+		if err != nil {
+			return rep, err
+		}
+	}
+	for _, tlsOn := range c.TLS {
+		rows, err := latency(ctx, e, c, tlsOn)
+		for _, r := range rows {
+			add(r)
+		}
+		if err != nil {
+			return rep, err
+		}
+	}
+	for _, tlsOn := range c.TLS {
+		for _, n := range c.IdleLinks {
+			rows, err := idle(ctx, e, c, tlsOn, n)
+			for _, r := range rows {
+				add(r)
+			}
+			if err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, nil
+}
+
+func tlsName(on bool) string {
+	if on {
+		return "TLS"
+	}
+	return "TCP"
+}
+
+var nan = math.NaN()
+
+// throughput measures messages and pings on one link per mode.
+func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
+	p, err := newLibPair(e.ca, tlsOn)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	msg := messageFor(senderDomain(0))
+	var ours, raw, allocs []float64
+	for range c.Runs {
+		d, a, err := p.messages(ctx, c.Messages, c.MessageWindow)
+		if err != nil {
+			return nil, fmt.Errorf("messages over %s: %w", tlsName(tlsOn), err)
+		}
+		ours = append(ours, float64(c.Messages)/d.Seconds())
+		allocs = append(allocs, a)
+		d, err = rawMessages(ctx, e, tlsOn, c.Messages, msg)
+		if err != nil {
+			return nil, fmt.Errorf("raw messages over %s: %w", tlsName(tlsOn), err)
+		}
+		raw = append(raw, float64(c.Messages)/d.Seconds())
+	}
+	rows := []Row{
+		{Name: "messages, one link, " + tlsName(tlsOn), Unit: "stanzas/s", HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan},
+		{Name: "allocations per message (both ends), " + tlsName(tlsOn), Unit: "allocs", Ours: median(allocs), Raw: nan, Prosody: nan},
+	}
+	ping, result := pingFor(senderDomain(0))
+	for _, w := range c.Windows {
+		var ours, raw []float64
+		for range c.Runs {
+			d, err := p.pings(ctx, c.Pings, w)
+			if err != nil {
+				return rows, fmt.Errorf("pings over %s: %w", tlsName(tlsOn), err)
+			}
+			ours = append(ours, float64(c.Pings)/d.Seconds())
+			d, err = rawPings(ctx, e, tlsOn, c.Pings, w, ping, result)
+			if err != nil {
+				return rows, fmt.Errorf("raw pings over %s: %w", tlsName(tlsOn), err)
+			}
+			raw = append(raw, float64(c.Pings)/d.Seconds())
+		}
+		rows = append(rows, Row{Name: "pings, window " + strconv.Itoa(w) + ", " + tlsName(tlsOn), Unit: "round trips/s",
+			HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan})
+	}
+	return rows, nil
+}
+
+// latency times the first stanza on new links.
+func latency(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
+	p, err := newLibPair(e.ca, tlsOn)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	var ms, rtA, rtB []float64
+	for i := range c.FirstStanza {
+		d, a, b, err := p.firstStanza(ctx, 1+i)
+		if err != nil {
+			return nil, fmt.Errorf("first stanza over %s: %w", tlsName(tlsOn), err)
+		}
+		ms = append(ms, float64(d)/float64(time.Millisecond))
+		rtA = append(rtA, float64(a))
+		rtB = append(rtB, float64(b))
+	}
+	return []Row{
+		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: nan, Prosody: nan},
+		{Name: "round trips of the new link, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtA), Raw: nan, Prosody: nan},
+		{Name: "round trips of the verification stream, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtB), Raw: nan, Prosody: nan},
+	}, nil
+}
+
+// idle brings n links up and measures what they hold while idle, against
+// n raw connections with a reading goroutine per end.
+func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, error) {
+	name := fmt.Sprintf("%d idle links, %s", n, tlsName(tlsOn))
+	p, err := newLibPair(e.ca, tlsOn)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	// One link first, so that what every Manager allocates once (pools,
+	// the certificate's parsed form) is not charged to the links.
+	if _, err := p.idleLinks(ctx, 0, 1); err != nil {
+		return nil, err
+	}
+	settle(ctx)
+	before := sampleMem()
+	d, err := p.idleLinks(ctx, 1, n)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	settle(ctx)
+	after := sampleMem()
+	if c.WhileIdle != nil {
+		c.WhileIdle(n, tlsOn)
+	}
+	heap, rssPer := perEnd(before, after, 2*n)
+	gor := float64(after.goroutines-before.goroutines) / float64(n)
+
+	settle(ctx)
+	rb := sampleMem()
+	closeRaw, err := rawIdle(e, tlsOn, n)
+	if err != nil {
+		return nil, fmt.Errorf("%s, raw: %w", name, err)
+	}
+	settle(ctx)
+	ra := sampleMem()
+	closeRaw()
+	rawHeap, rawRSS := perEnd(rb, ra, 2*n)
+	return []Row{
+		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: heap / 1024, Raw: rawHeap / 1024, Prosody: nan},
+		{Name: name + ": RSS per link end", Unit: "KiB", Ours: rssPer / 1024, Raw: rawRSS / 1024, Prosody: nan},
+		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: gor, Raw: 2, Prosody: nan},
+		{Name: name + ": time to bring them up", Unit: "s", Ours: d.Seconds(), Raw: nan, Prosody: nan},
+	}, nil
+}

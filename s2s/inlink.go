@@ -1,0 +1,52 @@
+package s2s
+
+import (
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/domain"
+)
+
+// lookup returns the authenticated pair a stanza from → to travels on and its
+// counters, or a nil *inLink when the pair is not registered (yet).
+func (s *inStream) lookup(from, to string) (dialback.Pair, *inLink) {
+	p := dialback.Pair{From: from, To: to}
+	s.mu.Lock()
+	lk := s.links[p]
+	s.mu.Unlock()
+	if lk != nil {
+		return p, lk
+	}
+	// The peer wrote the domains in another form; normalise (rare).
+	f, err1 := domain.Normalize(from)
+	t, err2 := domain.Normalize(to)
+	if err1 != nil || err2 != nil {
+		return p, nil
+	}
+	p = dialback.Pair{From: f, To: t}
+	s.mu.Lock()
+	lk = s.links[p]
+	s.mu.Unlock()
+	return p, lk
+}
+
+// linkInfo describes one pair of the stream for an event. Building it from
+// the pair at hand, instead of listing every pair of the stream and
+// normalising both domains again, keeps an Observer from costing two IDNA
+// conversions and a slice per delivered stanza.
+func (s *inStream) linkInfo(p dialback.Pair, lk *inLink) LinkInfo {
+	s.wmu.Lock()
+	state := s.tls
+	s.wmu.Unlock()
+	info := LinkInfo{
+		Direction:   Incoming,
+		Local:       p.To,
+		Remote:      p.From,
+		TLSVersion:  state.Version,
+		CipherSuite: state.CipherSuite,
+		Auth:        AuthDialback,
+	}
+	if lk != nil {
+		info.Since = lk.since
+		info.StanzasIn = lk.in.Load()
+	}
+	return info
+}
