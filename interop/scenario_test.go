@@ -34,21 +34,24 @@ type peer interface {
 
 // scenarios runs the scenarios, in an order that builds on what
 // the previous one left: the peer links to us first, so that when we link
-// to it, it can verify our key over its existing stream.
+// to it, it can verify our key over its existing stream. The first failing
+// step ends the sequence, since the later ones depend on it.
 func scenarios(t *testing.T, o *ours, p peer, mode string) {
 	remote := p.Domain()
 	wantTLS := mode != "false"
 
-	t.Run("0-incoming", func(t *testing.T) {
+	if !t.Run("0-incoming", func(t *testing.T) {
 		p.PingUs(t)
 		got := o.deliveredMatching(t, "the peer's ping", isPing)
 		if domainOf(got.From) != remote || got.To != ourDomain {
 			t.Fatalf("delivered %s", got.Raw)
 		}
 		p.GotPong(t, got.ID)
-	})
+	}) {
+		return
+	}
 
-	t.Run("1-outgoing", func(t *testing.T) {
+	if !t.Run("1-outgoing", func(t *testing.T) {
 		o.send(t, "<iq type='get' id='out-ping' from='"+ourDomain+"' to='"+remote+"'><ping xmlns='urn:xmpp:ping'/></iq>")
 		pong := o.deliveredMatching(t, "the peer's pong", func(s s2s.Stanza) bool { return s.ID == "out-ping" })
 		if pong.Type != "result" || pong.From != remote || pong.To != ourDomain {
@@ -61,9 +64,11 @@ func scenarios(t *testing.T, o *ours, p peer, mode string) {
 		if ack.Name != "message" || ack.Type != "error" || ack.From != "nobody@"+remote {
 			t.Fatalf("answer %s", ack.Raw)
 		}
-	})
+	}) {
+		return
+	}
 
-	t.Run("2-dialback", func(t *testing.T) {
+	if !t.Run("2-dialback", func(t *testing.T) {
 		out, in := o.links(remote)
 		if len(out) != 1 || len(in) != 1 {
 			t.Fatalf("links to %s: out %+v, in %+v", remote, out, in)
@@ -76,7 +81,9 @@ func scenarios(t *testing.T, o *ours, p peer, mode string) {
 				t.Errorf("%s link TLS %s with use_starttls = %q", l.Direction, l.TLS(), mode)
 			}
 		}
-		if out[0].StanzasOut < 3 || in[0].StanzasIn < 3 {
+		// The counts are per stream; a peer may have replaced its stream
+		// meanwhile, so only "carried stanzas" is asserted.
+		if out[0].StanzasOut == 0 || in[0].StanzasIn == 0 {
 			t.Errorf("stanza counts: out %d, in %d", out[0].StanzasOut, in[0].StanzasIn)
 		}
 		if p.VerifiesOverExistingStream() {
@@ -86,9 +93,11 @@ func scenarios(t *testing.T, o *ours, p peer, mode string) {
 				t.Errorf("the peer opened %d connections to us, want 1 (db:verify over its existing stream)", n)
 			}
 		}
-	})
+	}) {
+		return
+	}
 
-	t.Run("3-policy-deny", func(t *testing.T) {
+	if !t.Run("3-policy-deny", func(t *testing.T) {
 		ups := o.linkUps.Load()
 		o.reload(t, func(s *config.S2S) { s.DefaultPolicy = "deny" })
 		// Reload takes down both links; wait for them to be gone.
@@ -120,9 +129,11 @@ func scenarios(t *testing.T, o *ours, p peer, mode string) {
 		if out, in := o.links(remote); len(out)+len(in) != 0 {
 			t.Errorf("links while denied: out %+v, in %+v", out, in)
 		}
-	})
+	}) {
+		return
+	}
 
-	t.Run("4-wrong-key", func(t *testing.T) {
+	if !t.Run("4-wrong-key", func(t *testing.T) {
 		o.reload(t, func(s *config.S2S) { s.DefaultPolicy = "allow" })
 		o.keys.broken.Store(true)
 		defer o.keys.broken.Store(false)
@@ -138,7 +149,9 @@ func scenarios(t *testing.T, o *ours, p peer, mode string) {
 		if out, _ := o.links(remote); len(out) != 0 {
 			t.Errorf("outgoing link up with a wrong key: %+v", out)
 		}
-	})
+	}) {
+		return
+	}
 }
 
 // domainOf returns the domain part of a JID.
