@@ -1,0 +1,236 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ProsodyConfig describes one Prosody instance.
+type ProsodyConfig struct {
+	// Domain is the VirtualHost Prosody serves.
+	Domain string
+	// TLS is "false" (mod_tls not loaded), "optional" or "required"
+	// (s2s_require_encryption), matching our side's use_starttls.
+	TLS string
+	// SecureAuth sets s2s_secure_auth: peers must present a certificate
+	// that chains to CAFile and names them.
+	SecureAuth bool
+	// CertPEM is the certificate chain and key for Domain, in one PEM; it
+	// is needed unless TLS is "false".
+	CertPEM []byte
+	// CAPEM, if set, is the CA Prosody trusts for peers' certificates.
+	CAPEM []byte
+	// Routes tell Prosody where our domains listen.
+	Routes []Route
+}
+
+// Prosody is a running Prosody. Stop it with the test's cleanup (Start
+// registers that).
+type Prosody struct {
+	// Dir is the instance's directory: configuration, data, log.
+	Dir string
+	// Port is the s2s port on 127.0.0.1.
+	Port int
+	// Domain is the served VirtualHost.
+	Domain string
+
+	cfgPath string
+	logPath string
+	ctl     string
+}
+
+// interopModule replaces Prosody's SRV resolver for the domains listed in
+// interop_routes with a fixed address. Prosody 0.12 has no event before it
+// resolves a peer, and mod_s2s looks service.new up on the shared module
+// table at every connection, so replacing that function is the hook. The
+// xmpps-server lookup (direct TLS, XEP-0368) gets an empty answer for those
+// domains so that only the STARTTLS port is tried.
+const interopModule = `-- Written by the federation interop tests; loaded from their temp dir only.
+local service = require "net.resolvers.service";
+local basic = require "net.resolvers.basic";
+local routes = module:get_option("interop_routes", {});
+local original = service.new;
+
+local none = { next = function(_, cb) cb(nil); end };
+
+service.new = function(hostname, service_name, proto, extra)
+	local route = routes[hostname];
+	if route then
+		if service_name == "xmpp-server" then
+			module:log("debug", "interop route for %s: %s:%d", hostname, route[1], route[2]);
+			return basic.new(route[1], route[2], proto, extra);
+		end
+		return none;
+	end
+	return original(hostname, service_name, proto, extra);
+end
+
+function module.unload()
+	service.new = original;
+end
+`
+
+// StartProsody writes a configuration for c under t.TempDir(), starts
+// Prosody in the foreground as a child of the test, and waits until it
+// listens. The test's cleanup stops it by PID and, when the test failed,
+// prints its log.
+func StartProsody(t testing.TB, c ProsodyConfig) *Prosody {
+	t.Helper()
+	bin := Binary(t, "prosody", "prosody")
+	ctl := Binary(t, "prosodyctl", "prosody")
+	dir := t.TempDir()
+	p := &Prosody{
+		Dir:     dir,
+		Port:    FreePort(t),
+		Domain:  c.Domain,
+		cfgPath: filepath.Join(dir, "prosody.cfg.lua"),
+		logPath: filepath.Join(dir, "prosody.log"),
+		ctl:     ctl,
+	}
+	cfg, err := p.write(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-F", "--config", p.cfgPath)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		t.Fatalf("interop: starting prosody: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); out.Close(); close(exited) }()
+	t.Cleanup(func() {
+		if err := stopPID(cmd.Process.Pid, 10*time.Second); err != nil {
+			t.Error(err)
+		}
+		<-exited
+		if t.Failed() {
+			t.Logf("prosody %s log (%s):\n%s\n--- stdout/stderr:\n%s", c.Domain, p.logPath,
+				logTail(p.logPath, logMax), logTail(filepath.Join(dir, "stdout.log"), logMax))
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), Startup)
+	defer cancel()
+	if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", p.Port), exited); err != nil {
+		t.Fatalf("prosody: %v", err)
+	}
+	return p
+}
+
+func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
+	dir := p.Dir
+	for _, sub := range []string{"data", "plugins", "certs"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "plugins", "mod_interop_routes.lua"), []byte(interopModule), 0o644); err != nil {
+		return nil, err
+	}
+	// An empty hosts file keeps libunbound from reading /etc/hosts; with
+	// resolvconf off, nothing is asked of any DNS server.
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	modules := []string{"dialback", "ping", "admin_shell", "admin_socket", "interop_routes"}
+	if c.TLS != "false" {
+		modules = append(modules, "tls")
+	}
+	var b bytes.Buffer
+	f := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	f("-- Written by the federation interop tests.")
+	f("pidfile = %s", quoted(filepath.Join(dir, "prosody.pid")))
+	f("data_path = %s", quoted(filepath.Join(dir, "data")))
+	f("admin_socket = %s", quoted(filepath.Join(dir, "data", "prosody.sock")))
+	f("plugin_paths = { %s }", quoted(filepath.Join(dir, "plugins")))
+	f("certificates = %s", quoted(filepath.Join(dir, "certs")))
+	f("run_as_root = true")
+	f("log = { { levels = { min = \"debug\" }, to = \"file\", filename = %s } }", quoted(p.logPath))
+	f("unbound = { resolvconf = false; hoststxt = %s }", quoted(filepath.Join(dir, "hosts")))
+	f("interfaces = { \"127.0.0.1\" }")
+	f("c2s_ports = {}")
+	f("c2s_direct_tls_ports = {}")
+	f("s2s_ports = { %d }", p.Port)
+	f("s2s_interfaces = { \"127.0.0.1\" }")
+	f("s2s_direct_tls_ports = {}")
+	f("http_ports = {}")
+	f("https_ports = {}")
+	f("s2s_require_encryption = %t", c.TLS == "required")
+	f("s2s_secure_auth = %t", c.SecureAuth)
+	f("s2s_timeout = 30")
+	var mods []string
+	for _, m := range modules {
+		mods = append(mods, quoted(m))
+	}
+	f("modules_enabled = { %s }", strings.Join(mods, ", "))
+	f("interop_routes = {")
+	for _, r := range c.Routes {
+		f("\t[%s] = { %s, %d };", quoted(r.Domain), quoted(r.Host), r.Port)
+	}
+	f("}")
+	var ssl []string
+	if len(c.CertPEM) > 0 {
+		path := filepath.Join(dir, c.Domain+".pem")
+		if err := os.WriteFile(path, c.CertPEM, 0o600); err != nil {
+			return nil, err
+		}
+		ssl = append(ssl, "certificate = "+quoted(path), "key = "+quoted(path))
+	}
+	if len(c.CAPEM) > 0 {
+		path := filepath.Join(dir, "ca.pem")
+		if err := os.WriteFile(path, c.CAPEM, 0o644); err != nil {
+			return nil, err
+		}
+		ssl = append(ssl, "cafile = "+quoted(path))
+	}
+	if len(ssl) > 0 {
+		f("ssl = { %s }", strings.Join(ssl, "; "))
+	}
+	f("VirtualHost %s", quoted(c.Domain))
+	if len(ssl) > 0 {
+		f("\tssl = { %s }", strings.Join(ssl, "; "))
+	}
+	return b.Bytes(), nil
+}
+
+// Ping runs `prosodyctl shell xmpp ping from to` against the instance: a
+// XEP-0199 ping from one of Prosody's domains to a remote one. It returns
+// the shell's output and an error when the ping failed (the shell's exit
+// status counts the errors).
+func (p *Prosody) Ping(ctx context.Context, from, to string) (string, error) {
+	return p.Shell(ctx, "xmpp", "ping", from, to)
+}
+
+// Shell runs one prosodyctl shell command against the instance.
+func (p *Prosody) Shell(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, p.ctl, append([]string{"--config", p.cfgPath, "shell"}, args...)...)
+	cmd.Dir = p.Dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("interop: prosodyctl shell %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
+// Log returns Prosody's debug log so far.
+func (p *Prosody) Log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
