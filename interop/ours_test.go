@@ -135,6 +135,9 @@ func startOurs(t *testing.T, ln *countingListener, mode, peer string, peerPort i
 		RootCAs:     testCA().Pool(),
 		Certificate: starttls.StaticCert(leaf.TLS),
 		Logger:      testLogger(t),
+		// These scenarios test dialback in both roles; with SASL EXTERNAL
+		// on (the default), peers whose certificates we trust would skip it.
+		DisableSASLExternal: true,
 		Observer: func(e s2s.Event) {
 			var ch chan s2s.Event
 			switch e.Kind {
