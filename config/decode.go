@@ -28,7 +28,7 @@ type decoder struct {
 // The keys each table may hold, sorted, as error messages list them.
 var (
 	sectionKeys = []string{"address", "certfile", "ciphers", "default_policy", "dns",
-		"host_policy", "max_retry_delay", "outgoing", "shared", "use_starttls"}
+		"host_policy", "max_retry_delay", "max_stanza_size", "outgoing", "shared", "use_starttls"}
 	outgoingKeys   = []string{"connection_timeout", "ip_versions", "port"}
 	dnsKeys        = []string{"retries", "timeout"}
 	hostPolicyKeys = []string{"host", "policy"}
@@ -63,6 +63,8 @@ func (d *decoder) section(c *S2S, t map[string]any) error {
 			c.Ciphers, err = d.str(path, v, "an OpenSSL cipher string")
 		case "max_retry_delay":
 			c.MaxRetryDelay, err = d.duration(path, v, time.Second, "seconds")
+		case "max_stanza_size":
+			c.MaxStanzaSize, err = d.maxStanzaSize(path, v)
 		case "outgoing":
 			err = d.outgoing(path, v, &c.Outgoing)
 		case "dns":
@@ -361,6 +363,22 @@ func (d *decoder) connectionTimeout(path string, v any) (time.Duration, error) {
 		return 0, d.typeErr(path, v, want)
 	}
 	return d.duration(path, v, time.Millisecond, "milliseconds")
+}
+
+// maxStanzaSize is a number of bytes or "infinity" (zero), as MongooseIM's
+// listener option of that name.
+func (d *decoder) maxStanzaSize(path string, v any) (int64, error) {
+	const want = `a positive number of bytes or "infinity"`
+	if s, ok := v.(string); ok {
+		if s != "infinity" {
+			return 0, d.valueErr(path, ErrValue, "unknown value %q (want %s)", s, want)
+		}
+		return 0, nil
+	}
+	if _, ok := v.(int64); !ok {
+		return 0, d.typeErr(path, v, want)
+	}
+	return d.positive(path, v, "bytes", math.MaxInt64)
 }
 
 // duration reads a positive integer count of unit.

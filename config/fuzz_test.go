@@ -28,6 +28,7 @@ func FuzzParse(f *testing.F) {
 		"address = [{host = \"xn--bcher-kva.example\", ip_address = \"fe80::1%eth0\", port = 65535}]\n",
 		"[a]\n[[a.b]]\n[[a.b]]\nc.d = [{e = [1, [2]]}]\n",
 		"outgoing.connection_timeout = \"infinity\"\n'quoted.key' = 1\n",
+		"max_stanza_size = \"infinity\"\n[s2s]\nmax_stanza_size = 65536\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -36,7 +36,7 @@ func TestParseErrors(t *testing.T) {
 
 		// Unknown keys, at every level.
 		{in: "use_startls = \"required\"\n", is: ErrUnknownKey,
-			err: "s2s.toml:1:1: s2s.use_startls: unknown key (want one of: address, certfile, ciphers, default_policy, dns, host_policy, max_retry_delay, outgoing, shared, use_starttls)"},
+			err: "s2s.toml:1:1: s2s.use_startls: unknown key (want one of: address, certfile, ciphers, default_policy, dns, host_policy, max_retry_delay, max_stanza_size, outgoing, shared, use_starttls)"},
 		{in: "[general]\nhosts = [\"a.example\"]\n\n[s2s]\n  outgoing.prot = 5270\n", is: ErrUnknownKey,
 			err: "s2s.toml:5:12: s2s.outgoing.prot: unknown key (want one of: connection_timeout, ip_versions, port)"},
 		{in: "[s2s.dns]\ntimeout = 1\nattempts = 3\n", is: ErrUnknownKey,

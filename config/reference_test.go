@@ -89,6 +89,7 @@ func TestDefault(t *testing.T) {
 		MaxRetryDelay: 300 * time.Second,
 		Outgoing:      Outgoing{Port: 5269, IPVersions: []int{4, 6}, ConnectionTimeout: 10 * time.Second},
 		DNS:           DNS{Timeout: 10 * time.Second, Retries: 2},
+		MaxStanzaSize: 1 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Default() =\n%+v\nwant\n%+v", c, want)

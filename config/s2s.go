@@ -60,6 +60,14 @@ type S2S struct {
 
 	// DNS holds the options for the lookups made before opening a link.
 	DNS DNS
+
+	// MaxStanzaSize is max_stanza_size: the largest element, in bytes as
+	// received, that a peer may send on an incoming stream (the stream
+	// header included); a larger one ends the stream with policy-violation.
+	// Zero means "infinity" (no limit). Default 1 MiB: MongooseIM's
+	// default is "infinity", but an unbounded element lets any peer that
+	// can open a TCP connection make us buffer without end.
+	MaxStanzaSize int64
 }
 
 // HostPolicy is one entry of host_policy.
@@ -106,6 +114,7 @@ const (
 	defaultConnectionTimeout = 10 * time.Second
 	defaultDNSTimeout        = 10 * time.Second
 	defaultDNSRetries        = 2
+	defaultMaxStanzaSize     = 1 << 20
 )
 
 // sharedBytes is how much randomness a generated dialback secret carries.
@@ -129,6 +138,7 @@ func Default() S2S {
 			Timeout: defaultDNSTimeout,
 			Retries: defaultDNSRetries,
 		},
+		MaxStanzaSize: defaultMaxStanzaSize,
 	}
 }
 

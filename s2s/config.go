@@ -113,6 +113,30 @@ type Config struct {
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 
+	// MaxDepth bounds how deeply the elements of one stanza may nest; a
+	// deeper one ends the stream with policy-violation. 0 means
+	// DefaultMaxDepth. The size of an element is S2S.MaxStanzaSize.
+	MaxDepth int
+
+	// MaxIncoming bounds the connections each listener given to Serve
+	// holds at once; over it, Serve stops accepting until one closes
+	// (golang.org/x/net/netutil.LimitListener), and new peers wait in the
+	// kernel's backlog. 0 means DefaultMaxIncoming; negative means no bound.
+	MaxIncoming int
+
+	// MaxPerAddress bounds the incoming connections from one remote IP
+	// address; one more is answered with a policy-violation stream error
+	// before its header is read. 0 means DefaultMaxPerAddress; negative
+	// means no bound.
+	MaxPerAddress int
+
+	// MaxDialbackPerStream bounds the distinct domain pairs a peer may ask
+	// to authenticate with <db:result> on one incoming stream (piggybacking
+	// included), so that one stream cannot make us open verification
+	// connections to many authoritative servers; one more ends the stream
+	// with policy-violation. 0 means DefaultMaxDialbackPerStream.
+	MaxDialbackPerStream int
+
 	// Limits bound what one peer can make a stream reader hold; the zero
 	// value means wire.DefaultLimits.
 	limits wire.Limits

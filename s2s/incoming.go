@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,12 @@ type inStream struct {
 	externalOK bool // SASL EXTERNAL is offered on the current stream
 	saslDone   bool // SASL EXTERNAL authenticated the peer
 
-	mu    sync.Mutex
-	links map[dialback.Pair]*inLink
+	mu        sync.Mutex
+	links     map[dialback.Pair]*inLink
+	requested map[[2]string]struct{} // <db:result> pairs asked (limits.go)
+
+	ip      netip.Addr // the peer's address, counted against MaxPerAddress
+	counted bool
 }
 
 type inLink struct {
@@ -119,7 +124,11 @@ func withText(e stream.Error, text string) stream.Error {
 
 func (s *inStream) serve() {
 	m := s.m
-	err := s.run()
+	err := s.admit()
+	if err == nil {
+		err = s.run()
+	}
+	s.release()
 	s.cancel()
 	s.wmu.Lock()
 	s.closed = true
@@ -149,7 +158,7 @@ func (s *inStream) run() error {
 	for {
 		st := m.settings()
 		prev := s.peer
-		r := wire.NewReader(s.conn, m.limits)
+		r := wire.NewReader(s.conn, m.inLimits(st))
 		h, err := r.ReadHeader()
 		if err != nil {
 			return s.headerFailed(err)
@@ -248,6 +257,9 @@ func (s *inStream) writeFeatures(st *settings, secured bool) error {
 	}
 	if secured || !required {
 		feats = append(feats, dialbackFeature)
+	}
+	if lf := s.m.limitsFeature(st); lf != nil {
+		feats = append(feats, lf)
 	}
 	var b writerBuf
 	if err := wire.WriteFeatures(&b, feats...); err != nil {
@@ -429,6 +441,9 @@ func (s *inStream) dialback(in dialback.Inbound, e wire.Element) error {
 		}
 		return s.write(encode(ans))
 	case dialback.Result:
+		if !s.countDialback(el.From, el.To) {
+			return s.fail(stream.PolicyViolation, fmt.Sprintf("more than %d dialback requests on one stream", s.m.cfg.MaxDialbackPerStream))
+		}
 		// The verification asks another server: do not hold up the stream.
 		s.m.spawnAlways(func() { s.handleResult(in, el) })
 	}

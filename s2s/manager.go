@@ -63,6 +63,7 @@ type Manager struct {
 	in        map[*inStream]struct{}
 	listeners map[net.Listener]struct{}
 	wg        sync.WaitGroup
+	addrs     addrCount // incoming connections per remote address
 }
 
 // New returns a Manager for c. It loads the certificate and builds the
@@ -86,6 +87,7 @@ func New(c Config) (*Manager, error) {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
+	c.setLimitDefaults()
 	m := &Manager{
 		cfg:       c,
 		log:       c.Logger,
@@ -103,6 +105,7 @@ func New(c Config) (*Manager, error) {
 	}
 	if m.limits == (wire.Limits{}) {
 		m.limits = wire.DefaultLimits
+		m.limits.MaxDepth = c.MaxDepth
 	}
 	st, err := c.newSettings(c.S2S, nil)
 	if err != nil {
@@ -228,6 +231,7 @@ func (m *Manager) isLocal(d string) (string, bool) {
 // ln fails, and returns the error (ErrClosed after Shutdown or Close). ln
 // is closed when Serve returns. Serve may be called for several listeners.
 func (m *Manager) Serve(ln net.Listener) error {
+	ln = m.limitListener(ln)
 	m.mu.Lock()
 	if m.closing {
 		m.mu.Unlock()

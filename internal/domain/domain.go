@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -37,6 +38,14 @@ func Normalize(name string) (string, error) {
 	name = strings.TrimSuffix(name, ".")
 	if name == "" {
 		return "", fmt.Errorf("%w: %q is empty", ErrInvalid, orig)
+	}
+	if strings.HasSuffix(name, ".") {
+		return "", fmt.Errorf("%w: %q has an empty label", ErrInvalid, orig)
+	}
+	if !utf8.ValidString(name) {
+		// idna passes some invalid bytes through Punycode (U+FFFD), which
+		// would make an A-label that is not a fixed point.
+		return "", fmt.Errorf("%w: %q is not UTF-8", ErrInvalid, orig)
 	}
 	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
 		return "", fmt.Errorf("%w: %q is an IP address, not a domain name", ErrInvalid, orig)

@@ -28,6 +28,10 @@ func TestNormalize(t *testing.T) {
 		{in: "a..b", err: "invalid domain"},
 		{in: strings.Repeat("a", 64) + ".org", err: "invalid domain"},
 		{in: "-lead.org", err: "invalid domain"},
+		{in: "\xb7", err: "not UTF-8"}, // found by FuzzNormalize
+		{in: "a.\xff.org", err: "not UTF-8"},
+		{in: "0.0.0..", err: "empty label"}, // found by FuzzNormalize
+		{in: "example.org..", err: "empty label"},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			got, err := Normalize(tc.in)

@@ -1,0 +1,183 @@
+package s2s
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/net/netutil"
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// Defaults of the limits in Config. They are far above what legitimate
+// federation traffic reaches and low enough that one peer cannot exhaust
+// the host.
+const (
+	// DefaultMaxDepth is the nesting of real payloads (a handful of
+	// levels) with a wide margin.
+	DefaultMaxDepth = 64
+	// DefaultMaxIncoming keeps a listener well inside a typical file
+	// descriptor limit of 65536.
+	DefaultMaxIncoming = 10000
+	// DefaultMaxPerAddress allows a busy peer one stream per domain pair
+	// for many pairs, and a verification stream, from one address.
+	DefaultMaxPerAddress = 100
+	// DefaultMaxDialbackPerStream allows generous piggybacking.
+	DefaultMaxDialbackPerStream = 256
+)
+
+// nsStreamLimits is XEP-0478's namespace.
+const nsStreamLimits = "urn:xmpp:stream-limits:0"
+
+// setLimitDefaults fills in the limits left at zero.
+func (c *Config) setLimitDefaults() {
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = DefaultMaxDepth
+	}
+	if c.MaxIncoming == 0 {
+		c.MaxIncoming = DefaultMaxIncoming
+	}
+	if c.MaxPerAddress == 0 {
+		c.MaxPerAddress = DefaultMaxPerAddress
+	}
+	if c.MaxDialbackPerStream <= 0 {
+		c.MaxDialbackPerStream = DefaultMaxDialbackPerStream
+	}
+}
+
+// inLimits are the reader limits of an incoming stream: max_stanza_size as
+// the settings in force when the stream (re)started say, so that Reload
+// applies to new streams.
+func (m *Manager) inLimits(st *settings) wire.Limits {
+	return wire.Limits{MaxElementSize: st.s2s.MaxStanzaSize, MaxDepth: m.cfg.MaxDepth}
+}
+
+// limitsFeature advertises our limits to the peer (XEP-0478), so that a
+// well-behaved sender does not try a stanza we would refuse, and knows how
+// long an idle stream stays open. nil when there is nothing to say.
+func (m *Manager) limitsFeature(st *settings) []byte {
+	max := st.s2s.MaxStanzaSize
+	idle := m.cfg.IdleTimeout
+	if max <= 0 && idle <= 0 {
+		return nil
+	}
+	b := []byte("<limits xmlns='" + nsStreamLimits + "'>")
+	if max > 0 {
+		b = append(b, "<max-bytes>"...)
+		b = strconv.AppendInt(b, max, 10)
+		b = append(b, "</max-bytes>"...)
+	}
+	if idle > 0 {
+		// Whole seconds, rounded down: a peer that keeps to it is never
+		// closed for idleness.
+		b = append(b, "<idle-seconds>"...)
+		b = strconv.AppendInt(b, int64(max1(idle/time.Second)), 10)
+		b = append(b, "</idle-seconds>"...)
+	}
+	return append(b, "</limits>"...)
+}
+
+func max1(d time.Duration) time.Duration { return max(d, 1) }
+
+// limitListener bounds the connections a listener holds at once.
+func (m *Manager) limitListener(ln net.Listener) net.Listener {
+	if m.cfg.MaxIncoming <= 0 {
+		return ln
+	}
+	// The limit goes under ServeTLS's and ServeMixed's marking, whose
+	// connection type the stream goroutine looks for.
+	if ml, ok := ln.(*markListener); ok {
+		return &markListener{Listener: netutil.LimitListener(ml.Listener, m.cfg.MaxIncoming), mode: ml.mode}
+	}
+	return netutil.LimitListener(ln, m.cfg.MaxIncoming)
+}
+
+// addrCount counts the incoming connections per remote IP address. The zero
+// value is ready; it is safe for concurrent use.
+type addrCount struct {
+	mu sync.Mutex
+	n  map[netip.Addr]int
+}
+
+// take counts a connection from a and reports whether it is within limit
+// (limit < 0: no bound). A false take holds nothing to give back.
+func (c *addrCount) take(a netip.Addr, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if limit >= 0 && c.n[a] >= limit {
+		return false
+	}
+	if c.n == nil {
+		c.n = make(map[netip.Addr]int)
+	}
+	c.n[a]++
+	return true
+}
+
+// give forgets a connection that take counted.
+func (c *addrCount) give(a netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n[a] <= 1 {
+		delete(c.n, a)
+		return
+	}
+	c.n[a]--
+}
+
+// remoteIP is the address a connection comes from; the zero Addr for
+// connections that are not TCP (net.Pipe in tests, a proxy), which are
+// counted together.
+func remoteIP(conn net.Conn) netip.Addr {
+	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// admit counts a new incoming stream against MaxPerAddress. When over,
+// it answers with our header and policy-violation, without reading the
+// peer's header (RFC 6120 §4.9.1.1 allows the error before it), and
+// returns an error.
+func (s *inStream) admit() error {
+	m := s.m
+	s.ip = remoteIP(s.conn)
+	if m.addrs.take(s.ip, m.cfg.MaxPerAddress) {
+		s.counted = true
+		return nil
+	}
+	s.write(headerBytes(wire.Header{ID: newStreamID()}))
+	return s.fail(stream.PolicyViolation, fmt.Sprintf("too many connections from %s", s.ip))
+}
+
+// release gives back what admit counted.
+func (s *inStream) release() {
+	if s.counted {
+		s.m.addrs.give(s.ip)
+	}
+}
+
+// countDialback records a <db:result> request for from→to and reports
+// whether the stream is still within MaxDialbackPerStream. A repeated
+// request for a pair is not counted again.
+func (s *inStream) countDialback(from, to string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{from, to}
+	if _, ok := s.requested[k]; ok {
+		return true
+	}
+	if len(s.requested) >= s.m.cfg.MaxDialbackPerStream {
+		return false
+	}
+	if s.requested == nil {
+		s.requested = make(map[[2]string]struct{})
+	}
+	s.requested[k] = struct{}{}
+	return true
+}
