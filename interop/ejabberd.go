@@ -23,8 +23,16 @@ type EjabberdConfig struct {
 	// CertPEM is the certificate chain and key for Domain in one PEM.
 	// ejabberd reads certfiles even with TLS off, so it is always needed.
 	CertPEM []byte
-	// Routes tell ejabberd where our domains listen, as SRV records.
+	// Routes tell ejabberd where our domains listen, as _xmpp-server._tcp
+	// SRV records (STARTTLS).
 	Routes []Route
+	// DirectRoutes tell ejabberd where our domains listen for direct TLS,
+	// as _xmpps-server._tcp SRV records (XEP-0368). ejabberd looks them up
+	// only when s2s_use_starttls is not "false".
+	DirectRoutes []Route
+	// DirectTLS adds a second ejabberd_s2s_in listener with tls: true,
+	// where TLS starts at once; Ejabberd.DirectPort says where.
+	DirectTLS bool
 }
 
 // Ejabberd is a running ejabberd. Stop it with the test's cleanup (Start
@@ -34,6 +42,9 @@ type Ejabberd struct {
 	Dir string
 	// Port is the s2s port on 127.0.0.1.
 	Port int
+	// DirectPort is the direct TLS s2s port on 127.0.0.1, or 0 when
+	// EjabberdConfig.DirectTLS was false.
+	DirectPort int
 	// Domain is the served host.
 	Domain string
 
@@ -66,6 +77,9 @@ func StartEjabberd(t testing.TB, c EjabberdConfig) *Ejabberd {
 		t.Fatal(err)
 	}
 	e := &Ejabberd{Dir: dir, Port: FreePort(t), Domain: c.Domain, ctl: ctl}
+	if c.DirectTLS {
+		e.DirectPort = FreePort(t)
+	}
 	epmdPort := FreePort(t)
 	// A private epmd port keeps this Erlang node apart from any other on
 	// the machine (a system ejabberd, a parallel test) and lets cleanup
@@ -97,6 +111,11 @@ func StartEjabberd(t testing.TB, c EjabberdConfig) *Ejabberd {
 	}
 	if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", e.Port), nil); err != nil {
 		t.Fatalf("ejabberd: %v", err)
+	}
+	if e.DirectPort != 0 {
+		if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", e.DirectPort), nil); err != nil {
+			t.Fatalf("ejabberd direct TLS: %v", err)
+		}
 	}
 	return e
 }
@@ -132,11 +151,16 @@ func (e *Ejabberd) write(c EjabberdConfig, epmdPort int) error {
 	// each -eval is one word, and the value is single-quoted for the shell
 	// that sources the file.
 	opts := []string{"-setcookie", "interop" + strconv.Itoa(epmdPort)}
-	for _, r := range c.Routes {
-		quoted(r.Domain)
-		quoted(r.Host)
-		opts = append(opts, fmt.Sprintf(`-eval inet_db:add_rr("_xmpp-server._tcp.%s",in,srv,31536000,{0,0,%d,"%s"})`,
-			r.Domain, r.Port, r.Host))
+	for _, set := range []struct {
+		service string
+		routes  []Route
+	}{{"_xmpp-server", c.Routes}, {"_xmpps-server", c.DirectRoutes}} {
+		for _, r := range set.routes {
+			quoted(r.Domain)
+			quoted(r.Host)
+			opts = append(opts, fmt.Sprintf(`-eval inet_db:add_rr("%s._tcp.%s",in,srv,31536000,{0,0,%d,"%s"})`,
+				set.service, r.Domain, r.Port, r.Host))
+		}
 	}
 	var b bytes.Buffer
 	f := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -159,6 +183,12 @@ func (e *Ejabberd) write(c EjabberdConfig, epmdPort int) error {
 	f("  - port: %d", e.Port)
 	f("    ip: \"127.0.0.1\"")
 	f("    module: ejabberd_s2s_in")
+	if e.DirectPort != 0 {
+		f("  - port: %d", e.DirectPort)
+		f("    ip: \"127.0.0.1\"")
+		f("    module: ejabberd_s2s_in")
+		f("    tls: true")
+	}
 	f("s2s_use_starttls: %s", c.TLS)
 	f("s2s_access: s2s")
 	f("access_rules:")

@@ -110,8 +110,9 @@ func listenOurs(t *testing.T) *countingListener {
 func (l *countingListener) port() int { return l.Addr().(*net.TCPAddr).Port }
 
 // startOurs starts our Manager on ln with use_starttls = mode, reaching
-// the peer's domain at peerPort on 127.0.0.1.
-func startOurs(t *testing.T, ln *countingListener, mode, peer string, peerPort int) *ours {
+// the peer's domain at peerPort on 127.0.0.1. Each tweak then changes the
+// Manager's configuration (SASL EXTERNAL, a resolver, trusted roots).
+func startOurs(t *testing.T, ln *countingListener, mode, peer string, peerPort int, tweaks ...func(*s2s.Config)) *ours {
 	t.Helper()
 	s := config.Default()
 	s.UseStartTLS = mode
@@ -126,7 +127,7 @@ func startOurs(t *testing.T, ln *countingListener, mode, peer string, peerPort i
 		downs:     make(chan s2s.Event, 100),
 	}
 	leaf := leafFor(t, ourDomain)
-	m, err := s2s.New(s2s.Config{
+	c := s2s.Config{
 		S2S:         s,
 		IsLocal:     func(d string) bool { return d == ourDomain },
 		Deliver:     o.deliver,
@@ -155,7 +156,11 @@ func startOurs(t *testing.T, ln *countingListener, mode, peer string, peerPort i
 				}
 			}
 		},
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&c)
+	}
+	m, err := s2s.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,21 @@ type ProsodyConfig struct {
 	CertPEM []byte
 	// CAPEM, if set, is the CA Prosody trusts for peers' certificates.
 	CAPEM []byte
-	// Routes tell Prosody where our domains listen.
+	// Routes tell Prosody where our domains listen for STARTTLS (the
+	// _xmpp-server._tcp service).
 	Routes []Route
+	// DirectRoutes tell Prosody where our domains listen for direct TLS
+	// (XEP-0368, the _xmpps-server._tcp service). A domain listed in only
+	// one of Routes and DirectRoutes gets no target for the other service,
+	// so Prosody cannot fall back to it.
+	DirectRoutes []Route
+	// DirectTLS opens a direct TLS port (s2s_direct_tls_ports) next to the
+	// STARTTLS one; Prosody.DirectPort says where. It needs CertPEM.
+	DirectTLS bool
+	// SASLExternal loads mod_saslauth, which offers and uses SASL EXTERNAL
+	// (XEP-0178) on s2s streams whose certificates Prosody trusts. Without
+	// it Prosody authenticates s2s streams by dialback only.
+	SASLExternal bool
 }
 
 // Prosody is a running Prosody. Stop it with the test's cleanup (Start
@@ -38,6 +51,9 @@ type Prosody struct {
 	Dir string
 	// Port is the s2s port on 127.0.0.1.
 	Port int
+	// DirectPort is the direct TLS s2s port on 127.0.0.1, or 0 when
+	// ProsodyConfig.DirectTLS was false.
+	DirectPort int
 	// Domain is the served VirtualHost.
 	Domain string
 
@@ -47,29 +63,37 @@ type Prosody struct {
 }
 
 // interopModule replaces Prosody's SRV resolver for the domains listed in
-// interop_routes with a fixed address. Prosody 0.12 has no event before it
-// resolves a peer, and mod_s2s looks service.new up on the shared module
-// table at every connection, so replacing that function is the hook. The
-// xmpps-server lookup (direct TLS, XEP-0368) gets an empty answer for those
-// domains so that only the STARTTLS port is tried.
+// interop_routes (the xmpp-server service, STARTTLS) and
+// interop_direct_routes (xmpps-server, direct TLS) with fixed addresses.
+// Prosody 0.12 has no event before it resolves a peer, and mod_s2s looks
+// service.new up on the shared module table at every connection, so
+// replacing that function is the hook. A listed domain gets an empty answer
+// for the service it has no route for, so that only the routes the test
+// gave are tried.
 const interopModule = `-- Written by the federation interop tests; loaded from their temp dir only.
 local service = require "net.resolvers.service";
 local basic = require "net.resolvers.basic";
 local routes = module:get_option("interop_routes", {});
+local direct_routes = module:get_option("interop_direct_routes", {});
 local original = service.new;
 
 local none = { next = function(_, cb) cb(nil); end };
 
 service.new = function(hostname, service_name, proto, extra)
-	local route = routes[hostname];
-	if route then
-		if service_name == "xmpp-server" then
-			module:log("debug", "interop route for %s: %s:%d", hostname, route[1], route[2]);
-			return basic.new(route[1], route[2], proto, extra);
-		end
+	if not routes[hostname] and not direct_routes[hostname] then
+		return original(hostname, service_name, proto, extra);
+	end
+	local route;
+	if service_name == "xmpp-server" then
+		route = routes[hostname];
+	elseif service_name == "xmpps-server" then
+		route = direct_routes[hostname];
+	end
+	if not route then
 		return none;
 	end
-	return original(hostname, service_name, proto, extra);
+	module:log("debug", "interop route for %s (%s): %s:%d", hostname, service_name, route[1], route[2]);
+	return basic.new(route[1], route[2], proto, extra);
 end
 
 function module.unload()
@@ -93,6 +117,9 @@ func StartProsody(t testing.TB, c ProsodyConfig) *Prosody {
 		cfgPath: filepath.Join(dir, "prosody.cfg.lua"),
 		logPath: filepath.Join(dir, "prosody.log"),
 		ctl:     ctl,
+	}
+	if c.DirectTLS {
+		p.DirectPort = FreePort(t)
 	}
 	cfg, err := p.write(c)
 	if err != nil {
@@ -131,6 +158,11 @@ func StartProsody(t testing.TB, c ProsodyConfig) *Prosody {
 	if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", p.Port), exited); err != nil {
 		t.Fatalf("prosody: %v", err)
 	}
+	if p.DirectPort != 0 {
+		if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", p.DirectPort), exited); err != nil {
+			t.Fatalf("prosody direct TLS: %v", err)
+		}
+	}
 	return p
 }
 
@@ -153,6 +185,9 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	if c.TLS != "false" {
 		modules = append(modules, "tls")
 	}
+	if c.SASLExternal {
+		modules = append(modules, "saslauth")
+	}
 	var b bytes.Buffer
 	f := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	f("-- Written by the federation interop tests.")
@@ -169,7 +204,12 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	f("c2s_direct_tls_ports = {}")
 	f("s2s_ports = { %d }", p.Port)
 	f("s2s_interfaces = { \"127.0.0.1\" }")
-	f("s2s_direct_tls_ports = {}")
+	if p.DirectPort != 0 {
+		f("s2s_direct_tls_ports = { %d }", p.DirectPort)
+		f("s2s_direct_tls_interfaces = { \"127.0.0.1\" }")
+	} else {
+		f("s2s_direct_tls_ports = {}")
+	}
 	f("http_ports = {}")
 	f("https_ports = {}")
 	f("s2s_require_encryption = %t", c.TLS == "required")
@@ -182,6 +222,11 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	f("modules_enabled = { %s }", strings.Join(mods, ", "))
 	f("interop_routes = {")
 	for _, r := range c.Routes {
+		f("\t[%s] = { %s, %d };", quoted(r.Domain), quoted(r.Host), r.Port)
+	}
+	f("}")
+	f("interop_direct_routes = {")
+	for _, r := range c.DirectRoutes {
 		f("\t[%s] = { %s, %d };", quoted(r.Domain), quoted(r.Host), r.Port)
 	}
 	f("}")

@@ -63,7 +63,7 @@ func (p *prosodyPeer) Refused(t *testing.T) string {
 }
 
 // startProsodyPeer starts our Manager and a Prosody that know each other.
-func startProsodyPeer(t *testing.T, ourMode string, c ProsodyConfig) (*ours, *prosodyPeer) {
+func startProsodyPeer(t *testing.T, ourMode string, c ProsodyConfig, tweaks ...func(*s2s.Config)) (*ours, *prosodyPeer) {
 	t.Helper()
 	ln := listenOurs(t)
 	c.Domain = prosodyDomain
@@ -72,7 +72,7 @@ func startProsodyPeer(t *testing.T, ourMode string, c ProsodyConfig) (*ours, *pr
 		c.CertPEM = leafFor(t, prosodyDomain).PEM
 	}
 	p := &prosodyPeer{Prosody: StartProsody(t, c), pings: make(chan pingResult, 1)}
-	return startOurs(t, ln, ourMode, prosodyDomain, p.Port), p
+	return startOurs(t, ln, ourMode, prosodyDomain, p.Port, tweaks...), p
 }
 
 // TestProsody runs every scenario against Prosody, once per STARTTLS mode,
