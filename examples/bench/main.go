@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	idleprofile := fs.String("idleprofile", "", "write a heap profile, taken while the idle links are up, to this file (the last idle experiment's)")
+	peers := fs.Bool("peers", false, "also run the message and ping experiments against Prosody and ejabberd (installed; ejabberd needs root)")
 	verbose := fs.Bool("v", false, "print each measurement as it finishes, on stderr")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -76,8 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	c.Peers = *peers
 	if *verbose {
 		c.Progress = stderr
+		c.PeerLog = stderr
 	}
 
 	if *cpuprofile != "" {
@@ -133,6 +136,10 @@ func writeProfile(name, path string) error {
 
 // describe says what load the table came from.
 func describe(c bench.Config) string {
-	return fmt.Sprintf("median of %d runs; %d messages (window %d), %d pings per run, windows %v; %d new links timed; idle links %v",
+	s := fmt.Sprintf("median of %d runs; %d messages (window %d), %d pings per run, windows %v; %d new links timed; idle links %v",
 		c.Runs, c.Messages, c.MessageWindow, c.Pings, c.Windows, c.FirstStanza, c.IdleLinks)
+	if c.Peers {
+		s += fmt.Sprintf("; peers: %d messages, %d pings per run", c.PeerMessages, c.PeerPings)
+	}
+	return s
 }

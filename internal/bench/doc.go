@@ -1,7 +1,9 @@
 // Package bench measures the s2s layer side by side with its ceiling and its
 // peers: two Managers linked on loopback (library to library), raw
-// crypto/tls pushing the same bytes; the report has a Prosody column for a
-// peer receiving the same load over s2s, not filled yet. It runs each experiment several times and
+// crypto/tls pushing the same bytes; and, with Config.Peers, Prosody and
+// ejabberd receiving the same load from the same Manager over s2s (started
+// by the interop package's harness, logging at info). It runs each
+// experiment several times and
 // reports medians and the ratio of every other column to ours, so that a
 // noisy two-core machine still gives comparable numbers.
 //

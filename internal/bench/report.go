@@ -19,6 +19,7 @@ type Row struct {
 	Ours         float64
 	Raw          float64 // raw crypto/tls (or TCP) with the same bytes: the ceiling
 	Prosody      float64
+	Ejabberd     float64
 }
 
 // advantage returns how many times better ours is than other (above 1: we
@@ -44,12 +45,13 @@ type Report struct {
 // better ours is than column X: above 1 we are ahead of it, below 1 behind.
 func (r Report) Print(w io.Writer) error {
 	var b strings.Builder
-	b.WriteString("| measurement | unit | ours | raw TLS/TCP | ours ÷ raw | Prosody | ours ÷ Prosody |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| measurement | unit | ours | raw TLS/TCP | ours ÷ raw | Prosody | ours ÷ Prosody | ejabberd | ours ÷ ejabberd |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, row := range r.Rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", row.Name, row.Unit,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", row.Name, row.Unit,
 			num(row.Ours), num(row.Raw), ratio(row.advantage(row.Raw)),
-			num(row.Prosody), ratio(row.advantage(row.Prosody)))
+			num(row.Prosody), ratio(row.advantage(row.Prosody)),
+			num(row.Ejabberd), ratio(row.advantage(row.Ejabberd)))
 	}
 	for _, n := range r.Notes {
 		b.WriteString("\n" + n + "\n")

@@ -33,6 +33,16 @@ type Config struct {
 	// WhileIdle, if set, is called while the links of each idle-memory
 	// experiment are up and settled (for a heap profile of them).
 	WhileIdle func(links int, tls bool)
+
+	// Peers runs the message and ping experiments against Prosody and
+	// ejabberd as well (interop's harness; both must be installed, and
+	// ejabberd needs root), with PeerMessages messages and PeerPings pings
+	// per run: fewer than ours, since the peers are slower and the median
+	// needs several runs. PeerLog, if set, receives the harness's messages
+	// about the peers.
+	Peers                   bool
+	PeerMessages, PeerPings int
+	PeerLog                 io.Writer
 }
 
 // Default is the configuration BENCHMARKS.md reports.
@@ -41,7 +51,8 @@ func Default() Config {
 		Runs: 5, Messages: 200_000, MessageWindow: 10_000,
 		Pings: 100_000, Windows: []int{100, 1000},
 		FirstStanza: 11, IdleLinks: []int{1000},
-		TLS: []bool{true, false},
+		TLS:          []bool{true, false},
+		PeerMessages: 50_000, PeerPings: 20_000,
 	}
 }
 
@@ -52,7 +63,8 @@ func Quick() Config {
 		Runs: 1, Messages: 300, MessageWindow: 100,
 		Pings: 200, Windows: []int{100},
 		FirstStanza: 1, IdleLinks: []int{20},
-		TLS: []bool{true, false},
+		TLS:          []bool{true, false},
+		PeerMessages: 2000, PeerPings: 200,
 	}
 }
 
@@ -66,11 +78,14 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	add := func(r Row) {
 		rep.Rows = append(rep.Rows, r)
 		if c.Progress != nil {
-			fmt.Fprintf(c.Progress, "%s: ours %s, raw %s, prosody %s %s\n", r.Name, num(r.Ours), num(r.Raw), num(r.Prosody), r.Unit)
+			fmt.Fprintf(c.Progress, "%s: ours %s, raw %s %s\n", r.Name, num(r.Ours), num(r.Raw), r.Unit)
 		}
 	}
 	for _, tlsOn := range c.TLS {
 		rows, err := throughput(ctx, e, c, tlsOn)
+		if err == nil && c.Peers {
+			err = peerColumns(ctx, e, c, tlsOn, rows)
+		}
 		for _, r := range rows {
 			add(r)
 		}
@@ -133,8 +148,8 @@ func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error
 		raw = append(raw, float64(c.Messages)/d.Seconds())
 	}
 	rows := []Row{
-		{Name: "messages, one link, " + tlsName(tlsOn), Unit: "stanzas/s", HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan},
-		{Name: "allocations per message (both ends), " + tlsName(tlsOn), Unit: "allocs", Ours: median(allocs), Raw: nan, Prosody: nan},
+		{Name: "messages, one link, " + tlsName(tlsOn), Unit: "stanzas/s", HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan, Ejabberd: nan},
+		{Name: "allocations per message (both ends), " + tlsName(tlsOn), Unit: "allocs", Ours: median(allocs), Raw: nan, Prosody: nan, Ejabberd: nan},
 	}
 	ping, result := pingFor(senderDomain(0))
 	for _, w := range c.Windows {
@@ -152,7 +167,7 @@ func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error
 			raw = append(raw, float64(c.Pings)/d.Seconds())
 		}
 		rows = append(rows, Row{Name: "pings, window " + strconv.Itoa(w) + ", " + tlsName(tlsOn), Unit: "round trips/s",
-			HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan})
+			HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan, Ejabberd: nan})
 	}
 	return rows, nil
 }
@@ -175,9 +190,9 @@ func latency(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
 		rtB = append(rtB, float64(b))
 	}
 	return []Row{
-		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: nan, Prosody: nan},
-		{Name: "round trips of the new link, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtA), Raw: nan, Prosody: nan},
-		{Name: "round trips of the verification stream, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtB), Raw: nan, Prosody: nan},
+		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "round trips of the new link, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtA), Raw: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "round trips of the verification stream, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtB), Raw: nan, Prosody: nan, Ejabberd: nan},
 	}, nil
 }
 
@@ -220,9 +235,9 @@ func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, erro
 	closeRaw()
 	rawHeap, rawRSS := perEnd(rb, ra, 2*n)
 	return []Row{
-		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: heap / 1024, Raw: rawHeap / 1024, Prosody: nan},
-		{Name: name + ": RSS per link end", Unit: "KiB", Ours: rssPer / 1024, Raw: rawRSS / 1024, Prosody: nan},
-		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: gor, Raw: 2, Prosody: nan},
-		{Name: name + ": time to bring them up", Unit: "s", Ours: d.Seconds(), Raw: nan, Prosody: nan},
+		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: heap / 1024, Raw: rawHeap / 1024, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": RSS per link end", Unit: "KiB", Ours: rssPer / 1024, Raw: rawRSS / 1024, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: gor, Raw: 2, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": time to bring them up", Unit: "s", Ours: d.Seconds(), Raw: nan, Prosody: nan, Ejabberd: nan},
 	}, nil
 }
