@@ -258,8 +258,7 @@ func (m *Manager) Serve(ln net.Listener) error {
 			}
 			// Out of file descriptors and the like: wait and go on, as
 			// net/http does, rather than giving up the listener.
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary(err)) {
+			if isTimeout(err) || isTemporary(err) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				m.log.Warn("s2s: accept failed; retrying", "err", err, "delay", delay)
 				select {
@@ -279,17 +278,12 @@ func (m *Manager) Serve(ln net.Listener) error {
 	}
 }
 
-// errTemporary returns err when it says it is temporary (accept's EMFILE and
-// friends), else a value no error matches.
-func errTemporary(err error) error {
+// isTemporary reports an error that says it is temporary: accept's EMFILE
+// and friends.
+func isTemporary(err error) bool {
 	var t interface{ Temporary() bool }
-	if errors.As(err, &t) && t.Temporary() {
-		return err
-	}
-	return errNever
+	return errors.As(err, &t) && t.Temporary()
 }
-
-var errNever = errors.New("never")
 
 // Links returns the live authenticated links, outgoing and incoming, sorted
 // by direction, local and remote domain.
