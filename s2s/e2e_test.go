@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -302,23 +303,20 @@ func TestRetryDelayDoubles(t *testing.T) {
 
 func TestRetryWaitEndsWhenPeerComesBack(t *testing.T) {
 	clk := newFakeClock()
-	la, lb := listen(t), listen(t)
-	bAddr := addrOf(lb)
-	lb.Close() // b is down at first
-	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": bAddr},
-		withConfig(func(c *Config) { c.clock = clk }))
+	// b.test is not served at first: its Manager answers host-unknown.
+	var bUp atomic.Bool
+	a, b := pairNodes(t, []nodeOpt{withConfig(func(c *Config) { c.clock = clk })},
+		[]nodeOpt{withConfig(func(c *Config) { c.IsLocal = func(d string) bool { return d == "b.test" && bUp.Load() } })})
 	a.send(msgAB)
-	a.nextBounce()
+	if bo := a.nextBounce(); !strings.Contains(bo.Text, "host-unknown") {
+		t.Fatalf("bounce %q", bo.Text)
+	}
 	a.send(msgAB)
 	if bo := a.nextBounce(); !strings.Contains(bo.Text, "next attempt") {
 		t.Fatalf("bounce %q", bo.Text)
 	}
-	// b comes up on the same port and links to a first.
-	lb2, err := net.Listen("tcp", bAddr.String())
-	if err != nil {
-		t.Skipf("port %s taken meanwhile: %v", bAddr, err)
-	}
-	b := newNode(t, lb2, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)})
+	// b.test comes back and links to a first.
+	bUp.Store(true)
 	b.send(msgBA)
 	a.nextDelivered()
 	// Without advancing the clock, a's wait is over.
