@@ -19,7 +19,7 @@ type linkState uint8
 const (
 	stIdle       linkState = iota // no stream; retryAt may hold off the next attempt
 	stConnecting                  // a goroutine is establishing the stream
-	stUp                          // authenticated; the writer goroutine runs
+	stUp                          // authenticated; a writer goroutine runs while there is work
 )
 
 // errIdle closes a link nobody used for Config.IdleTimeout.
