@@ -19,7 +19,7 @@ type linkState uint8
 const (
 	stIdle       linkState = iota // no stream; retryAt may hold off the next attempt
 	stConnecting                  // a goroutine is establishing the stream
-	stUp                          // authenticated; the writer goroutine runs
+	stUp                          // authenticated; a writer goroutine runs while there is work
 )
 
 // errIdle closes a link nobody used for Config.IdleTimeout.
@@ -49,18 +49,45 @@ type outLink struct {
 	lastCause error
 
 	since  time.Time
-	wake   chan struct{}
 	outCnt atomic.Uint64
+
+	// The writer goroutine runs only while there is something to do: an
+	// idle up link keeps no goroutine for its writes (its stack is most of
+	// what an idle link costs). writing says one runs; only it writes to
+	// the stream and only it takes the link down, so a stream event that
+	// needs the writer (work queued, the reader ended, the idle timer fired,
+	// Shutdown) starts it when it is parked. While up, the link holds one
+	// count of m.wg and m.outWG on behalf of its writers, given back by the
+	// writer that takes it down.
+	writing   bool
+	w         *wire.Writer // the stream's coalescing writer, used by the writer goroutine
+	lastWrite time.Time
+	idleDue   bool  // the idle timer fired: close if nothing is queued
+	idleTimer timer // while up with an IdleTimeout
 }
 
 func newOutLink(m *Manager, p pair) *outLink {
-	return &outLink{m: m, pair: p, wake: make(chan struct{}, 1)}
+	return &outLink{m: m, pair: p}
 }
 
-func (l *outLink) signal() {
-	select {
-	case l.wake <- struct{}{}:
-	default:
+// wakeLocked reports whether the caller, holding l.mu, must start a writer
+// goroutine for oc (with go l.writeLoop(oc) once unlocked): the link is up
+// on oc and none runs.
+func (l *outLink) wakeLocked(oc *outConn) bool {
+	if l.writing || l.conn != oc || oc == nil {
+		return false
+	}
+	l.writing = true
+	return true
+}
+
+// kick makes sure a writer goroutine looks at oc's link.
+func (l *outLink) kick(oc *outConn) {
+	l.mu.Lock()
+	start := l.wakeLocked(oc)
+	l.mu.Unlock()
+	if start {
+		go l.writeLoop(oc)
 	}
 }
 
@@ -82,10 +109,11 @@ func (l *outLink) enqueue(s Stanza) bool {
 			return true
 		}
 		l.queue = append(l.queue, s)
-		up := l.state == stUp
+		start := l.state == stUp && l.wakeLocked(l.conn)
+		oc := l.conn
 		l.mu.Unlock()
-		if up {
-			l.signal()
+		if start {
+			go l.writeLoop(oc)
 		}
 		return true
 	}
@@ -140,20 +168,56 @@ func (l *outLink) connect() {
 		l.connectFailed(st, err)
 		return
 	}
+	// The up link's own counts (see writing); this goroutine holds one of
+	// each, so adding cannot race a Wait that saw zero.
+	l.m.wg.Add(1)
+	l.m.outWG.Add(1)
 	l.mu.Lock()
 	l.cancel = nil
 	l.state = stUp
 	l.conn = oc
+	l.w = wire.NewWriter(oc.conn, 0)
+	l.writing = true // this goroutine writes first
+	l.idleDue = false
 	l.failures = 0
 	l.retryAt = time.Time{}
 	l.since = l.m.clock.Now()
+	l.lastWrite = l.since
+	if t := l.m.cfg.IdleTimeout; t > 0 {
+		l.idleTimer = l.m.clock.AfterFunc(t, func() { l.idleFired(oc) })
+	}
 	l.mu.Unlock()
 	info, _ := l.info()
 	l.m.log.Info("s2s: link up", "direction", "out", "local", l.pair.local, "remote", l.pair.remote,
 		"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
 	l.m.observe(Event{Kind: LinkUp, Link: info})
-	l.m.spawnAlways(func() { oc.readLoop(l.m) })
+	l.m.spawnAlways(func() {
+		oc.readLoop(l.m)
+		l.kick(oc) // the writer takes the link down
+	})
 	l.writeLoop(oc)
+}
+
+// idleFired runs when the idle timer of oc's link expires: it re-arms for
+// the rest of the period when the link wrote meanwhile, and otherwise has
+// the writer close the link if nothing is queued.
+func (l *outLink) idleFired(oc *outConn) {
+	l.mu.Lock()
+	if l.conn != oc {
+		l.mu.Unlock()
+		return
+	}
+	if rest := l.m.cfg.IdleTimeout - l.m.clock.Now().Sub(l.lastWrite); rest > 0 {
+		l.idleTimer = l.m.clock.AfterFunc(rest, func() { l.idleFired(oc) })
+		l.mu.Unlock()
+		return
+	}
+	l.idleDue = true
+	start := l.wakeLocked(oc)
+	l.mu.Unlock()
+	if start {
+		go l.writeLoop(oc)
+	}
 }
 
 func (l *outLink) connectFailed(st *settings, err error) {
@@ -192,90 +256,92 @@ func (l *outLink) writeCtrl(oc *outConn, raw []byte) error {
 		return fmt.Errorf("s2s: link to %s: %w", l.pair.remote, net.ErrClosed)
 	}
 	l.ctrl = append(l.ctrl, raw)
+	start := l.wakeLocked(oc)
 	l.mu.Unlock()
-	l.signal()
+	if start {
+		go l.writeLoop(oc)
+	}
 	return nil
 }
 
-// writeLoop moves queued stanzas to the stream until the link ends. It owns
-// the stream's writes.
+// writeLoop moves queued stanzas to the stream until nothing is left to do,
+// then parks: it returns with l.writing false, and the next event starts it
+// again. While it runs it owns the stream's writes; it alone takes the link
+// down (reader ended, idle, drained, write failed) and then gives back the
+// link's counts of m.wg and m.outWG.
 func (l *outLink) writeLoop(oc *outConn) {
 	m := l.m
-	w := wire.NewWriter(oc.conn, 0)
-	var idle <-chan struct{}
-	var idleTimer timer
-	last := m.clock.Now()
-	armIdle := func(d time.Duration) {
-		ch := make(chan struct{})
-		idle = ch
-		idleTimer = m.clock.AfterFunc(d, func() { close(ch) })
-	}
-	if m.cfg.IdleTimeout > 0 {
-		armIdle(m.cfg.IdleTimeout)
-	}
-	defer func() {
-		if idleTimer != nil {
-			idleTimer.Stop()
-		}
-	}()
 	var batch []Stanza
-	l.signal() // stanzas queued while connecting go out first
+	var wroteAt time.Time
 	for {
 		select {
-		case <-l.wake:
 		case <-oc.done:
-		case <-idle:
-			if rest := m.cfg.IdleTimeout - m.clock.Now().Sub(last); rest > 0 {
-				armIdle(rest)
-				continue
-			}
-			l.mu.Lock()
-			empty := len(l.queue) == 0 && len(l.ctrl) == 0
-			l.mu.Unlock()
-			if empty {
-				l.closeUp(oc, w, errIdle)
-				return
-			}
-		}
-		l.mu.Lock()
-		ctrl := l.ctrl
-		l.ctrl = nil
-		batch, l.queue = l.queue, batch[:0]
-		draining := l.draining
-		l.mu.Unlock()
-
-		if len(ctrl) > 0 || len(batch) > 0 {
-			oc.conn.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout))
-			done, err := writeBatch(w, ctrl, batch)
-			l.wrote(batch[:done])
-			if err != nil {
-				// What reached the connection before the error counts as
-				// written; the rest is bounced, so that no stanza is both.
-				err = fmt.Errorf("writing to %s: %w", l.pair.remote, err)
-				m.bounceAll(batch[done:], stanza.RemoteServerTimeout,
-					fmt.Sprintf("link %s to %s lost: %v", l.pair.local, l.pair.remote, err), err)
-				l.down(oc, err)
-				return
-			}
-			clear(batch)
-			last = m.clock.Now()
-		}
-		select {
-		case <-oc.done:
+			// The peer's side ended: what is still queued goes to a new
+			// attempt (down), not into a stream nobody reads.
 			l.down(oc, oc.err)
+			l.release()
 			return
 		default:
 		}
-		if draining {
-			l.mu.Lock()
-			empty := len(l.queue) == 0
-			l.mu.Unlock()
-			if empty {
-				l.closeUp(oc, w, nil)
+		l.mu.Lock()
+		if !wroteAt.IsZero() {
+			l.lastWrite = wroteAt
+		}
+		ctrl := l.ctrl
+		l.ctrl = nil
+		batch, l.queue = l.queue, batch[:0]
+		if len(ctrl) == 0 && len(batch) == 0 {
+			var why error
+			switch {
+			case l.draining:
+			case l.idleDue:
+				why = errIdle
+			default:
+				select {
+				case <-oc.done:
+					// The reader ended after the check above; its kick
+					// found this writer running, so this writer ends it.
+					l.mu.Unlock()
+					continue
+				default:
+				}
+				// Nothing to do: park. Whoever queues work next, or sees
+				// the reader end, starts a writer again.
+				l.writing = false
+				l.mu.Unlock()
 				return
 			}
+			l.mu.Unlock()
+			l.closeUp(oc, why)
+			l.release()
+			return
 		}
+		l.idleDue = false // a write restarts the idle period
+		w := l.w
+		l.mu.Unlock()
+
+		oc.conn.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout))
+		done, err := writeBatch(w, ctrl, batch)
+		l.wrote(batch[:done])
+		if err != nil {
+			// What reached the connection before the error counts as
+			// written; the rest is bounced, so that no stanza is both.
+			err = fmt.Errorf("writing to %s: %w", l.pair.remote, err)
+			m.bounceAll(batch[done:], stanza.RemoteServerTimeout,
+				fmt.Sprintf("link %s to %s lost: %v", l.pair.local, l.pair.remote, err), err)
+			l.down(oc, err)
+			l.release()
+			return
+		}
+		clear(batch)
+		wroteAt = m.clock.Now()
 	}
+}
+
+// release gives back the counts an up link holds (see outLink.writing).
+func (l *outLink) release() {
+	l.m.outWG.Done()
+	l.m.wg.Done()
 }
 
 // writeBatch writes the dialback elements, then the stanzas, and flushes. It
@@ -322,7 +388,7 @@ func (l *outLink) wrote(batch []Stanza) {
 }
 
 // closeUp ends an up link cleanly: </stream:stream>, then the connection.
-func (l *outLink) closeUp(oc *outConn, w *wire.Writer, why error) {
+func (l *outLink) closeUp(oc *outConn, why error) {
 	oc.conn.SetWriteDeadline(time.Now().Add(l.m.cfg.WriteTimeout))
 	wire.WriteClose(oc.conn)
 	l.down(oc, why)
@@ -341,6 +407,12 @@ func (l *outLink) down(oc *outConn, why error) {
 		return
 	}
 	l.conn = nil
+	l.w = nil
+	l.writing = false
+	if l.idleTimer != nil {
+		l.idleTimer.Stop()
+		l.idleTimer = nil
+	}
 	l.ctrl = nil // their Verify callers learn of the close from oc.close
 	var bounce []Stanza
 	switch {
@@ -410,8 +482,12 @@ func (l *outLink) fail(cond stanza.Condition, text string, cause error) {
 func (l *outLink) drain() {
 	l.mu.Lock()
 	l.draining = true
+	oc := l.conn
+	start := l.state == stUp && l.wakeLocked(oc)
 	l.mu.Unlock()
-	l.signal()
+	if start {
+		go l.writeLoop(oc)
+	}
 }
 
 // info describes the link while it is up.

@@ -36,7 +36,11 @@ func waitFor(ctx context.Context, done <-chan struct{}, what string, p *libPair)
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("bench: %s did not complete (%d bounced)", what, p.bounce.Load())
+		why := ""
+		if t := p.lastBounce.Load(); t != nil {
+			why = ", last: " + *t
+		}
+		return fmt.Errorf("bench: %s did not complete (%d bounced%s)", what, p.bounce.Load(), why)
 	}
 }
 

@@ -39,6 +39,9 @@ type libPair struct {
 	onA    atomic.Pointer[func(s2s.Stanza)]
 	onB    atomic.Pointer[func(s2s.Stanza)]
 	bounce atomic.Int64
+	// lastBounce is the text of a recent bounce, so that a failed
+	// experiment says why.
+	lastBounce atomic.Pointer[string]
 	// turnsA and turnsB count round trips on the connections each side
 	// dials: a's links, b's dialback verification streams.
 	turnsA, turnsB atomic.Int64
@@ -98,7 +101,10 @@ func (p *libPair) config(ca *testcert.CA, mode string, leaf *testcert.Leaf, loca
 				(*h)(st)
 			}
 		},
-		Bounce:      func(s2s.Bounce) { p.bounce.Add(1) },
+		Bounce: func(b s2s.Bounce) {
+			p.bounce.Add(1)
+			p.lastBounce.Store(&b.Text)
+		},
 		Logger:      slog.New(slog.DiscardHandler),
 		RootCAs:     ca.Pool(),
 		Certificate: starttls.StaticCert(leaf.TLS),
@@ -106,6 +112,10 @@ func (p *libPair) config(ca *testcert.CA, mode string, leaf *testcert.Leaf, loca
 		// The idle-memory experiment holds thousands of links; the
 		// throughput ones keep a window of thousands of stanzas queued.
 		QueueLength: 1 << 16,
+		// Every link comes from 127.0.0.1: the per-address bound, meant
+		// for one hostile host, would refuse all but the first hundred.
+		MaxPerAddress: -1,
+		MaxIncoming:   -1,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, network, addr)
@@ -147,7 +157,11 @@ func (p *libPair) handle(toA bool, f func(s2s.Stanza)) {
 // checkBounces fails an experiment that lost stanzas.
 func (p *libPair) checkBounces() error {
 	if n := p.bounce.Swap(0); n > 0 {
-		return fmt.Errorf("bench: %d stanzas bounced", n)
+		why := ""
+		if t := p.lastBounce.Load(); t != nil {
+			why = ": " + *t
+		}
+		return fmt.Errorf("bench: %d stanzas bounced%s", n, why)
 	}
 	return nil
 }
