@@ -33,7 +33,13 @@ var profile = idna.New(
 // Normalize returns the canonical form of a domain name: lower-case A-labels
 // without a trailing dot. It rejects the empty name, IP literals (an s2s peer
 // is addressed by name), and anything IDNA or the DNS length rules refuse.
+//
+// A name already in canonical ASCII form is returned as it is, without
+// allocating: every stanza's domains pass through here on the hot path.
 func Normalize(name string) (string, error) {
+	if isCanonicalASCII(name) {
+		return name, nil
+	}
 	orig := name
 	name = strings.TrimSuffix(name, ".")
 	if name == "" {
@@ -55,6 +61,44 @@ func Normalize(name string) (string, error) {
 		return "", fmt.Errorf("%w: %q: %v", ErrInvalid, orig, err)
 	}
 	return strings.ToLower(a), nil
+}
+
+// isCanonicalASCII reports whether name is certainly its own normal form:
+// lower-case LDH labels of 1 to 63 bytes, no hyphen at either end of a label,
+// none with hyphens in its third and fourth places (which covers A-labels,
+// "xn--", whose Punycode only the full path checks), a top label that is not
+// all digits (so no IP address), 253 bytes at most. Anything else takes the
+// full IDNA path, which agrees on every name this accepts (FuzzCanonical).
+func isCanonicalASCII(name string) bool {
+	if len(name) == 0 || len(name) > 253 {
+		return false
+	}
+	start := 0
+	digitsOnly := true
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			c := name[i]
+			switch {
+			case 'a' <= c && c <= 'z', c == '-':
+				digitsOnly = false
+			case '0' <= c && c <= '9':
+			default:
+				return false
+			}
+			continue
+		}
+		label := name[start:i]
+		n := len(label)
+		if n == 0 || n > 63 || label[0] == '-' || label[n-1] == '-' || n >= 4 && label[2] == '-' && label[3] == '-' {
+			return false
+		}
+		if i == len(name) && digitsOnly {
+			return false
+		}
+		start = i + 1
+		digitsOnly = true
+	}
+	return true
 }
 
 // Unicode returns the U-label form of a normalised domain, for display.

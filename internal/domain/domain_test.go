@@ -73,3 +73,67 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// slowNormalize is Normalize without its fast path.
+func slowNormalize(name string) (string, error) {
+	orig := name
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || strings.HasSuffix(name, ".") {
+		return "", errors.New("empty label in " + orig)
+	}
+	a, err := profile.ToASCII(name)
+	if err != nil {
+		return "", err
+	}
+	return strings.ToLower(a), nil
+}
+
+func TestCanonicalASCII(t *testing.T) {
+	for i, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"example.org", true},
+		{"a-b.example", true},
+		{"123.example", true},
+		{"localhost", true},
+		{"Example.org", false},
+		{"example.org.", false},
+		{"xn--bcher-kva.example", false},
+		{"ab--cd.example", false},
+		{"-a.example", false},
+		{"a-.example", false},
+		{"1.2.3.4", false},
+		{"example.123", false},
+		{"a..b", false},
+		{"under_score.org", false},
+		{strings.Repeat("a", 64) + ".org", false},
+		{"", false},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			if got := isCanonicalASCII(tc.in); got != tc.want {
+				t.Fatalf("isCanonicalASCII(%q) = %v", tc.in, got)
+			}
+		})
+	}
+	if n := testing.AllocsPerRun(100, func() { Normalize("chat.example.org") }); n != 0 {
+		t.Errorf("Normalize of a canonical name allocates %v times", n)
+	}
+}
+
+// FuzzCanonical: the fast path accepts only names that the full IDNA path
+// returns unchanged.
+func FuzzCanonical(f *testing.F) {
+	for _, s := range []string{"example.org", "a-b.c", "1.2.3.4", "xn--bcher-kva.example", "ab--c.d", "a.b1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !isCanonicalASCII(s) {
+			return
+		}
+		got, err := slowNormalize(s)
+		if err != nil || got != s {
+			t.Fatalf("fast path accepts %q, full path gives %q, %v", s, got, err)
+		}
+	})
+}
