@@ -8,11 +8,13 @@
 // authority and one certificate per domain, starts a.example and b.example
 // on free 127.0.0.1 ports with use_starttls = "required_trusted", points each
 // at the other through an address override, and sends one message each way.
-// Every link is authenticated by Server Dialback over a verified TLS stream.
+// Every link runs over a TLS stream whose certificates both sides verify,
+// and is authenticated by them with SASL EXTERNAL (XEP-0178); with -config and
+// a certificate the peer does not trust, Server Dialback takes over.
 // It prints what happens, one line per step:
 //
 //	a.example listens on 127.0.0.1:41771, b.example on 127.0.0.1:37421 (use_starttls = "required_trusted")
-//	link up    a.example -> b.example  out  TLS1.3 TLS_AES_128_GCM_SHA256 dialback
+//	link up    a.example -> b.example  out  TLS1.3 TLS_AES_128_GCM_SHA256 sasl-external
 //	message    a.example -> b.example  delivered: "Hello from a.example"
 //	…
 //	done: 2 messages delivered, 0 bounced
