@@ -10,7 +10,8 @@
 // at the other through an address override, and sends one message each way.
 // Every link runs over a TLS stream whose certificates both sides verify,
 // and is authenticated by them with SASL EXTERNAL (XEP-0178); with -config and
-// a certificate the peer does not trust, Server Dialback takes over.
+// a certificate the peer does not trust, Server Dialback takes over, and
+// -dialback turns SASL EXTERNAL off to show dialback over verified TLS.
 // It prints what happens, one line per step:
 //
 //	a.example listens on 127.0.0.1:41771, b.example on 127.0.0.1:37421 (use_starttls = "required_trusted")

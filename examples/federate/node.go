@@ -51,6 +51,8 @@ type nodeConfig struct {
 	roots *x509.CertPool      // nil: the system roots
 	print *printer
 	log   *slog.Logger
+
+	dialbackOnly bool // -dialback: no SASL EXTERNAL
 }
 
 // start creates the node's Manager and serves its listener. The peer is
@@ -77,6 +79,8 @@ func (n *node) start(c nodeConfig) error {
 		Logger:      c.log.With("domain", name),
 		RootCAs:     c.roots,
 		Certificate: c.cert,
+
+		DisableSASLExternal: c.dialbackOnly,
 	})
 	if err != nil {
 		n.ln.Close()

@@ -35,6 +35,9 @@ type options struct {
 	domains [2]string
 	timeout time.Duration
 	verbose bool
+	// dialback turns SASL EXTERNAL off, so that links authenticate with
+	// Server Dialback over the verified TLS streams.
+	dialback bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -45,9 +48,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cafile, "cafile", "", "PEM `file` of trusted roots for required_trusted with -config (default: system roots)")
 	names := fs.String("domains", "a.example,b.example", "the two `domains`, comma-separated")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up after this long")
+	fs.BoolVar(&o.dialback, "dialback", false, "authenticate with Server Dialback only, not SASL EXTERNAL")
 	fs.BoolVar(&o.verbose, "v", false, "log everything the Managers do to stderr, not only warnings")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: federate [-config file [-cafile file]] [-domains a,b] [-timeout d] [-v]")
+		fmt.Fprintln(fs.Output(), "usage: federate [-config file [-cafile file]] [-domains a,b] [-dialback] [-timeout d] [-v]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -193,7 +197,7 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger,
 		}
 	}()
 	for i, n := range nodes {
-		err := n.start(nodeConfig{s2s: t.s2s, peer: nodes[1-i], cert: t.certs[i], roots: t.roots, print: p, log: log})
+		err := n.start(nodeConfig{s2s: t.s2s, peer: nodes[1-i], cert: t.certs[i], roots: t.roots, print: p, log: log, dialbackOnly: o.dialback})
 		if err != nil {
 			return fmt.Errorf("%s: %w", n.name, err)
 		}

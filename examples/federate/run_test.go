@@ -70,6 +70,7 @@ func TestRun(t *testing.T) {
 			`(use_starttls = "false")`, "done: 2 messages delivered",
 		}},
 		3: {args: func() []string { return []string{"-config", trusted, "-cafile", trustedCA} }, tls: "TLS1.3"},
+		18: {args: func() []string { return []string{"-dialback"} }, tls: "TLS1.3", auth: "dialback"},
 		4: {args: func() []string { return []string{"-config", tls12} }, tls: "TLS1.2", auth: "dialback", stdout: []string{"TLS_ECDHE_ECDSA_WITH_"}},
 		// The certificate is not from a root the system trusts.
 		5: {args: func() []string { return []string{"-config", trusted} }, code: 1,
