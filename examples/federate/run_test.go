@@ -69,9 +69,9 @@ func TestRun(t *testing.T) {
 		2: {args: func() []string { return []string{"-config", "testdata/plain.toml"} }, tls: "none", stdout: []string{
 			`(use_starttls = "false")`, "done: 2 messages delivered",
 		}},
-		3: {args: func() []string { return []string{"-config", trusted, "-cafile", trustedCA} }, tls: "TLS1.3"},
+		3:  {args: func() []string { return []string{"-config", trusted, "-cafile", trustedCA} }, tls: "TLS1.3"},
 		18: {args: func() []string { return []string{"-dialback"} }, tls: "TLS1.3", auth: "dialback"},
-		4: {args: func() []string { return []string{"-config", tls12} }, tls: "TLS1.2", auth: "dialback", stdout: []string{"TLS_ECDHE_ECDSA_WITH_"}},
+		4:  {args: func() []string { return []string{"-config", tls12} }, tls: "TLS1.2", auth: "dialback", stdout: []string{"TLS_ECDHE_ECDSA_WITH_"}},
 		// The certificate is not from a root the system trusts.
 		5: {args: func() []string { return []string{"-config", trusted} }, code: 1,
 			stderr: "federate: message a.example -> b.example bounced: remote-server-not-found: "},
