@@ -16,6 +16,9 @@ import (
 )
 
 func main() {
+	// The two-process experiments start this executable again as the
+	// receiving side; in that child, this serves and exits.
+	bench.ServePeerIfChild()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

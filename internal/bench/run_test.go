@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
+
+// TestMain lets the test binary be the child of the two-process runs.
+func TestMain(m *testing.M) {
+	ServePeerIfChild()
+	os.Exit(m.Run())
+}
 
 // TestQuick runs every experiment with a few hundred stanzas: each must
 // complete, without bounces, and fill its columns. The numbers themselves
@@ -22,6 +29,10 @@ func TestQuick(t *testing.T) {
 	for _, r := range rep.Rows {
 		if math.IsNaN(r.Ours) {
 			t.Errorf("%s: ours = %v", r.Name, r.Ours)
+		}
+		// Throughput rows have a two-process figure, the others none.
+		if r.HigherBetter == math.IsNaN(r.TwoProc) {
+			t.Errorf("%s: two processes = %v", r.Name, r.TwoProc)
 		}
 	}
 	var b bytes.Buffer
