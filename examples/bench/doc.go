@@ -1,13 +1,15 @@
 // Command bench runs the side-by-side benchmarks of the s2s layer and prints
 // one Markdown table: our Manager to our Manager on loopback, raw crypto/tls
-// pushing the same bytes (the ceiling). The Prosody column stays empty until
-// a peer harness is wired in (see BENCHMARKS.md). Each cell is the median of -runs runs; the ratio columns say how
-// many times better ours is than the other column.
+// pushing the same bytes (the ceiling), the same Managers with the receiver
+// in a child process (this command started again: main's first call serves
+// it), and with -peers Prosody and ejabberd. Each cell is the median of
+// -runs runs; the ratio columns say how many times better ours is than the
+// other column, and the two-process run than the in-process one.
 //
 // Usage:
 //
 //	go run ./examples/bench [-quick] [-runs N] [-messages N] [-pings N] [-links N,N]
-//	    [-tls on,off] [-v] [-cpuprofile FILE] [-memprofile FILE] [-idleprofile FILE]
+//	    [-tls on,off] [-peers] [-two-process=false] [-v] [-cpuprofile FILE] [-memprofile FILE] [-idleprofile FILE]
 //
 // -quick runs a few hundred stanzas per experiment, to check that the
 // harness works (CI does this); its numbers mean nothing. The profiles

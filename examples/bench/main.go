@@ -16,6 +16,9 @@ import (
 )
 
 func main() {
+	// The two-process experiments start this executable again as the
+	// receiving side; in that child, this serves and exits.
+	bench.ServePeerIfChild()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -37,6 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
 	idleprofile := fs.String("idleprofile", "", "write a heap profile, taken while the idle links are up, to this file (the last idle experiment's)")
 	peers := fs.Bool("peers", false, "also run the message and ping experiments against Prosody and ejabberd (installed; ejabberd needs root)")
+	twoProc := fs.Bool("two-process", true, "also run the message and ping experiments with the receiving Manager in a child process")
 	verbose := fs.Bool("v", false, "print each measurement as it finishes, on stderr")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -78,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	c.Peers = *peers
+	c.TwoProcess = *twoProc
 	if *verbose {
 		c.Progress = stderr
 		c.PeerLog = stderr
@@ -138,6 +143,9 @@ func writeProfile(name, path string) error {
 func describe(c bench.Config) string {
 	s := fmt.Sprintf("median of %d runs; %d messages (window %d), %d pings per run, windows %v; %d new links timed; idle links %v",
 		c.Runs, c.Messages, c.MessageWindow, c.Pings, c.Windows, c.FirstStanza, c.IdleLinks)
+	if c.TwoProcess {
+		s += "; two processes: same load, receiver in a child process"
+	}
 	if c.Peers {
 		s += fmt.Sprintf("; peers: %d messages, %d pings per run", c.PeerMessages, c.PeerPings)
 	}

@@ -17,6 +17,11 @@
 //     links up;
 //   - allocations per stanza on the library path.
 //
+// With Config.TwoProcess, the message and ping experiments run a second time
+// with the receiving Manager in a child process (the running executable,
+// started again; its main must call ServePeerIfChild first), reported as the
+// "two processes" column and its ratio to the in-process figure.
+//
 // Each runs with TLS on (use_starttls = "required_trusted", TLS 1.3) and off.
 //
 // It is a harness, not a test: Run is driven by the examples/bench command

@@ -114,8 +114,9 @@ type peerLoad struct {
 
 // newPeerLoad starts the load generator's Manager on a loopback listener;
 // the peer's address is set with target once the peer runs, since the
-// peer's configuration needs our port first.
-func newPeerLoad(e *env, tlsOn bool) (*peerLoad, error) {
+// peer's configuration needs our port first. dialbackOnly turns SASL
+// EXTERNAL off, for peers that are compared on dialback.
+func newPeerLoad(e *env, tlsOn, dialbackOnly bool) (*peerLoad, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -148,7 +149,7 @@ func newPeerLoad(e *env, tlsOn bool) (*peerLoad, error) {
 		QueueLength: 1 << 16,
 		// Peers authenticate with dialback: the comparison is of one
 		// authentication path, the one every peer speaks.
-		DisableSASLExternal: true,
+		DisableSASLExternal: dialbackOnly,
 	})
 	if err != nil {
 		ln.Close()
@@ -332,7 +333,7 @@ func peerColumns(ctx context.Context, e *env, c Config, tlsOn bool, rows []Row) 
 }
 
 func peerColumn(ctx context.Context, e *env, c Config, tlsOn, ejabberd bool, rows []Row) error {
-	l, err := newPeerLoad(e, tlsOn)
+	l, err := newPeerLoad(e, tlsOn, true)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,12 @@ type Config struct {
 	// experiment are up and settled (for a heap profile of them).
 	WhileIdle func(links int, tls bool)
 
+	// TwoProcess runs the message and ping experiments of ours a second
+	// time with the receiving Manager in a child process: the running
+	// executable started again, whose main must call ServePeerIfChild
+	// first. It fills Row.TwoProc.
+	TwoProcess bool
+
 	// Peers runs the message and ping experiments against Prosody and
 	// ejabberd as well (interop's harness; both must be installed, and
 	// ejabberd needs root), with PeerMessages messages and PeerPings pings
@@ -52,6 +58,7 @@ func Default() Config {
 		Pings: 100_000, Windows: []int{100, 1000},
 		FirstStanza: 11, IdleLinks: []int{1000},
 		TLS:          []bool{true, false},
+		TwoProcess:   true,
 		PeerMessages: 50_000, PeerPings: 20_000,
 	}
 }
@@ -64,6 +71,7 @@ func Quick() Config {
 		Pings: 200, Windows: []int{100},
 		FirstStanza: 1, IdleLinks: []int{20},
 		TLS:          []bool{true, false},
+		TwoProcess:   true,
 		PeerMessages: 2000, PeerPings: 200,
 	}
 }
@@ -83,6 +91,9 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	}
 	for _, tlsOn := range c.TLS {
 		rows, err := throughput(ctx, e, c, tlsOn)
+		if err == nil && c.TwoProcess {
+			err = twoProcess(ctx, e, c, tlsOn, rows)
+		}
 		if err == nil && c.Peers {
 			err = peerColumns(ctx, e, c, tlsOn, rows)
 		}
@@ -148,8 +159,8 @@ func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error
 		raw = append(raw, float64(c.Messages)/d.Seconds())
 	}
 	rows := []Row{
-		{Name: "messages, one link, " + tlsName(tlsOn), Unit: "stanzas/s", HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan, Ejabberd: nan},
-		{Name: "allocations per message (both ends), " + tlsName(tlsOn), Unit: "allocs", Ours: median(allocs), Raw: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "messages, one link, " + tlsName(tlsOn), Unit: "stanzas/s", HigherBetter: true, Ours: median(ours), Raw: median(raw), TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "allocations per message (both ends), " + tlsName(tlsOn), Unit: "allocs", Ours: median(allocs), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 	}
 	ping, result := pingFor(senderDomain(0))
 	for _, w := range c.Windows {
@@ -167,7 +178,7 @@ func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error
 			raw = append(raw, float64(c.Pings)/d.Seconds())
 		}
 		rows = append(rows, Row{Name: "pings, window " + strconv.Itoa(w) + ", " + tlsName(tlsOn), Unit: "round trips/s",
-			HigherBetter: true, Ours: median(ours), Raw: median(raw), Prosody: nan, Ejabberd: nan})
+			HigherBetter: true, Ours: median(ours), Raw: median(raw), TwoProc: nan, Prosody: nan, Ejabberd: nan})
 	}
 	return rows, nil
 }
@@ -190,9 +201,9 @@ func latency(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
 		rtB = append(rtB, float64(b))
 	}
 	return []Row{
-		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: nan, Prosody: nan, Ejabberd: nan},
-		{Name: "round trips of the new link, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtA), Raw: nan, Prosody: nan, Ejabberd: nan},
-		{Name: "round trips of the verification stream, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtB), Raw: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "round trips of the new link, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtA), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "round trips of the verification stream, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtB), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 	}, nil
 }
 
@@ -235,9 +246,9 @@ func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, erro
 	closeRaw()
 	rawHeap, rawRSS := perEnd(rb, ra, 2*n)
 	return []Row{
-		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: heap / 1024, Raw: rawHeap / 1024, Prosody: nan, Ejabberd: nan},
-		{Name: name + ": RSS per link end", Unit: "KiB", Ours: rssPer / 1024, Raw: rawRSS / 1024, Prosody: nan, Ejabberd: nan},
-		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: gor, Raw: 2, Prosody: nan, Ejabberd: nan},
-		{Name: name + ": time to bring them up", Unit: "s", Ours: d.Seconds(), Raw: nan, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: heap / 1024, Raw: rawHeap / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": RSS per link end", Unit: "KiB", Ours: rssPer / 1024, Raw: rawRSS / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: gor, Raw: 2, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": time to bring them up", Unit: "s", Ours: d.Seconds(), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 	}, nil
 }

@@ -4,9 +4,18 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
+
+// TestMain lets the test binary be the child of the two-process runs.
+func TestMain(m *testing.M) {
+	ServePeerIfChild()
+	os.Exit(m.Run())
+}
 
 // TestQuick runs every experiment with a few hundred stanzas: each must
 // complete, without bounces, and fill its columns. The numbers themselves
@@ -23,6 +32,10 @@ func TestQuick(t *testing.T) {
 		if math.IsNaN(r.Ours) {
 			t.Errorf("%s: ours = %v", r.Name, r.Ours)
 		}
+		// Throughput rows have a two-process figure, the others none.
+		if r.HigherBetter == math.IsNaN(r.TwoProc) {
+			t.Errorf("%s: two processes = %v", r.Name, r.TwoProc)
+		}
 	}
 	var b bytes.Buffer
 	if err := rep.Print(&b); err != nil {
@@ -30,5 +43,31 @@ func TestQuick(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "| messages, one link, TLS |") {
 		t.Errorf("table lacks the TLS message row:\n%s", b.String())
+	}
+}
+
+// TestServePeerBadSpec checks that a child given an unusable spec fails
+// with an error instead of serving.
+func TestServePeerBadSpec(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, spec := range []string{
+		`{`,
+		`{"parent":"nowhere"}`,
+		`{"parent":"127.0.0.1:1","ca":"` + filepath.Join(dir, "missing") + `"}`,
+		`{"parent":"127.0.0.1:1","ca":"` + ca + `"}`,
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			var out bytes.Buffer
+			if err := servePeer(spec, strings.NewReader(""), &out); err == nil {
+				t.Errorf("servePeer(%s) = nil", spec)
+			}
+			if out.Len() != 0 {
+				t.Errorf("servePeer(%s) announced %q", spec, out.String())
+			}
+		})
 	}
 }
