@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,22 +90,10 @@ func runFault(t *testing.T, inject func(*faultEnv)) {
 	lb := listen(t)
 	e.res = &switchResolver{addr: addrOf(lb)}
 	e.startB(lb)
-	var mu sync.Mutex
-	written := map[string]int{}
-	progress := make(chan struct{}, 1)
+	log := newWriteLog()
 	e.a = newNode(t, e.la, []string{"a.test"}, nil, withConfig(func(c *Config) {
 		c.Resolver = e.res
-		c.Observer = func(ev Event) {
-			if ev.Kind == StanzaOut {
-				mu.Lock()
-				written[ev.Stanza.ID]++
-				mu.Unlock()
-				select {
-				case progress <- struct{}{}:
-				default:
-				}
-			}
-		}
+		c.Observer = log.observe
 	}))
 	// The heap's baseline is taken with both nodes up (their recording
 	// channels are large) and before any stanza.
@@ -121,23 +108,7 @@ func runFault(t *testing.T, inject func(*faultEnv)) {
 			inject(e)
 		}
 	}
-	bounced := map[string]int{}
-	deadline := time.After(2 * wait)
-	for {
-		mu.Lock()
-		w := len(written)
-		mu.Unlock()
-		if len(bounced)+w >= n {
-			break
-		}
-		select {
-		case bo := <-e.a.bounced:
-			bounced[bo.Stanza.ID]++
-		case <-progress:
-		case <-deadline:
-			t.Fatalf("accounted %d written + %d bounced of %d", w, len(bounced), n)
-		}
-	}
+	bounced := log.await(t, e.a, n, 2*wait, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := e.a.m.Shutdown(ctx); err != nil {
@@ -158,7 +129,7 @@ func runFault(t *testing.T, inject func(*faultEnv)) {
 		bo := <-e.a.bounced
 		bounced[bo.Stanza.ID]++
 	}
-	mu.Lock()
+	written := log.snapshot()
 	lost := 0
 	for i := range n {
 		id := strconv.Itoa(i)
@@ -172,7 +143,6 @@ func runFault(t *testing.T, inject func(*faultEnv)) {
 			lost++
 		}
 	}
-	mu.Unlock()
 	if len(delivered)+len(bounced)+lost != n {
 		t.Fatalf("%d delivered + %d bounced + %d lost != %d", len(delivered), len(bounced), lost, n)
 	}

@@ -3,6 +3,7 @@ package s2s
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"strings"
@@ -190,4 +191,65 @@ func (w *testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// writeLog records which stanzas a node wrote to a stream (its StanzaOut
+// events), so that a test can account for every stanza it gave to Send:
+// written or bounced, exactly once.
+type writeLog struct {
+	mu       sync.Mutex
+	written  map[string]int
+	progress chan struct{}
+}
+
+func newWriteLog() *writeLog {
+	return &writeLog{written: map[string]int{}, progress: make(chan struct{}, 1)}
+}
+
+// observe is the node's Config.Observer.
+func (w *writeLog) observe(e Event) {
+	if e.Kind != StanzaOut {
+		return
+	}
+	w.mu.Lock()
+	w.written[e.Stanza.ID]++
+	w.mu.Unlock()
+	select {
+	case w.progress <- struct{}{}:
+	default:
+	}
+}
+
+// snapshot returns how often each stanza id was written so far.
+func (w *writeLog) snapshot() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.written)
+}
+
+// await reads n's bounces until each of total stanzas was written or
+// bounced, and returns how often each id was bounced; onBounce, when set,
+// sees every bounce.
+func (w *writeLog) await(t *testing.T, n *node, total int, timeout time.Duration, onBounce func(Bounce)) map[string]int {
+	t.Helper()
+	bounced := map[string]int{}
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		written := len(w.written)
+		w.mu.Unlock()
+		if len(bounced)+written >= total {
+			return bounced
+		}
+		select {
+		case bo := <-n.bounced:
+			bounced[bo.Stanza.ID]++
+			if onBounce != nil {
+				onBounce(bo)
+			}
+		case <-w.progress:
+		case <-deadline:
+			t.Fatalf("accounted %d written + %d bounced of %d", written, len(bounced), total)
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/stanza"
 
@@ -101,23 +100,9 @@ func TestPeerVanishes(t *testing.T) {
 	lb := listen(t)
 	cl := &closingListener{Listener: lb}
 	b := newNode(t, cl, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)})
-	var mu sync.Mutex
-	written := map[string]int{}
-	progress := make(chan struct{}, 1)
+	log := newWriteLog()
 	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)},
-		withConfig(func(c *Config) {
-			c.Observer = func(e Event) {
-				if e.Kind == StanzaOut {
-					mu.Lock()
-					written[e.Stanza.ID]++
-					mu.Unlock()
-					select {
-					case progress <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}))
+		withConfig(func(c *Config) { c.Observer = log.observe }))
 	const n = 2000
 	for i := range n {
 		a.send(fmt.Sprintf(`<message from='a.test' to='b@b.test' id='%d'><body>%s</body></message>`, i, strings.Repeat("x", 200)))
@@ -125,24 +110,8 @@ func TestPeerVanishes(t *testing.T) {
 			cl.killAll()
 		}
 	}
-	bounced := map[string]int{}
+	bounced := log.await(t, a, n, wait, nil)
 	delivered := map[string]int{}
-	deadline := time.After(wait)
-	for {
-		mu.Lock()
-		w := len(written)
-		mu.Unlock()
-		if len(bounced)+w >= n {
-			break
-		}
-		select {
-		case bo := <-a.bounced:
-			bounced[bo.Stanza.ID]++
-		case <-progress:
-		case <-deadline:
-			t.Fatalf("accounted %d written + %d bounced of %d", w, len(bounced), n)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	a.m.Shutdown(ctx)
@@ -151,8 +120,7 @@ func TestPeerVanishes(t *testing.T) {
 	for s := range b.delivered {
 		delivered[s.ID]++
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	written := log.snapshot()
 	for i := range n {
 		id := fmt.Sprint(i)
 		if written[id] > 1 || bounced[id] > 1 || delivered[id] > 1 {

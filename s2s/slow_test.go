@@ -125,56 +125,28 @@ func (d *deafPeer) serve(conn net.Conn, domain string) {
 // written or bounced exactly once.
 func TestPeerNeverReads(t *testing.T) {
 	deaf := newDeafPeer(t, "deaf.test")
-	var mu sync.Mutex
-	written := map[string]int{}
-	progress := make(chan struct{}, 1)
+	log := newWriteLog()
 	a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{"deaf.test": addrOf(deaf.ln)},
 		withConfig(func(c *Config) {
 			c.WriteTimeout = 200 * time.Millisecond
 			c.QueueLength = 100000
-			c.Observer = func(e Event) {
-				if e.Kind == StanzaOut {
-					mu.Lock()
-					written[e.Stanza.ID]++
-					mu.Unlock()
-					select {
-					case progress <- struct{}{}:
-					default:
-					}
-				}
-			}
+			c.Observer = log.observe
 		}))
 	const n = 1000 // 16 MB: more than loopback buffers hold
 	body := strings.Repeat("x", 16<<10)
 	for i := range n {
 		a.send(fmt.Sprintf(`<message from='a.test' to='u@deaf.test' id='%d'><body>%s</body></message>`, i, body))
 	}
-	bounced := map[string]int{}
 	timeouts := 0
-	deadline := time.After(2 * wait)
-	for {
-		mu.Lock()
-		w := len(written)
-		mu.Unlock()
-		if len(bounced)+w >= n {
-			break
+	bounced := log.await(t, a, n, 2*wait, func(bo Bounce) {
+		if bo.Condition == stanza.RemoteServerTimeout {
+			timeouts++
 		}
-		select {
-		case bo := <-a.bounced:
-			bounced[bo.Stanza.ID]++
-			if bo.Condition == stanza.RemoteServerTimeout {
-				timeouts++
-			}
-		case <-progress:
-		case <-deadline:
-			t.Fatalf("accounted %d written + %d bounced of %d", w, len(bounced), n)
-		}
-	}
+	})
 	if timeouts == 0 {
 		t.Fatal("nothing bounced with remote-server-timeout")
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	written := log.snapshot()
 	for i := range n {
 		id := strconv.Itoa(i)
 		if written[id]+bounced[id] != 1 {
