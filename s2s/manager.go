@@ -43,7 +43,6 @@ type Manager struct {
 	clock  clock
 	st     atomic.Pointer[settings]
 	limits wire.Limits
-	norm   normCache // domains named by stanzas, normalised
 
 	// ctx ends when the Manager closes; every goroutine of the Manager
 	// watches it.
@@ -152,11 +151,11 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 	if s.From == "" || s.To == "" {
 		return fmt.Errorf("%w: a stanza between servers needs both 'from' and 'to'", ErrNotStanza)
 	}
-	local, err := m.norm.normalize(domainpart(s.From))
+	local, err := domain.Normalize(domainpart(s.From))
 	if err != nil {
 		return fmt.Errorf("%w: from: %w", ErrNotStanza, err)
 	}
-	remote, err := m.norm.normalize(domainpart(s.To))
+	remote, err := domain.Normalize(domainpart(s.To))
 	if err != nil {
 		return fmt.Errorf("%w: to: %w", ErrNotStanza, err)
 	}
