@@ -24,11 +24,8 @@ import (
 )
 
 // withExternal states what a test relies on: SASL EXTERNAL is on (the
-// default), and withoutExternal turns it off.
-var (
-	withExternal    = withConfig(func(c *Config) { c.DisableSASLExternal = false })
-	withoutExternal = withConfig(func(c *Config) { c.DisableSASLExternal = true })
-)
+// default).
+var withExternal = withConfig(func(c *Config) { c.DisableSASLExternal = false })
 
 // TestExternalSuccess links two Managers with SASL EXTERNAL both ways, over
 // STARTTLS in each TLS mode and over direct TLS.

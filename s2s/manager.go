@@ -439,15 +439,6 @@ func newStreamID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// removeOut forgets a link if it is still the one registered for its pair.
-func (m *Manager) removeOut(l *outLink) {
-	m.mu.Lock()
-	if m.out[l.pair] == l {
-		delete(m.out, l.pair)
-	}
-	m.mu.Unlock()
-}
-
 // outLinkFor returns the registered outgoing link of a pair, or nil.
 func (m *Manager) outLinkFor(p pair) *outLink {
 	m.mu.Lock()

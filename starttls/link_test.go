@@ -270,5 +270,3 @@ func accept(c io.Writer, d *xml.Decoder, el xml.StartElement, encrypted bool, p 
 	}
 	return outcome{tls: encrypted}
 }
-
-func xmlName(space, local string) xml.Name { return xml.Name{Space: space, Local: local} }

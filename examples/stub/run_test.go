@@ -234,11 +234,10 @@ func (h *host) next() s2s.Stanza {
 // world is a test CA, a temporary directory holding the stub's files, and a
 // host Manager whose port is reserved before the stub starts.
 type world struct {
-	t    *testing.T
-	dir  string
-	ca   *testcert.CA
-	ln   net.Listener
-	host *host
+	t   *testing.T
+	dir string
+	ca  *testcert.CA
+	ln  net.Listener
 }
 
 func newWorld(t *testing.T) *world {
