@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/interop"
 	"github.com/xmpp-s2s/federation/internal/testcert"
-	"github.com/xmpp-s2s/federation/interop"
 	"github.com/xmpp-s2s/federation/resolver"
 	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/starttls"

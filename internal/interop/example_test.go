@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/xmpp-s2s/federation/interop"
+	"github.com/xmpp-s2s/federation/internal/interop"
 )
 
 // A test starts a Prosody that reaches example.test, a domain the test
