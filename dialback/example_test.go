@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/xmpp-s2s/federation/dialback"
 )
@@ -113,4 +114,25 @@ func ExampleFeature() {
 	dialback.Feature{Errors: true}.WriteXML(e)
 	e.Flush()
 	// Output: <dialback xmlns="urn:xmpp:features:dialback"><errors></errors></dialback>
+}
+
+// A rotation: keys are made with the new secret at once, and keys made with
+// the old one are still accepted for the grace period.
+func ExampleKeyring() {
+	gen := dialback.FirstGeneration("old secret")
+	ring := dialback.NewKeyring(gen)
+	before, _ := ring.Key("montague.example", "capulet.example", "D60000229F")
+
+	ring.Set(gen.Next("new secret", time.Minute, time.Now()))
+	after, _ := ring.Key("montague.example", "capulet.example", "D60000229F")
+
+	for _, key := range []string{before, after} {
+		ok, _ := dialback.Check(ring, key, "montague.example", "capulet.example", "D60000229F")
+		fmt.Println(ok)
+	}
+	fmt.Println(before != after, ring.Generation().Version)
+	// Output:
+	// true
+	// true
+	// true 2
 }

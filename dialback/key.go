@@ -86,7 +86,11 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 // Check reports whether key is the key ks generates for the given inputs.
 // The comparison takes the same time wherever the keys differ, so a peer
 // cannot learn a valid key byte by byte. An empty key is never valid.
+// When ks is a [KeyChecker] (a [Keyring] during a rotation), Check asks it.
 func Check(ks KeySource, key, receiving, originating, streamID string) (bool, error) {
+	if kc, ok := ks.(KeyChecker); ok {
+		return kc.CheckKey(key, receiving, originating, streamID)
+	}
 	want, err := ks.Key(receiving, originating, streamID)
 	if err != nil {
 		return false, err
