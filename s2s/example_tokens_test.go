@@ -63,3 +63,19 @@ func ExampleStanza_ErrorReply() {
 	// route to romeo@montague.example/orchard
 	// <message xmlns='jabber:server' from='juliet@unreachable.example' to='romeo@montague.example/orchard' id='m1' type='error'><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>unreachable.example: no address</text></error></message>
 }
+
+// A user's presence fans out to each subscriber with a new 'to'.
+func ExampleStanza_Readdress() {
+	presence, _ := s2s.ParseStanza([]byte(`<presence xmlns='jabber:server' from='romeo@montague.example/orchard'><show>away</show></presence>`))
+	for _, subscriber := range []string{"juliet@capulet.example", "benvolio@montague.example"} {
+		st, err := presence.Readdress(presence.From, subscriber)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Println(string(st.Raw))
+	}
+	// Output:
+	// <presence xmlns="jabber:server" from="romeo@montague.example/orchard" to="juliet@capulet.example"><show>away</show></presence>
+	// <presence xmlns="jabber:server" from="romeo@montague.example/orchard" to="benvolio@montague.example"><show>away</show></presence>
+}

@@ -338,3 +338,27 @@ func TestErrorReply(t *testing.T) {
 		t.Fatal("an error stanza was answered with another error")
 	}
 }
+
+func TestReaddress(t *testing.T) {
+	st, err := s2s.ParseStanza([]byte(`<presence xmlns='jabber:server' from='a@x.example/r' to='b@y.example' id='p1'><show>away</show></presence>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct{ from, to, want string }{
+		0: {"a@x.example", "c@z.example", `<presence xmlns="jabber:server" id="p1" from="a@x.example" to="c@z.example"><show>away</show></presence>`},
+		1: {"a@x.example/r", "", `<presence xmlns="jabber:server" id="p1" from="a@x.example/r"><show>away</show></presence>`},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			got, err := st.Readdress(tc.from, tc.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.Raw) != tc.want || got.From != tc.from || got.To != tc.to || got.ID != "p1" || got.Name != "presence" {
+				t.Fatalf("got %+v (%s), want %s", got, got.Raw, tc.want)
+			}
+		})
+	}
+	if string(st.Raw) != `<presence xmlns='jabber:server' from='a@x.example/r' to='b@y.example' id='p1'><show>away</show></presence>` {
+		t.Fatalf("the original changed: %s", st.Raw)
+	}
+}
