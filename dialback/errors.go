@@ -44,7 +44,7 @@ const RemoteConnectionFailed stanza.Condition = "remote-connection-failed"
 func newError(c stanza.Condition) *stanza.Error {
 	t := stanza.Cancel
 	switch c {
-	case stanza.RemoteServerTimeout, RemoteConnectionFailed, stanza.InternalServerError:
+	case stanza.RemoteServerTimeout, RemoteConnectionFailed, stanza.InternalServerError, stanza.ResourceConstraint:
 		t = stanza.Wait
 	}
 	return &stanza.Error{Type: t, Condition: c}

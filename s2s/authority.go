@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"mellium.im/xmpp/stanza"
 
@@ -16,8 +17,12 @@ import (
 // authority asks remote authoritative servers to verify dialback keys that
 // were presented to us (XEP-0220 §2.2, steps 2 and 3): over our up outgoing
 // link for the same pair when there is one, as peers expect, else over a
-// stream opened for that one question.
-type authority struct{ m *Manager }
+// stream opened for that one question. Each incoming stream has its own,
+// with the peer's address, within the bounds of verification.go.
+type authority struct {
+	m   *Manager
+	src netip.Addr
+}
 
 func (a authority) Verify(ctx context.Context, v dialback.Verify) (dialback.Type, error) {
 	m := a.m
@@ -30,6 +35,13 @@ func (a authority) Verify(ctx context.Context, v dialback.Verify) (dialback.Type
 		return dialback.Failed, err
 	}
 	p := pair{local, remote}
+	return m.bounded(ctx, a.src, p, func(ctx context.Context) (dialback.Type, error) {
+		return m.verify(ctx, p, v)
+	})
+}
+
+// verify asks the authoritative server of p.remote about v.
+func (m *Manager) verify(ctx context.Context, p pair, v dialback.Verify) (dialback.Type, error) {
 	if l := m.outLinkFor(p); l != nil {
 		l.mu.Lock()
 		oc := l.conn

@@ -130,12 +130,31 @@ type Config struct {
 	// means no bound.
 	MaxPerAddress int
 
-	// MaxDialbackPerStream bounds the distinct domain pairs a peer may ask
-	// to authenticate with <db:result> on one incoming stream (piggybacking
-	// included), so that one stream cannot make us open verification
-	// connections to many authoritative servers; one more ends the stream
-	// with policy-violation. 0 means DefaultMaxDialbackPerStream.
+	// MaxDialbackPerStream bounds the <db:result> requests a peer may send
+	// on one incoming stream (piggybacked pairs and repeats included), so
+	// that one stream cannot make us open verification connections without
+	// end; one more ends the stream with policy-violation. 0 means
+	// DefaultMaxDialbackPerStream.
 	MaxDialbackPerStream int
+
+	// MaxVerifications bounds the dialback verifications (questions to an
+	// authoritative server, each a connection unless a link to it is up)
+	// in flight at once for all incoming streams; a request over it is
+	// answered with a resource-constraint dialback error of type wait.
+	// 0 means DefaultMaxVerifications; negative means no bound.
+	MaxVerifications int
+
+	// MaxVerificationsPerDomain bounds the verifications in flight toward
+	// one remote domain, answered as for MaxVerifications. 0 means
+	// DefaultMaxVerificationsPerDomain; negative means no bound.
+	MaxVerificationsPerDomain int
+
+	// DialbackFailureTTL is how long a failed verification (key refused,
+	// authoritative server not found, unreachable or slow) is remembered
+	// for its domain pair and the peer's address: requests for the pair
+	// from that address get the same answer without asking again. 0 means
+	// DefaultDialbackFailureTTL; negative remembers nothing.
+	DialbackFailureTTL time.Duration
 
 	// Limits bound what one peer can make a stream reader hold; the zero
 	// value means wire.DefaultLimits.

@@ -162,12 +162,12 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 		if e.Name == (xml.Name{Space: saslext.NS, Local: "abort"}) {
 			return false, s.write(saslext.Failure(saslext.Aborted, ""))
 		}
-		return false, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> outside a SASL exchange", e.Name.Local))
+		return false, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> outside a SASL exchange", domain.ClipText(e.Name.Local)))
 	}
 	tr := e.TokenReader()
 	tok, err := tr.Token()
 	if err != nil {
-		return false, s.fail(stream.BadFormat, err.Error())
+		return false, s.fail(stream.BadFormat, domain.ClipText(err.Error()))
 	}
 	mech, resp, initial, err := saslext.ParseAuth(tr, tok.(xml.StartElement))
 	refuse := func(cond, text string, cause error) (bool, error) {
@@ -179,7 +179,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 	case err != nil:
 		return refuse(saslext.MalformedRequest, "", err)
 	case mech != saslext.Name || !s.externalOK:
-		return refuse(saslext.InvalidMechanism, "", fmt.Errorf("%w: mechanism %q not offered", ErrAuth, mech))
+		return refuse(saslext.InvalidMechanism, "", fmt.Errorf("%w: mechanism %s not offered", ErrAuth, domain.Clip(mech)))
 	}
 	// One attempt per stream: the peer's certificate will not change, and a
 	// refused peer should fall back to dialback.
@@ -199,7 +199,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 		tok, err := tr.Token()
 		start, _ := tok.(xml.StartElement)
 		if err != nil || start.Name != (xml.Name{Space: saslext.NS, Local: "response"}) {
-			return refuse(saslext.MalformedRequest, "", fmt.Errorf("%w: <%s/> instead of a SASL response", ErrAuth, e.Name.Local))
+			return refuse(saslext.MalformedRequest, "", fmt.Errorf("%w: <%s/> instead of a SASL response", ErrAuth, domain.ClipText(e.Name.Local)))
 		}
 		if resp, err = saslext.ParseData(tr, start); err != nil {
 			return refuse(saslext.MalformedRequest, "", err)
@@ -215,7 +215,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 		// stream is from.
 		d, err := domain.Normalize(string(authzid))
 		if err != nil || d != s.peer {
-			authzErr = fmt.Errorf("%w: authzid %q is not the stream's 'from' %s", ErrAuth, authzid, s.peer)
+			authzErr = fmt.Errorf("%w: authzid %s is not the stream's 'from' %s", ErrAuth, domain.Clip(string(authzid)), s.peer)
 			return false
 		}
 		return true

@@ -154,6 +154,15 @@ func TestHostileInput(t *testing.T) {
 		{send: "<iq from='y.test' to='b.test' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>", want: "not-authorized"},
 		{send: "<message to='b@b.test'/>", want: "improper-addressing"},
 		{send: "<foo xmlns='urn:example'/>", want: "unsupported-stanza-type"},
+		// Dialback names that are not domains end the stream before
+		// anything is counted, stored, verified or logged whole
+		// (TestDialbackLongNames has names of 200 KB).
+		{send: "<db:result from='" + strings.Repeat("a", 300) + "' to='b.test'>k</db:result>", want: "improper-addressing"},
+		{send: "<db:result from='y.test' to='" + strings.Repeat("a.", 126) + "bc'>k</db:result>", want: "improper-addressing"},
+		{send: "<db:result from='y..test' to='b.test'>k</db:result>", want: "improper-addressing"},
+		{send: "<db:result from='192.0.2.1' to='b.test'>k</db:result>", want: "improper-addressing"},
+		{send: "<db:verify from='not a domain' to='b.test' id='i'>k</db:verify>", want: "improper-addressing"},
+		{send: "<db:verify from='y.test' to='" + strings.Repeat("b", 300) + "' id='i'>k</db:verify>", want: "improper-addressing"},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			h := tc.header

@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/xml"
@@ -48,7 +49,8 @@ type inStream struct {
 
 	mu        sync.Mutex
 	links     map[dialback.Pair]*inLink
-	requested map[[2]string]struct{} // <db:result> pairs asked (limits.go)
+	dialbacks int                // <db:result> requests received (limits.go)
+	pending   map[pendingKey]int // verifications running: repeats waiting on each
 
 	ip      netip.Addr // the peer's address, counted against MaxPerAddress
 	counted bool
@@ -228,7 +230,7 @@ func (s *inStream) checkHeader(h wire.Header, secured bool) error {
 	local, ok := m.isLocal(h.To)
 	if !ok {
 		reply()
-		return s.fail(stream.HostUnknown, fmt.Sprintf("%s is not served here", h.To))
+		return s.fail(stream.HostUnknown, fmt.Sprintf("%s is not served here", domain.Clip(h.To)))
 	}
 	if secured && s.local != "" && local != s.local { // s.local is unset on a direct TLS stream's first header
 		reply()
@@ -338,7 +340,7 @@ func (s *inStream) read(st *settings, r *wire.Reader, secured bool, from string)
 				return false, err
 			}
 		default:
-			return false, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s xmlns='%s'> is not handled here", e.Name.Local, e.Name.Space))
+			return false, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s xmlns='%s'> is not handled here", domain.ClipText(e.Name.Local), domain.ClipText(e.Name.Space)))
 		}
 	}
 }
@@ -428,62 +430,127 @@ func (s *inStream) inbound(st *settings) dialback.Inbound {
 			}
 			return nil
 		},
-		Authority: authority{m},
+		Authority: authority{m: m, src: s.ip},
 		Timeout:   m.cfg.NegotiationTimeout,
 	}
+}
+
+// pendingKey is a <db:result> request as its verification is shared: the
+// pair (normalised) and the key.
+type pendingKey struct {
+	p   pair
+	key string
+}
+
+// checkNames validates the 'from' and 'to' of a dialback element and
+// returns them normalised. It comes before anything about the element is
+// counted, stored or logged: the names are the peer's, as long as a stanza.
+func checkNames(from, to string) (pair, error) {
+	f, err := domain.Normalize(from)
+	if err != nil {
+		return pair{}, fmt.Errorf("dialback 'from': %w", err)
+	}
+	t, err := domain.Normalize(to)
+	if err != nil {
+		return pair{}, fmt.Errorf("dialback 'to': %w", err)
+	}
+	return pair{local: t, remote: f}, nil
 }
 
 func (s *inStream) dialback(in dialback.Inbound, e wire.Element) error {
 	el, err := decodeDialback(e)
 	if err != nil {
-		return s.fail(stream.BadFormat, err.Error())
+		return s.fail(stream.BadFormat, domain.ClipText(err.Error()))
 	}
 	switch el := el.(type) {
 	case dialback.Verify:
+		p, err := checkNames(el.From, el.To)
+		if err != nil {
+			return s.fail(stream.ImproperAddressing, err.Error())
+		}
 		ans, err := in.Answer(el)
 		if ans == (dialback.Verify{}) {
-			s.m.log.Warn("s2s: dropped a dialback element", "err", err)
+			s.m.log.Warn("s2s: dropped a dialback element", "from", p.remote, "to", p.local, "err", err)
 			return nil
 		}
 		if err != nil {
-			s.m.log.Info("s2s: answered a key verification negatively", "from", el.From, "to", el.To, "err", err)
+			s.m.log.Info("s2s: answered a key verification negatively", "from", p.remote, "to", p.local, "err", err)
 		}
 		return s.write(encode(ans))
 	case dialback.Result:
-		if !s.countDialback(el.From, el.To) {
+		p, err := checkNames(el.From, el.To)
+		if err != nil {
+			return s.fail(stream.ImproperAddressing, err.Error())
+		}
+		if len(el.Key) > maxDialbackKey {
+			return s.fail(stream.PolicyViolation, fmt.Sprintf("a dialback key longer than %d bytes", maxDialbackKey))
+		}
+		if !s.countDialback() {
 			return s.fail(stream.PolicyViolation, fmt.Sprintf("more than %d dialback requests on one stream", s.m.cfg.MaxDialbackPerStream))
 		}
+		if el.Type != dialback.Request {
+			// A peer using XEP-0288, or spoofing an answer: XEP-0220
+			// §3.1 says to drop it.
+			s.m.log.Warn("s2s: dropped an unsolicited dialback result", "from", p.remote, "to", p.local, "type", domain.Clip(string(el.Type)))
+			return nil
+		}
+		k := pendingKey{p, el.Key}
+		if !s.startPending(k) {
+			return nil // a repeat: answered with the request it repeats
+		}
 		// The verification asks another server: do not hold up the stream.
-		s.m.spawnAlways(func() { s.handleResult(in, el) })
+		s.m.spawnAlways(func() { s.handleResult(in, k, el) })
 	}
 	return nil
 }
 
-func (s *inStream) handleResult(in dialback.Inbound, r dialback.Result) {
+// startPending registers a verification for k; false when one is running,
+// which then answers this request too.
+func (s *inStream) startPending(k pendingKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.pending[k]; ok {
+		s.pending[k] = n + 1
+		return false
+	}
+	if s.pending == nil {
+		s.pending = make(map[pendingKey]int)
+	}
+	s.pending[k] = 0
+	return true
+}
+
+// endPending forgets the verification of k and returns how many requests
+// its answer is for.
+func (s *inStream) endPending(k pendingKey) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.pending[k]
+	delete(s.pending, k)
+	return 1 + n
+}
+
+func (s *inStream) handleResult(in dialback.Inbound, k pendingKey, r dialback.Result) {
 	m := s.m
 	ans, err := in.Handle(s.ctx, s.id, &s.pairs, r)
-	if ans.Type == dialback.Request && ans.From == "" {
-		m.log.Warn("s2s: dropped a dialback element", "from", r.From, "to", r.To, "err", err)
-		return
-	}
+	n := s.endPending(k)
 	if err == nil {
 		// Register the link before the peer learns it may send, so that
 		// its first stanzas are counted and LinkUp comes before them.
-		remote, _ := domain.Normalize(r.From)
-		local, _ := domain.Normalize(r.To)
-		if !s.pairUp(local, remote) {
+		if !s.pairUp(k.p.local, k.p.remote) {
 			return
 		}
 	}
-	if werr := s.write(encode(ans)); werr != nil {
+	// One answer per request, repeats included, as the peer may count them.
+	if werr := s.write(bytes.Repeat(encode(ans), n)); werr != nil {
 		return
 	}
 	if err != nil {
-		m.log.Warn("s2s: refused an incoming dialback request", "from", r.From, "to", r.To, "err", err)
-		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: r.To, Remote: r.From}, Err: err})
+		m.log.Warn("s2s: refused an incoming dialback request", "from", k.p.remote, "to", k.p.local, "requests", n, "err", err)
+		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: k.p.local, Remote: k.p.remote}, Err: err})
 		if ans.Type == dialback.Invalid {
 			// XEP-0220 §2.2.1: an invalid key ends the stream.
-			se := withText(stream.NotAuthorized, fmt.Sprintf("dialback key for %s not valid", r.From))
+			se := withText(stream.NotAuthorized, fmt.Sprintf("dialback key for %s not valid", k.p.remote))
 			s.closeStream(&se)
 		}
 		return
@@ -550,7 +617,7 @@ func (s *inStream) deliver(e wire.Element) error {
 		if s.pairs.Len() == 0 {
 			return s.fail(stream.NotAuthorized, "stanza before authentication")
 		}
-		return s.fail(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", from, to))
+		return s.fail(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", domain.Clip(from), domain.Clip(to)))
 	}
 	st := stanzaOf(e)
 	p, lk := s.lookup(from, to)

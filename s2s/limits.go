@@ -48,6 +48,15 @@ func (c *Config) setLimitDefaults() {
 	if c.MaxDialbackPerStream <= 0 {
 		c.MaxDialbackPerStream = DefaultMaxDialbackPerStream
 	}
+	if c.MaxVerifications == 0 {
+		c.MaxVerifications = DefaultMaxVerifications
+	}
+	if c.MaxVerificationsPerDomain == 0 {
+		c.MaxVerificationsPerDomain = DefaultMaxVerificationsPerDomain
+	}
+	if c.DialbackFailureTTL == 0 {
+		c.DialbackFailureTTL = DefaultDialbackFailureTTL
+	}
 }
 
 // inLimits are the reader limits of an incoming stream: max_stanza_size as
@@ -162,22 +171,15 @@ func (s *inStream) release() {
 	}
 }
 
-// countDialback records a <db:result> request for from→to and reports
-// whether the stream is still within MaxDialbackPerStream. A repeated
-// request for a pair is not counted again.
-func (s *inStream) countDialback(from, to string) bool {
+// countDialback counts a <db:result> and reports whether the stream is
+// still within MaxDialbackPerStream. Every request counts, repeats too: a
+// repeat costs us an answer, and one of a pending request a waiter.
+func (s *inStream) countDialback() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := [2]string{from, to}
-	if _, ok := s.requested[k]; ok {
-		return true
-	}
-	if len(s.requested) >= s.m.cfg.MaxDialbackPerStream {
+	if s.dialbacks >= s.m.cfg.MaxDialbackPerStream {
 		return false
 	}
-	if s.requested == nil {
-		s.requested = make(map[[2]string]struct{})
-	}
-	s.requested[k] = struct{}{}
+	s.dialbacks++
 	return true
 }

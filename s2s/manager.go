@@ -62,7 +62,8 @@ type Manager struct {
 	in        map[*inStream]struct{}
 	listeners map[net.Listener]struct{}
 	wg        sync.WaitGroup
-	addrs     addrCount // incoming connections per remote address
+	addrs     addrCount     // incoming connections per remote address
+	verif     verifications // dialback verifications in flight, recent failures
 }
 
 // New returns a Manager for c. It loads the certificate and builds the

@@ -20,6 +20,12 @@ import (
 // ErrInvalid is wrapped by every error Normalize returns.
 var ErrInvalid = errors.New("invalid domain")
 
+// MaxInput is the longest name Normalize looks at, in bytes. A normalised
+// domain has at most 253 bytes; its Unicode spelling can be a few times
+// longer, never this long. Anything longer is refused before IDNA spends
+// time on it: names come from peers, who may send megabytes.
+const MaxInput = 1024
+
 // profile is UTS #46 lookup processing plus the DNS length limits and the
 // LDH rule, so that what we accept is also what DNS and TLS accept.
 var profile = idna.New(
@@ -40,25 +46,28 @@ func Normalize(name string) (string, error) {
 	if isCanonicalASCII(name) {
 		return name, nil
 	}
-	orig := name
+	if len(name) > MaxInput {
+		return "", fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalid, Clip(name), MaxInput)
+	}
+	orig := Clip(name)
 	name = strings.TrimSuffix(name, ".")
 	if name == "" {
-		return "", fmt.Errorf("%w: %q is empty", ErrInvalid, orig)
+		return "", fmt.Errorf("%w: %s is empty", ErrInvalid, orig)
 	}
 	if strings.HasSuffix(name, ".") {
-		return "", fmt.Errorf("%w: %q has an empty label", ErrInvalid, orig)
+		return "", fmt.Errorf("%w: %s has an empty label", ErrInvalid, orig)
 	}
 	if !utf8.ValidString(name) {
 		// idna passes some invalid bytes through Punycode (U+FFFD), which
 		// would make an A-label that is not a fixed point.
-		return "", fmt.Errorf("%w: %q is not UTF-8", ErrInvalid, orig)
+		return "", fmt.Errorf("%w: %s is not UTF-8", ErrInvalid, orig)
 	}
 	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
-		return "", fmt.Errorf("%w: %q is an IP address, not a domain name", ErrInvalid, orig)
+		return "", fmt.Errorf("%w: %s is an IP address, not a domain name", ErrInvalid, orig)
 	}
 	a, err := profile.ToASCII(name)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrInvalid, orig, err)
+		return "", fmt.Errorf("%w: %s: %s", ErrInvalid, orig, ClipText(err.Error()))
 	}
 	return strings.ToLower(a), nil
 }

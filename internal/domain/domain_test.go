@@ -32,6 +32,11 @@ func TestNormalize(t *testing.T) {
 		{in: "a.\xff.org", err: "not UTF-8"},
 		{in: "0.0.0..", err: "empty label"}, // found by FuzzNormalize
 		{in: "example.org..", err: "empty label"},
+		// DNS length: 253 bytes pass, 254 do not; a peer's megabyte is
+		// refused before IDNA reads it, and not copied into the error.
+		{in: strings.Repeat("a.", 126) + "b", want: strings.Repeat("a.", 126) + "b"},
+		{in: strings.Repeat("a.", 126) + "bc", err: "invalid domain"},
+		{in: strings.Repeat("a.", 1<<19), err: "(1048576 bytes)"},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			got, err := Normalize(tc.in)
@@ -48,6 +53,34 @@ func TestNormalize(t *testing.T) {
 				t.Fatalf("Normalize(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestNormalizeErrorClipped(t *testing.T) {
+	for _, in := range []string{
+		strings.Repeat("x", MaxInput+1),
+		strings.Repeat("Ä", 200) + ".example",
+		strings.Repeat("a", 500) + "..",
+	} {
+		_, err := Normalize(in)
+		if err == nil || len(err.Error()) > 3*ClipLen+100 {
+			t.Fatalf("Normalize of %d bytes: error of %d bytes", len(in), len(err.Error()))
+		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	for i, tc := range []struct{ in, want string }{
+		{"a.test", `"a.test"`},
+		{strings.Repeat("a", ClipLen), strconv.Quote(strings.Repeat("a", ClipLen))},
+		{strings.Repeat("a", ClipLen+1), strconv.Quote(strings.Repeat("a", ClipLen)) + "…(65 bytes)"},
+		// A cut never splits a character.
+		{"a" + strings.Repeat("é", 40), strconv.Quote("a"+strings.Repeat("é", 31)) + "…(81 bytes)"},
+		{"\x00'<", `"\x00'<"`},
+	} {
+		if got := Clip(tc.in); got != tc.want {
+			t.Errorf("%d: Clip = %s, want %s", i, got, tc.want)
+		}
 	}
 }
 
