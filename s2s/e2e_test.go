@@ -369,7 +369,7 @@ func TestIdleClose(t *testing.T) {
 	}
 	clk.Advance(31 * time.Second)
 	e := waitEvent(t, a, LinkDown)
-	if e.Link.Direction != Outgoing || e.Err != errIdle {
+	if e.Link.Direction != Outgoing || e.Err != ErrIdle {
 		t.Fatalf("link down %+v: %v", e.Link, e.Err)
 	}
 	// A new stanza opens a new link.

@@ -46,6 +46,9 @@ type LinkInfo struct {
 	Since       time.Time // when the pair was authenticated
 	StanzasIn   uint64    // stanzas delivered to the host from this pair
 	StanzasOut  uint64    // stanzas written for this pair
+	// Queued is the number of stanzas waiting to be written on an
+	// outgoing link; always 0 for an incoming one.
+	Queued int
 }
 
 // TLS returns the TLS version in the form "TLS1.3", or "none".
@@ -114,6 +117,11 @@ type Event struct {
 	Bounce Bounce
 	Bytes  int
 	Err    error
+	// Setup is, for LinkUp, how long the pair took to authenticate: from
+	// the start of the attempt (resolving the remote domain, for an
+	// outgoing link) or from the accepted connection (incoming); for
+	// AuthFailed, how long the attempt ran until it failed.
+	Setup time.Duration
 }
 
 // Observer receives the Manager's events, for metrics and logs. It is called

@@ -172,7 +172,8 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 	mech, resp, initial, err := saslext.ParseAuth(tr, tok.(xml.StartElement))
 	refuse := func(cond, text string, cause error) (bool, error) {
 		m.log.Info("s2s: refused SASL EXTERNAL", "peer", s.peer, "local", s.local, "condition", cond, "err", cause)
-		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: s.local, Remote: s.peer, Auth: AuthSASLExternal}, Err: cause})
+		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: s.local, Remote: s.peer, Auth: AuthSASLExternal}, Err: cause,
+			Setup: m.clock.Now().Sub(s.began)})
 		return false, s.write(saslext.Failure(cond, text))
 	}
 	switch {

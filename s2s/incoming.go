@@ -54,6 +54,8 @@ type inStream struct {
 
 	ip      netip.Addr // the peer's address, counted against MaxPerAddress
 	counted bool
+
+	began time.Time // when the connection was accepted, for Event.Setup
 }
 
 type inLink struct {
@@ -64,7 +66,7 @@ type inLink struct {
 
 // startIncoming registers and serves a new connection; false when closing.
 func (m *Manager) startIncoming(conn net.Conn) bool {
-	s := &inStream{m: m, conn: conn, links: make(map[dialback.Pair]*inLink)}
+	s := &inStream{m: m, conn: conn, links: make(map[dialback.Pair]*inLink), began: m.clock.Now()}
 	s.ctx, s.cancel = context.WithCancel(m.ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -371,7 +373,7 @@ func (s *inStream) readFailed(err error) error {
 	case isTimeout(err):
 		if s.authed.Load() {
 			s.closeStream(nil)
-			return errIdle
+			return ErrIdle
 		}
 		return s.fail(stream.ConnectionTimeout, "negotiation took longer than the negotiation timeout")
 	}
@@ -547,7 +549,8 @@ func (s *inStream) handleResult(in dialback.Inbound, k pendingKey, r dialback.Re
 	}
 	if err != nil {
 		m.log.Warn("s2s: refused an incoming dialback request", "from", k.p.remote, "to", k.p.local, "requests", n, "err", err)
-		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: k.p.local, Remote: k.p.remote}, Err: err})
+		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: k.p.local, Remote: k.p.remote}, Err: err,
+			Setup: m.clock.Now().Sub(s.began)})
 		if ans.Type == dialback.Invalid {
 			// XEP-0220 §2.2.1: an invalid key ends the stream.
 			se := withText(stream.NotAuthorized, fmt.Sprintf("dialback key for %s not valid", k.p.remote))
@@ -599,7 +602,7 @@ func (s *inStream) pairUpAuth(local, remote, auth string) bool {
 		if info.Local == local && info.Remote == remote {
 			m.log.Info("s2s: link up", "direction", "in", "local", local, "remote", remote,
 				"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
-			m.observe(Event{Kind: LinkUp, Link: info})
+			m.observe(Event{Kind: LinkUp, Link: info, Setup: info.Since.Sub(s.began)})
 		}
 	}
 	return true

@@ -22,8 +22,9 @@ const (
 	stUp                          // authenticated; a writer goroutine runs while there is work
 )
 
-// errIdle closes a link nobody used for Config.IdleTimeout.
-var errIdle = errors.New("s2s: link idle")
+// ErrIdle is the reason (LinkDown's Err) of a link closed because nobody
+// used it for Config.IdleTimeout.
+var ErrIdle = errors.New("s2s: link idle")
 
 // outLink is the outgoing link of one (local, remote) pair: its queue, its
 // retry state and, while up, its stream. Stanzas move from Send to the queue
@@ -162,10 +163,11 @@ func (l *outLink) connect() {
 	l.mu.Lock()
 	l.cancel = cancel
 	l.mu.Unlock()
+	began := l.m.clock.Now()
 	oc, err := l.m.dialOut(ctx, st, l.pair, true)
 	cancel()
 	if err != nil {
-		l.connectFailed(st, err)
+		l.connectFailed(st, err, l.m.clock.Now().Sub(began))
 		return
 	}
 	// The up link's own counts (see writing); this goroutine holds one of
@@ -190,7 +192,7 @@ func (l *outLink) connect() {
 	info, _ := l.info()
 	l.m.log.Info("s2s: link up", "direction", "out", "local", l.pair.local, "remote", l.pair.remote,
 		"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
-	l.m.observe(Event{Kind: LinkUp, Link: info})
+	l.m.observe(Event{Kind: LinkUp, Link: info, Setup: l.since.Sub(began)})
 	l.m.spawnAlways(func() {
 		oc.readLoop(l.m)
 		l.kick(oc) // the writer takes the link down
@@ -220,7 +222,7 @@ func (l *outLink) idleFired(oc *outConn) {
 	}
 }
 
-func (l *outLink) connectFailed(st *settings, err error) {
+func (l *outLink) connectFailed(st *settings, err error, took time.Duration) {
 	cond := conditionFor(err)
 	text := fmt.Sprintf("cannot link %s to %s: %v", l.pair.local, l.pair.remote, err)
 	l.mu.Lock()
@@ -235,7 +237,7 @@ func (l *outLink) connectFailed(st *settings, err error) {
 	l.mu.Unlock()
 	l.m.log.Warn("s2s: link failed", "local", l.pair.local, "remote", l.pair.remote,
 		"err", err, "condition", string(cond), "retry_in", delay, "bounced", len(q))
-	l.m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote}, Err: err})
+	l.m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote}, Err: err, Setup: took})
 	l.m.bounceAll(q, cond, text, err)
 }
 
@@ -295,7 +297,7 @@ func (l *outLink) writeLoop(oc *outConn) {
 			switch {
 			case l.draining:
 			case l.idleDue:
-				why = errIdle
+				why = ErrIdle
 			default:
 				select {
 				case <-oc.done:
@@ -437,7 +439,7 @@ func (l *outLink) down(oc *outConn, why error) {
 	info := LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote,
 		TLSVersion: oc.tls.Version, CipherSuite: oc.tls.CipherSuite, Auth: oc.auth, Since: since,
 		StanzasOut: l.outCnt.Load()}
-	if why == nil || errors.Is(why, errIdle) || errors.Is(why, ErrPeerClosed) {
+	if why == nil || errors.Is(why, ErrIdle) || errors.Is(why, ErrPeerClosed) {
 		m.log.Info("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	} else {
 		m.log.Warn("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
@@ -507,5 +509,6 @@ func (l *outLink) info() (LinkInfo, bool) {
 		Auth:        oc.auth,
 		Since:       l.since,
 		StanzasOut:  l.outCnt.Load(),
+		Queued:      len(l.queue),
 	}, true
 }

@@ -120,7 +120,7 @@ func TestManagerBugIncomingLinkDownOnShutdown(t *testing.T) {
 // A peer that ends its stream with </stream:stream> is normal operation,
 // yet s2s/negotiate.go turns io.EOF into an unwrappable
 // fmt.Errorf("the peer closed the stream") and s2s/outgoing.go down() logs
-// every non-nil reason but errIdle at Warn level.
+// every non-nil reason but ErrIdle at Warn level.
 func TestManagerBugPeerCloseIsAWarning(t *testing.T) {
 	a, _, _, downs, blog := twoManagers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
