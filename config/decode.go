@@ -159,7 +159,7 @@ func (d *decoder) mode(path string, v any) (string, error) {
 }
 
 // shared never puts the value in a message: it is a secret.
-func (d *decoder) shared(path string, v any) (string, error) {
+func (d *decoder) shared(path string, v any) (Secret, error) {
 	s, err := d.str(path, v, "a string")
 	if err != nil {
 		return "", err
@@ -167,7 +167,7 @@ func (d *decoder) shared(path string, v any) (string, error) {
 	if s == "" {
 		return "", d.valueErr(path, ErrValue, "empty (want a secret, or leave shared out for a random one)")
 	}
-	return s, nil
+	return Secret(s), nil
 }
 
 func (d *decoder) certFile(path string, v any) (string, error) {

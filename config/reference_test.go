@@ -120,12 +120,12 @@ func TestSharedDefault(t *testing.T) {
 		}
 		for _, r := range c.Shared {
 			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
-				t.Fatalf("Shared = %q, want lower-case hex", c.Shared)
+				t.Fatalf("Shared = %q, want lower-case hex", string(c.Shared))
 			}
 		}
-		if seen[c.Shared] {
-			t.Fatalf("Shared %q generated twice", c.Shared)
+		if seen[string(c.Shared)] {
+			t.Fatalf("Shared %q generated twice", string(c.Shared))
 		}
-		seen[c.Shared] = true
+		seen[string(c.Shared)] = true
 	}
 }

@@ -40,8 +40,9 @@ type S2S struct {
 
 	// Shared is the Server Dialback secret. Default: 10 bytes from
 	// crypto/rand, hex-encoded, new on every call of Default, Parse and Load.
-	// Never log it.
-	Shared string
+	// It prints as a placeholder (Secret), so that logging the
+	// configuration does not log it.
+	Shared Secret
 
 	// Address overrides DNS for the listed remote hosts, in file order.
 	// Hosts are unique. Default none.
@@ -144,10 +145,10 @@ func Default() S2S {
 
 // newShared draws a dialback secret. crypto/rand.Read never fails (it aborts
 // the program instead), so there is no error to return.
-func newShared() string {
+func newShared() Secret {
 	b := make([]byte, sharedBytes)
 	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return Secret(hex.EncodeToString(b))
 }
 
 // Clone returns a deep copy of c: its slices are not shared with c.

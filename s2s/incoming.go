@@ -183,7 +183,7 @@ func (s *inStream) run() error {
 		if err := s.writeFeatures(st, secured); err != nil {
 			return err
 		}
-		restart, err := s.read(st, r, secured, h.From)
+		restart, err := s.read(r, secured, h.From)
 		if err != nil || !restart {
 			return err
 		}
@@ -283,9 +283,9 @@ var (
 
 // read handles the elements of one stream (between two restarts). It returns
 // restart=true after a successful STARTTLS.
-func (s *inStream) read(st *settings, r *wire.Reader, secured bool, from string) (restart bool, err error) {
+func (s *inStream) read(r *wire.Reader, secured bool, from string) (restart bool, err error) {
 	m := s.m
-	in := s.inbound(st)
+	in := s.inbound()
 	// Moving the read deadline costs a timer update under the poller's
 	// lock, about 7% of a ping round trip when done per element; so it is
 	// set IdleTimeout plus a sixteenth ahead and moved only once less than
@@ -303,6 +303,9 @@ func (s *inStream) read(st *settings, r *wire.Reader, secured bool, from string)
 		if err != nil {
 			return false, s.readFailed(err)
 		}
+		// What Reload changed (TLS mode, certificate, policy) applies to
+		// each element from now on, not only to new streams.
+		st := m.settings()
 		if !secured {
 			start, err := st.tls.Incoming(e.Name)
 			switch {
@@ -410,13 +413,17 @@ func (s *inStream) startTLS(st *settings, r *wire.Reader, from string) error {
 	return nil
 }
 
-// inbound is the dialback configuration of this stream.
-func (s *inStream) inbound(st *settings) dialback.Inbound {
+// inbound is the dialback configuration of this stream. It reads the
+// settings at each request, so that a Reload applies to live streams: a
+// rotated secret stops confirming keys made with the old one at once, and
+// a stricter TLS mode or trust pool judges the next request.
+func (s *inStream) inbound() dialback.Inbound {
 	m := s.m
 	return dialback.Inbound{
-		Keys:    st.keys,
+		Keys:    liveKeys{m},
 		IsLocal: m.cfg.IsLocal,
 		Allow: func(remote string) error {
+			st := m.settings()
 			if d := st.policy.Decide(s.ctx, remote); !d.Allow {
 				return stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation,
 					Text: map[string]string{"": fmt.Sprintf("federation with %s is not allowed", remote)}}
@@ -425,7 +432,10 @@ func (s *inStream) inbound(st *settings) dialback.Inbound {
 				// The handshake checked the header's 'from' at most; every
 				// domain claimed on the stream must be named by the
 				// certificate (piggybacked ones included).
-				if err := st.tls.VerifyPeer(remote, s.tls); err != nil {
+				s.wmu.Lock()
+				state := s.tls
+				s.wmu.Unlock()
+				if err := st.tls.VerifyPeer(remote, state); err != nil {
 					return fmt.Errorf("%w: %w", stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized,
 						Text: map[string]string{"": err.Error()}}, err)
 				}
@@ -435,6 +445,19 @@ func (s *inStream) inbound(st *settings) dialback.Inbound {
 		Authority: authority{m: m, src: s.ip},
 		Timeout:   m.cfg.NegotiationTimeout,
 	}
+}
+
+// liveKeys is the KeySource of the settings in force. It is a
+// KeyChecker too, so that a source that accepts more than the key it makes
+// now (a Keyring in its grace period) keeps doing so.
+type liveKeys struct{ m *Manager }
+
+func (k liveKeys) Key(receiving, originating, streamID string) (string, error) {
+	return k.m.settings().keys.Key(receiving, originating, streamID)
+}
+
+func (k liveKeys) CheckKey(key, receiving, originating, streamID string) (bool, error) {
+	return dialback.Check(k.m.settings().keys, key, receiving, originating, streamID)
 }
 
 // pendingKey is a <db:result> request as its verification is shared: the

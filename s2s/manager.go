@@ -329,9 +329,14 @@ func (m *Manager) Links() []LinkInfo {
 
 // Reload applies new options without a restart: the policy, the
 // certificate, TLS mode and ciphers, the resolver options and the dialback
-// secret take effect for new streams at once. Live links to or from a host
-// that the new policy denies are closed, and their queued stanzas bounced
-// with policy-violation. On error nothing changes.
+// secret take effect for new streams at once. On live incoming streams they
+// judge every element from then on: a <db:verify> is checked with the new
+// secret only, a dialback request on a plaintext stream is refused with
+// policy-violation once TLS is required, and with required_trusted each new
+// request needs a certificate that passes the new checks. Pairs already
+// authenticated stay up unless the new policy denies them: live links to or
+// from a host that the new policy denies are closed, and their queued
+// stanzas bounced with policy-violation. On error nothing changes.
 func (m *Manager) Reload(s config.S2S) error {
 	old := m.settings()
 	st, err := m.cfg.newSettings(s, old)
