@@ -27,8 +27,11 @@
 // start, subscriptions live in memory and are lost at exit, messages to an
 // offline user are refused, not kept), and there is no MUC, no stream
 // management, no offline messages, no registration, no privacy lists, no
-// message carbons, no limits per user or per connection beyond the stanza
-// size and a bounded queue per client.
+// message carbons, and no limits per user or per connection beyond a
+// bounded queue per client and the stanza size (max_stanza_size of the
+// [s2s] section), which is checked as a client's stanza is taken from
+// mellium's decoder: a production server also bounds the bytes it reads
+// from a connection before they are parsed.
 //
 // # Configuration
 //

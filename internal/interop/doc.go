@@ -9,6 +9,11 @@
 // records in Erlang's DNS cache), is stopped by PID when the test ends, and
 // has its log printed when the test fails.
 //
+// With Users in their configuration, both servers also open a client port
+// and register those accounts, and StartClient logs a real client in to any
+// server (slixmpp, from Debian's python3-slixmpp, run by a small script of
+// ours that the test drives over its stdin and stdout).
+//
 // A missing server binary skips the tests with a message naming the Debian
 // package to install, unless the environment has CI=true: in CI a missing
 // server is a failure, so that the interop suite cannot silently vanish.

@@ -33,6 +33,10 @@ type EjabberdConfig struct {
 	// DirectTLS adds a second ejabberd_s2s_in listener with tls: true,
 	// where TLS starts at once; Ejabberd.DirectPort says where.
 	DirectTLS bool
+	// Users, when set, adds a client (c2s) listener with STARTTLS
+	// required (Ejabberd.C2SPort) and registers these accounts on Domain,
+	// for real clients to log in with (see StartClient).
+	Users []User
 }
 
 // Ejabberd is a running ejabberd. Stop it with the test's cleanup (Start
@@ -47,6 +51,9 @@ type Ejabberd struct {
 	DirectPort int
 	// Domain is the served host.
 	Domain string
+	// C2SPort is the client port on 127.0.0.1, or 0 when
+	// EjabberdConfig.Users was empty.
+	C2SPort int
 
 	ctl string
 	env []string
@@ -79,6 +86,9 @@ func StartEjabberd(t testing.TB, c EjabberdConfig) *Ejabberd {
 	e := &Ejabberd{Dir: dir, Port: FreePort(t), Domain: c.Domain, ctl: ctl}
 	if c.DirectTLS {
 		e.DirectPort = FreePort(t)
+	}
+	if len(c.Users) > 0 {
+		e.C2SPort = FreePort(t)
 	}
 	epmdPort := FreePort(t)
 	// A private epmd port keeps this Erlang node apart from any other on
@@ -115,6 +125,16 @@ func StartEjabberd(t testing.TB, c EjabberdConfig) *Ejabberd {
 	if e.DirectPort != 0 {
 		if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", e.DirectPort), nil); err != nil {
 			t.Fatalf("ejabberd direct TLS: %v", err)
+		}
+	}
+	if e.C2SPort != 0 {
+		if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", e.C2SPort), nil); err != nil {
+			t.Fatalf("ejabberd c2s: %v", err)
+		}
+	}
+	for _, u := range c.Users {
+		if out, err := e.Ctl(ctx, "register", u.Name, c.Domain, u.Password); err != nil {
+			t.Fatalf("ejabberdctl register %s: %v\n%s", u.Name, err, out)
 		}
 	}
 	return e
@@ -183,6 +203,12 @@ func (e *Ejabberd) write(c EjabberdConfig, epmdPort int) error {
 	f("  - port: %d", e.Port)
 	f("    ip: \"127.0.0.1\"")
 	f("    module: ejabberd_s2s_in")
+	if e.C2SPort != 0 {
+		f("  - port: %d", e.C2SPort)
+		f("    ip: \"127.0.0.1\"")
+		f("    module: ejabberd_c2s")
+		f("    starttls_required: true")
+	}
 	if e.DirectPort != 0 {
 		f("  - port: %d", e.DirectPort)
 		f("    ip: \"127.0.0.1\"")
@@ -206,6 +232,11 @@ func (e *Ejabberd) write(c EjabberdConfig, epmdPort int) error {
 	f("  mod_s2s_dialback: {}")
 	f("  mod_ping: {}")
 	f("  mod_admin_extra: {}")
+	if len(c.Users) > 0 {
+		// Subscriptions need the roster; clients ask for disco#info.
+		f("  mod_roster: {}")
+		f("  mod_disco: {}")
+	}
 	return os.WriteFile(filepath.Join(dir, "ejabberd.yml"), b.Bytes(), 0o644)
 }
 

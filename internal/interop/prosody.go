@@ -42,6 +42,15 @@ type ProsodyConfig struct {
 	// (XEP-0178) on s2s streams whose certificates Prosody trusts. Without
 	// it Prosody authenticates s2s streams by dialback only.
 	SASLExternal bool
+	// Users, when set, opens a client (c2s) port with STARTTLS required
+	// (Prosody.C2SPort, which needs CertPEM) and registers these accounts
+	// on Domain, for real clients to log in with (see StartClient).
+	Users []User
+}
+
+// User is an account on a peer's domain, for a client test.
+type User struct {
+	Name, Password string
 }
 
 // Prosody is a running Prosody. Stop it with the test's cleanup (Start
@@ -56,6 +65,9 @@ type Prosody struct {
 	DirectPort int
 	// Domain is the served VirtualHost.
 	Domain string
+	// C2SPort is the client port on 127.0.0.1, or 0 when
+	// ProsodyConfig.Users was empty.
+	C2SPort int
 
 	cfgPath string
 	logPath string
@@ -121,12 +133,25 @@ func StartProsody(t testing.TB, c ProsodyConfig) *Prosody {
 	if c.DirectTLS {
 		p.DirectPort = FreePort(t)
 	}
+	if len(c.Users) > 0 {
+		p.C2SPort = FreePort(t)
+	}
 	cfg, err := p.write(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p.cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)
+	}
+
+	for _, u := range c.Users {
+		// prosodyctl writes the account to the data directory; the
+		// server reads it at login, so this may precede the start.
+		cmd := exec.Command(ctl, "--config", p.cfgPath, "register", u.Name, c.Domain, u.Password)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("interop: prosodyctl register %s: %v\n%s", u.Name, err, out)
+		}
 	}
 
 	out, err := os.Create(filepath.Join(dir, "stdout.log"))
@@ -163,6 +188,11 @@ func StartProsody(t testing.TB, c ProsodyConfig) *Prosody {
 			t.Fatalf("prosody direct TLS: %v", err)
 		}
 	}
+	if p.C2SPort != 0 {
+		if err := waitListening(ctx, fmt.Sprintf("127.0.0.1:%d", p.C2SPort), exited); err != nil {
+			t.Fatalf("prosody c2s: %v", err)
+		}
+	}
 	return p
 }
 
@@ -185,8 +215,12 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	if c.TLS != "false" {
 		modules = append(modules, "tls")
 	}
-	if c.SASLExternal {
+	if c.SASLExternal || len(c.Users) > 0 {
 		modules = append(modules, "saslauth")
+	}
+	if len(c.Users) > 0 {
+		// Subscriptions need the roster; clients ask for disco#info.
+		modules = append(modules, "roster", "disco")
 	}
 	var b bytes.Buffer
 	f := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -200,7 +234,13 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	f("log = { { levels = { min = \"debug\" }, to = \"file\", filename = %s } }", quoted(p.logPath))
 	f("unbound = { resolvconf = false; hoststxt = %s }", quoted(filepath.Join(dir, "hosts")))
 	f("interfaces = { \"127.0.0.1\" }")
-	f("c2s_ports = {}")
+	if p.C2SPort != 0 {
+		f("c2s_ports = { %d }", p.C2SPort)
+		f("c2s_interfaces = { \"127.0.0.1\" }")
+		f("c2s_require_encryption = true")
+	} else {
+		f("c2s_ports = {}")
+	}
 	f("c2s_direct_tls_ports = {}")
 	f("s2s_ports = { %d }", p.Port)
 	f("s2s_interfaces = { \"127.0.0.1\" }")
