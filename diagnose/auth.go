@@ -98,7 +98,7 @@ func (p *probe) attempt(ctx context.Context) {
 			switch e.Kind {
 			case s2s.LinkUp:
 				report(outcome{up: &e})
-			case s2s.AuthFailed:
+			case s2s.LinkFailed:
 				report(outcome{failed: e.Err, text: e.Err.Error()})
 			}
 		},

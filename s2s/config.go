@@ -41,16 +41,21 @@ type Config struct {
 	// Deliver receives each stanza that arrived from an authenticated remote
 	// domain for a local one. Stanzas of one incoming stream are delivered in
 	// order, from that stream's goroutine: a slow Deliver slows that stream
-	// only.
+	// only. Shutdown waits (until its context ends) for the Deliver calls in
+	// progress, so Deliver must not wait for Shutdown to return.
 	Deliver func(Stanza)
 
 	// Bounce receives each stanza given to Send that could not be written,
 	// with the reason. Bounce.Reply builds the error stanza to route back
-	// to the sender. It may be called from any goroutine, and also from
-	// within Send.
+	// to the sender. It is called on a goroutine of the Manager's own, one
+	// bounce at a time, in the order the bounces were made; never on the
+	// goroutine of a Send, Reload or Shutdown call, so it may block, even
+	// until such a call returns. A slow Bounce delays later bounces, not
+	// links. Manager.Done says when the last one has returned.
 	Bounce func(Bounce)
 
-	// Observer, if set, receives events for metrics and logging.
+	// Observer, if set, receives events for metrics and logging (see
+	// Observer for where it is called).
 	Observer Observer
 
 	// Logger receives the Manager's logs; nil means slog.Default().

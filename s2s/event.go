@@ -76,20 +76,45 @@ func (l LinkInfo) Cipher() string {
 	return tls.CipherSuiteName(l.CipherSuite)
 }
 
-// EventKind says what an Event reports.
+// EventKind says what an Event reports. Each kind has a fixed name (String),
+// used by the stub's JSON events and meant for metric labels.
 type EventKind uint8
 
-// The events an Observer receives.
+// The events an Observer receives. A failed outgoing attempt is one
+// LinkFailed, whatever step failed; a peer we refused is one AuthFailed. The
+// README's "When something fails" table says which failure gives which
+// event, bounce condition and error.
 const (
-	LinkUp     EventKind = iota + 1 // a domain pair was authenticated; Link is set
-	LinkDown                        // a link ended; Link and Err (the reason, nil for a clean close) are set
-	AuthFailed                      // a stream or dialback attempt failed; Local, Remote and Err are set
-	Bounced                         // a stanza was bounced; Bounce is set
-	StanzaIn                        // a stanza was delivered to the host; Link, Stanza and Bytes are set
-	StanzaOut                       // a stanza was written to a stream; Link, Stanza and Bytes are set
+	// LinkUp: a domain pair was authenticated on a stream. Link is set.
+	LinkUp EventKind = iota + 1
+	// LinkDown: an authenticated pair's stream ended. Link is set; Err is
+	// the reason, nil for a close by either side's </stream:stream>.
+	LinkDown
+	// AuthFailed: we refused a remote server's authentication of a pair on
+	// an incoming stream: a dialback key that is not valid or could not be
+	// verified, a SASL EXTERNAL attempt we do not accept, or a host the
+	// policy denies. Link (Direction Incoming, Local, Remote; Auth when
+	// known) and Err are set.
+	AuthFailed
+	// LinkFailed: an outgoing attempt to link a pair failed before the pair
+	// was authenticated, at any step: DNS, connecting, TLS, the stream, or
+	// the peer refusing our authentication (Err then wraps ErrAuth). Link
+	// (Direction Outgoing, Local, Remote) and Err are set. The stanzas that
+	// waited for the attempt are bounced, each with its own Bounced event.
+	LinkFailed
+	// Bounced: a stanza was handed to Config.Bounce. Bounce and Stanza are
+	// set.
+	Bounced
+	// StanzaIn: a stanza was delivered to the host. Link, Stanza and Bytes
+	// are set.
+	StanzaIn
+	// StanzaOut: a stanza was written to a stream. Link, Stanza and Bytes
+	// are set.
+	StanzaOut
 )
 
-// String returns the event's name, as the stub prints it.
+// String returns the event's name: link-up, link-down, auth-failed,
+// link-failed, bounce, stanza-in or stanza-out.
 func (k EventKind) String() string {
 	switch k {
 	case LinkUp:
@@ -98,6 +123,8 @@ func (k EventKind) String() string {
 		return "link-down"
 	case AuthFailed:
 		return "auth-failed"
+	case LinkFailed:
+		return "link-failed"
 	case Bounced:
 		return "bounce"
 	case StanzaIn:
@@ -120,11 +147,14 @@ type Event struct {
 	// Setup is, for LinkUp, how long the pair took to authenticate: from
 	// the start of the attempt (resolving the remote domain, for an
 	// outgoing link) or from the accepted connection (incoming); for
-	// AuthFailed, how long the attempt ran until it failed.
+	// LinkFailed and AuthFailed, how long the attempt ran until it failed.
 	Setup time.Duration
 }
 
 // Observer receives the Manager's events, for metrics and logs. It is called
-// synchronously from the goroutine that handles the link, so it must be quick
-// and must not call back into the Manager; it must be safe for concurrent use.
+// synchronously from the goroutine that handles the link (Bounced from the
+// goroutine that calls Config.Bounce, just before it), never from the
+// goroutine of a Send, Reload or Shutdown call. It must be quick, must not
+// call back into the Manager, and must be safe for concurrent use; Shutdown
+// waits (until its context ends) for calls in progress.
 type Observer func(Event)

@@ -229,7 +229,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 	}
 	if d := st.policy.Decide(s.ctx, s.peer); !d.Allow {
 		return refuse(saslext.NotAuthorized, fmt.Sprintf("federation with %s is not allowed", s.peer),
-			fmt.Errorf("%w: %s", errDenied, d))
+			fmt.Errorf("%w: %s", ErrDenied, d))
 	}
 	if err := s.pairs.Add(s.peer, s.local); err != nil {
 		return refuse(saslext.NotAuthorized, "", err)

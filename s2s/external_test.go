@@ -142,7 +142,7 @@ func TestExternalPolicyDeny(t *testing.T) {
 		select {
 		case e := <-b.events:
 			if e.Kind == AuthFailed && e.Link.Remote == "a.test" {
-				sasl = sasl || e.Link.Auth == AuthSASLExternal && errors.Is(e.Err, errDenied)
+				sasl = sasl || e.Link.Auth == AuthSASLExternal && errors.Is(e.Err, ErrDenied)
 				db = db || e.Link.Auth == ""
 			}
 		case <-time.After(wait):

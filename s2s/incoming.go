@@ -35,6 +35,10 @@ type inStream struct {
 	wmu    sync.Mutex // serialises writes: answers come from several goroutines
 	conn   net.Conn
 	closed bool
+	// why is the reason we closed the stream from outside its reader
+	// (Reload's policy), which the reader reports instead of the closed
+	// connection.
+	why error
 
 	pairs  dialback.Pairs
 	authed atomic.Bool
@@ -363,8 +367,10 @@ func (s *inStream) readFailed(err error) error {
 	switch {
 	case closed && errors.Is(err, net.ErrClosed):
 		// We ended the stream ourselves (Shutdown, Reload, an error
-		// already sent); the reason was reported there.
-		return nil
+		// already sent); the reason, if any, was given there.
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		return s.why
 	case errors.Is(err, io.EOF):
 		s.closeStream(nil)
 		return nil
@@ -685,7 +691,13 @@ func (s *inStream) infos() []LinkInfo {
 func (s *inStream) recheckPolicy(st *settings) {
 	for _, info := range s.infos() {
 		if d := st.policy.Decide(s.ctx, info.Remote); !d.Allow {
-			se := withText(stream.PolicyViolation, fmt.Sprintf("federation with %s is no longer allowed", info.Remote))
+			text := fmt.Sprintf("federation with %s is no longer allowed", info.Remote)
+			s.wmu.Lock()
+			if !s.closed {
+				s.why = fmt.Errorf("%w: %s (%s)", ErrDenied, text, d)
+			}
+			s.wmu.Unlock()
+			se := withText(stream.PolicyViolation, text)
 			s.closeStream(&se)
 			return
 		}

@@ -2,6 +2,7 @@ package s2s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -59,8 +60,18 @@ func TestReloadClosesDeniedLinks(t *testing.T) {
 	if err := a.m.Reload(s); err != nil {
 		t.Fatal(err)
 	}
+	// Both of a's links report the policy as the reason, not the closed
+	// connection that closing them caused.
+	dirs := map[Direction]bool{}
 	for range 2 {
-		waitEvent(t, a, LinkDown)
+		e := waitEvent(t, a, LinkDown)
+		dirs[e.Link.Direction] = true
+		if !errors.Is(e.Err, ErrDenied) || !strings.Contains(e.Err.Error(), "federation with b.test is no longer allowed") {
+			t.Errorf("%s link down: %v", e.Link.Direction, e.Err)
+		}
+	}
+	if !dirs[Outgoing] || !dirs[Incoming] {
+		t.Errorf("link down events for %v", dirs)
 	}
 	// b sees its link to a closed before it sends again; a stanza written
 	// to a stream in the moment before would be lost with it.

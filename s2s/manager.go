@@ -64,6 +64,9 @@ type Manager struct {
 	wg        sync.WaitGroup
 	addrs     addrCount     // incoming connections per remote address
 	verif     verifications // dialback verifications in flight, recent failures
+
+	bounces *bouncer  // runs the Bounce callback off the callers' goroutines
+	endOnce sync.Once // Shutdown starts the wait that ends bounces once
 }
 
 // New returns a Manager for c. It loads the certificate and builds the
@@ -97,6 +100,7 @@ func New(c Config) (*Manager, error) {
 		in:        make(map[*inStream]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+	m.bounces = newBouncer(m)
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -125,8 +129,8 @@ func (m *Manager) settings() *settings { return m.st.Load() }
 // rewritten to jabber:server. When raw is not such a stanza, Send returns an
 // error wrapping ErrNotStanza and the stanza stays the caller's. Otherwise
 // Send returns nil and the stanza is, exactly once, either written to an
-// authenticated stream or handed to the Bounce callback (possibly before Send
-// returns) — with one exception: a stanza of type 'error' that cannot be sent
+// authenticated stream or handed to the Bounce callback (never on the
+// caller's goroutine; see Config.Bounce) — with one exception: a stanza of type 'error' that cannot be sent
 // is dropped and logged, never bounced, so that errors cannot loop.
 //
 // Send does not block on the network: the stanza waits in the link's queue
@@ -201,9 +205,7 @@ func (m *Manager) bounce(s Stanza, cond stanza.Condition, text string, cause err
 			"from", s.From, "to", s.To, "id", s.ID, "condition", string(cond), "reason", text)
 		return
 	}
-	b := Bounce{Stanza: s, Condition: cond, Text: text, Err: cause}
-	m.observe(Event{Kind: Bounced, Bounce: b, Stanza: s})
-	m.cfg.Bounce(b)
+	m.bounces.add(Bounce{Stanza: s, Condition: cond, Text: text, Err: cause})
 }
 
 func (m *Manager) bounceAll(q []Stanza, cond stanza.Condition, text string, cause error) {
@@ -337,6 +339,10 @@ func (m *Manager) Links() []LinkInfo {
 // authenticated stay up unless the new policy denies them: live links to or
 // from a host that the new policy denies are closed, and their queued
 // stanzas bounced with policy-violation. On error nothing changes.
+//
+// Reload calls no host callback on the caller's goroutine but the Policy
+// (when Config.Policy is set); the bounces it causes reach Config.Bounce
+// from the Manager's bounce goroutine, possibly after Reload returns.
 func (m *Manager) Reload(s config.S2S) error {
 	old := m.settings()
 	st, err := m.cfg.newSettings(s, old)
@@ -358,7 +364,7 @@ func (m *Manager) Reload(s config.S2S) error {
 	m.mu.Unlock()
 	for _, l := range outs {
 		d := st.policy.Decide(m.ctx, l.pair.remote)
-		l.fail(stanza.PolicyViolation, fmt.Sprintf("federation with %s is no longer allowed (%s)", l.pair.remote, d), errDenied)
+		l.fail(stanza.PolicyViolation, fmt.Sprintf("federation with %s is no longer allowed (%s)", l.pair.remote, d), ErrDenied)
 	}
 	for _, s := range ins {
 		s.recheckPolicy(st)
@@ -366,7 +372,12 @@ func (m *Manager) Reload(s config.S2S) error {
 	return nil
 }
 
-var errDenied = errors.New("s2s: denied by policy")
+// ErrDenied is wrapped by the reason of a link the policy ended: the Err of
+// the LinkDown event of a link that Reload closed because the new policy
+// denies its remote host, and of the AuthFailed event of a SASL EXTERNAL
+// attempt by a denied host. Bounces for a denied host carry the condition
+// policy-violation.
+var ErrDenied = errors.New("s2s: denied by policy")
 
 // Shutdown stops the Manager gracefully. Send bounces from then on; every
 // outgoing queue drains (each stanza written or bounced) and its stream is
@@ -377,7 +388,21 @@ var errDenied = errors.New("s2s: denied by policy")
 // connection is closed at once, and ctx's error is returned without waiting
 // further (a goroutine stuck in a host callback finishes when the callback
 // returns).
+//
+// Shutdown does not call Config.Bounce on the caller's goroutine, and it does
+// not wait for the bounces it causes to be delivered: a Bounce that waits for
+// Shutdown to return cannot deadlock it. Done reports when the last of them
+// was delivered. Shutdown does wait (until ctx ends) for Deliver and
+// Observer calls in progress, so those must not wait for Shutdown.
 func (m *Manager) Shutdown(ctx context.Context) error {
+	defer m.endOnce.Do(func() {
+		// Once every goroutine of the Manager is gone, nothing but a late
+		// Send queues a bounce: Done closes when the queue is delivered.
+		go func() {
+			m.wg.Wait()
+			m.bounces.end()
+		}()
+	})
 	m.mu.Lock()
 	m.stopping = true
 	outs := make([]*outLink, 0, len(m.out))
@@ -425,6 +450,17 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
 		return ctx.Err()
 	}
 }
+
+// Done returns a channel that is closed once Shutdown (or Close) has been
+// called, every goroutine of the Manager has ended and every bounce made so
+// far has been handed to Config.Bounce and returned. After it is closed, no
+// host callback runs, except the Bounce of a stanza sent later (Send after
+// Shutdown bounces with service-unavailable). A host waits on it before
+// tearing down what its Bounce callback uses:
+//
+//	m.Shutdown(ctx)
+//	<-m.Done()
+func (m *Manager) Done() <-chan struct{} { return m.bounces.done }
 
 // Close shuts the Manager down at once: Shutdown with an ended context.
 func (m *Manager) Close() error {

@@ -48,6 +48,9 @@ type outLink struct {
 	lastCond  stanza.Condition
 	lastText  string
 	lastCause error
+	// failWhy is why fail closed the stream: down reports it instead of
+	// the write or read error that closing caused.
+	failWhy error
 
 	since  time.Time
 	outCnt atomic.Uint64
@@ -237,7 +240,7 @@ func (l *outLink) connectFailed(st *settings, err error, took time.Duration) {
 	l.mu.Unlock()
 	l.m.log.Warn("s2s: link failed", "local", l.pair.local, "remote", l.pair.remote,
 		"err", err, "condition", string(cond), "retry_in", delay, "bounced", len(q))
-	l.m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote}, Err: err, Setup: took})
+	l.m.observe(Event{Kind: LinkFailed, Link: LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote}, Err: err, Setup: took})
 	l.m.bounceAll(q, cond, text, err)
 }
 
@@ -411,6 +414,11 @@ func (l *outLink) down(oc *outConn, why error) {
 	l.conn = nil
 	l.w = nil
 	l.writing = false
+	if l.failWhy != nil {
+		// The link was ended on purpose (Reload's policy, a forced
+		// Shutdown): that is the reason, not the closed connection.
+		why, l.failWhy = l.failWhy, nil
+	}
 	if l.idleTimer != nil {
 		l.idleTimer.Stop()
 		l.idleTimer = nil
@@ -439,7 +447,7 @@ func (l *outLink) down(oc *outConn, why error) {
 	info := LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote,
 		TLSVersion: oc.tls.Version, CipherSuite: oc.tls.CipherSuite, Auth: oc.auth, Since: since,
 		StanzasOut: l.outCnt.Load()}
-	if why == nil || errors.Is(why, ErrIdle) || errors.Is(why, ErrPeerClosed) {
+	if why == nil || errors.Is(why, ErrIdle) || errors.Is(why, ErrPeerClosed) || errors.Is(why, ErrDenied) || errors.Is(why, ErrClosed) {
 		m.log.Info("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	} else {
 		m.log.Warn("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
@@ -466,6 +474,9 @@ func (l *outLink) fail(cond stanza.Condition, text string, cause error) {
 	oc := l.conn
 	cancel := l.cancel
 	l.draining = true
+	if oc != nil && l.failWhy == nil {
+		l.failWhy = fmt.Errorf("%w: %s", cause, text)
+	}
 	l.mu.Unlock()
 	l.m.bounceAll(q, cond, text, cause)
 	if cancel != nil {

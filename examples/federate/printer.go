@@ -48,6 +48,8 @@ func (p *printer) observe(e s2s.Event) {
 		}
 		p.printf("link down  %s  %-3s  %s", arrow(e.Link), e.Link.Direction, why)
 	case s2s.AuthFailed:
+		p.printf("refused    %s  %-3s  %v", arrow(e.Link), e.Link.Direction, e.Err)
+	case s2s.LinkFailed:
 		p.printf("failed     %s  %-3s  %v", arrow(e.Link), e.Link.Direction, e.Err)
 	case s2s.Bounced:
 		p.printf("bounced    %s -> %s  %s: %s", e.Bounce.Stanza.From, e.Bounce.Stanza.To, e.Bounce.Condition, e.Bounce.Text)

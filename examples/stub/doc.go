@@ -54,8 +54,10 @@
 // one authenticated domain pair on a stream, "in" when the remote server
 // opened it ("tls" is "none" on a plain stream, and "reason" is "closed"
 // for a clean close). "error" reports a stdin line that is not a stanza (op
-// "send"), a stream that failed to authenticate (op "auth", with direction,
-// local and remote), or a listener that failed (op "serve").
+// "send"), an outgoing link attempt that failed at any step, DNS to
+// authentication (op "link", direction "out"), a remote server whose
+// authentication the stub refused (op "auth", direction "in"), both with
+// local and remote, or a listener that failed (op "serve").
 //
 // # Exit status
 //

@@ -90,6 +90,8 @@ func (e *events) observe(ev s2s.Event) {
 			Reason: linkDownReason(ev)})
 	case s2s.AuthFailed:
 		e.emit(event{Event: evError, Op: "auth", Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote, Error: errText(ev.Err)})
+	case s2s.LinkFailed:
+		e.emit(event{Event: evError, Op: "link", Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote, Error: errText(ev.Err)})
 	}
 }
 

@@ -40,8 +40,11 @@ func TestEventLines(t *testing.T) {
 		5: {emit: func(e *events) { e.observe(s2s.Event{Kind: s2s.LinkDown, Link: in, Err: closedRead}) },
 			want: `{"event":"link-down","direction":"in","local":"stub.test","remote":"host.test","reason":"wire: read: read tcp: use of closed network connection"}`},
 		6: {emit: func(e *events) {
-			e.observe(s2s.Event{Kind: s2s.AuthFailed, Link: s2s.LinkInfo{Direction: s2s.Outgoing, Local: "stub.test", Remote: "x.test"}, Err: errors.New("refused")})
-		}, want: `{"event":"error","direction":"out","local":"stub.test","remote":"x.test","op":"auth","error":"refused"}`},
+			e.observe(s2s.Event{Kind: s2s.LinkFailed, Link: s2s.LinkInfo{Direction: s2s.Outgoing, Local: "stub.test", Remote: "x.test"}, Err: errors.New("refused")})
+		}, want: `{"event":"error","direction":"out","local":"stub.test","remote":"x.test","op":"link","error":"refused"}`},
+		13: {emit: func(e *events) {
+			e.observe(s2s.Event{Kind: s2s.AuthFailed, Link: s2s.LinkInfo{Direction: s2s.Incoming, Local: "stub.test", Remote: "x.test"}, Err: errors.New("key not valid")})
+		}, want: `{"event":"error","direction":"in","local":"stub.test","remote":"x.test","op":"auth","error":"key not valid"}`},
 		// Stanza and bounce events come from the callbacks, not the observer.
 		7:  {emit: func(e *events) { e.observe(s2s.Event{Kind: s2s.StanzaIn, Link: in, Stanza: msg}) }},
 		8:  {emit: func(e *events) { e.observe(s2s.Event{Kind: s2s.Bounced, Bounce: s2s.Bounce{Stanza: msg}}) }},

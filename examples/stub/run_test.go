@@ -423,8 +423,8 @@ func testStub(t *testing.T, mode string) {
 	}
 	p.send(`<message from='bob@stub.test' to='x@nowhere.test' id='b2'><body>lost</body></message>`)
 	// The failed attempt is reported before the stanzas it bounces.
-	p.next("auth error for nowhere.test", func(e event) bool {
-		return e.Event == evError && e.Op == "auth" && e.Remote == "nowhere.test" && e.Direction == "out" && e.Local == "stub.test"
+	p.next("link error for nowhere.test", func(e event) bool {
+		return e.Event == evError && e.Op == "link" && e.Remote == "nowhere.test" && e.Direction == "out" && e.Local == "stub.test"
 	})
 	b = p.next("remote-server-not-found bounce", isEvent(evBounce))
 	if b.Condition != "remote-server-not-found" || b.ID != "b2" || !strings.Contains(b.Text, "nowhere.test") {

@@ -103,7 +103,7 @@ func (c *Collector) Observe(e s2s.Event) {
 		c.setup.WithLabelValues(dir).Observe(e.Setup.Seconds())
 	case s2s.LinkDown:
 		c.closed.WithLabelValues(e.Link.Direction.String(), closeReason(e.Err)).Inc()
-	case s2s.AuthFailed:
+	case s2s.AuthFailed, s2s.LinkFailed:
 		c.failures.WithLabelValues(e.Link.Direction.String(), stepLabel(e.Err)).Inc()
 	case s2s.Bounced:
 		c.bounces.WithLabelValues(string(e.Bounce.Condition)).Inc()

@@ -72,7 +72,7 @@ func newHost(t *testing.T, ln net.Listener, stub *Server, mode string, cfg func(
 		RootCAs:     stub.RootCAs(),
 		Certificate: starttls.StaticCert(stub.IssueCertificate(hostDomain)),
 		Observer: func(e s2s.Event) {
-			if e.Kind == s2s.LinkUp || e.Kind == s2s.LinkDown || e.Kind == s2s.AuthFailed {
+			if e.Kind == s2s.LinkUp || e.Kind == s2s.LinkDown || e.Kind == s2s.AuthFailed || e.Kind == s2s.LinkFailed {
 				h.events <- e
 			}
 		},

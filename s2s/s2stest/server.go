@@ -283,7 +283,8 @@ func (s *Server) Bounces() []s2s.Bounce { return s.bounces.all() }
 func (s *Server) NextBounce(ctx context.Context) (s2s.Bounce, error) { return s.bounces.next(ctx) }
 
 // Events returns the stub's link events so far, in order: s2s.LinkUp,
-// s2s.LinkDown and s2s.AuthFailed, as its Manager reported them.
+// s2s.LinkDown, s2s.AuthFailed and s2s.LinkFailed, as its Manager reported
+// them.
 func (s *Server) Events() []s2s.Event { return s.events.all() }
 
 // NextEvent returns the first link event that NextEvent has not yet returned,
@@ -329,7 +330,7 @@ func (s *Server) Close() {
 // the Manager's goroutines, so it only records and starts work elsewhere.
 func (s *Server) observe(e s2s.Event) {
 	switch e.Kind {
-	case s2s.LinkUp, s2s.LinkDown, s2s.AuthFailed:
+	case s2s.LinkUp, s2s.LinkDown, s2s.AuthFailed, s2s.LinkFailed:
 		s.events.add(e)
 		return
 	case s2s.StanzaIn:
