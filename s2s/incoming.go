@@ -362,15 +362,18 @@ func (s *inStream) readFailed(err error) error {
 	var se stream.Error
 	var pe *wire.PeerError
 	s.wmu.Lock()
-	closed := s.closed
+	closed, why := s.closed, s.why
 	s.wmu.Unlock()
 	switch {
+	case why != nil:
+		// Reload's policy ends the stream: whatever the read saw (our
+		// close, or the peer's reaction to another link closing) follows
+		// from that.
+		return why
 	case closed && errors.Is(err, net.ErrClosed):
-		// We ended the stream ourselves (Shutdown, Reload, an error
-		// already sent); the reason, if any, was given there.
-		s.wmu.Lock()
-		defer s.wmu.Unlock()
-		return s.why
+		// We ended the stream ourselves (Shutdown, an error already
+		// sent); the reason was reported there.
+		return nil
 	case errors.Is(err, io.EOF):
 		s.closeStream(nil)
 		return nil
@@ -686,9 +689,10 @@ func (s *inStream) infos() []LinkInfo {
 	return infos
 }
 
-// recheckPolicy closes the stream when the new policy denies one of its
-// authenticated remote domains.
-func (s *inStream) recheckPolicy(st *settings) {
+// deniedBy reports whether the policy of st denies one of the stream's
+// authenticated remote domains, with the stream error to close it with; it
+// records the reason for the stream's LinkDown events (Reload closes it).
+func (s *inStream) deniedBy(st *settings) (stream.Error, bool) {
 	for _, info := range s.infos() {
 		if d := st.policy.Decide(s.ctx, info.Remote); !d.Allow {
 			text := fmt.Sprintf("federation with %s is no longer allowed", info.Remote)
@@ -697,9 +701,8 @@ func (s *inStream) recheckPolicy(st *settings) {
 				s.why = fmt.Errorf("%w: %s (%s)", ErrDenied, text, d)
 			}
 			s.wmu.Unlock()
-			se := withText(stream.PolicyViolation, text)
-			s.closeStream(&se)
-			return
+			return withText(stream.PolicyViolation, text), true
 		}
 	}
+	return stream.Error{}, false
 }

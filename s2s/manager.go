@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/internal/domain"
@@ -362,12 +363,28 @@ func (m *Manager) Reload(s config.S2S) error {
 		ins = append(ins, s)
 	}
 	m.mu.Unlock()
-	for _, l := range outs {
+	// Every denied link learns its reason before any is closed: closing
+	// one makes the peer close others, and a link that saw that first
+	// would report the peer's close instead of the policy.
+	texts := make([]string, len(outs))
+	for i, l := range outs {
 		d := st.policy.Decide(m.ctx, l.pair.remote)
-		l.fail(stanza.PolicyViolation, fmt.Sprintf("federation with %s is no longer allowed (%s)", l.pair.remote, d), ErrDenied)
+		texts[i] = fmt.Sprintf("federation with %s is no longer allowed (%s)", l.pair.remote, d)
+		l.setFailWhy(fmt.Errorf("%w: %s", ErrDenied, texts[i]))
 	}
+	var denied []*inStream
+	var errs []stream.Error
 	for _, s := range ins {
-		s.recheckPolicy(st)
+		if se, ok := s.deniedBy(st); ok {
+			denied = append(denied, s)
+			errs = append(errs, se)
+		}
+	}
+	for i, l := range outs {
+		l.fail(stanza.PolicyViolation, texts[i], ErrDenied)
+	}
+	for i, s := range denied {
+		s.closeStream(&errs[i])
 	}
 	return nil
 }

@@ -491,6 +491,16 @@ func (l *outLink) fail(cond stanza.Condition, text string, cause error) {
 	}
 }
 
+// setFailWhy gives the reason the link is about to be failed for, before
+// anything is closed (see Reload).
+func (l *outLink) setFailWhy(err error) {
+	l.mu.Lock()
+	if l.conn != nil {
+		l.failWhy = err
+	}
+	l.mu.Unlock()
+}
+
 // drain asks the link to write what it holds and close (Shutdown).
 func (l *outLink) drain() {
 	l.mu.Lock()
