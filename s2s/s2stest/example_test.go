@@ -2,6 +2,7 @@ package s2stest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -161,4 +162,54 @@ func ExampleServer_SetStall() {
 	fmt.Println(b.Stanza.ID, "bounced:", b.Condition)
 	// Output:
 	// m1 bounced: remote-server-timeout
+}
+
+// A host test waits for its Manager's events with Events instead of a
+// channel and a loop of its own: here, the failed link to a remote server
+// that refuses it, and the bounce of what waited for that link.
+func ExampleEvents() {
+	t := &exampleTB{}
+	defer t.done()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	stub := s2stest.NewServer(t, "remote.example",
+		s2stest.WithPeer("host.example", ln.Addr().(*net.TCPAddr).AddrPort()))
+	stub.SetDialback(s2stest.DialbackDeny)
+
+	var events s2stest.Events
+	cfg := config.Default()
+	cfg.Address = append(cfg.Address, stub.Address())
+	host, err := s2s.New(s2s.Config{
+		S2S:      cfg,
+		IsLocal:  func(d string) bool { return d == "host.example" },
+		Deliver:  func(s2s.Stanza) {},
+		Bounce:   func(s2s.Bounce) {},
+		Observer: events.Observe,
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		panic(err)
+	}
+	go host.Serve(ln)
+	defer host.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	host.Send(ctx, []byte(`<message from='alice@host.example' to='bob@remote.example' id='m1'/>`))
+	failed, err := events.Wait(ctx, s2s.LinkFailed, "host.example", "remote.example")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(failed.Kind, failed.Link.Direction, "auth refused:", errors.Is(failed.Err, s2s.ErrAuth))
+	b, err := events.Wait(ctx, s2s.Bounced, "host.example", "remote.example")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(b.Kind, b.Bounce.Stanza.ID, b.Bounce.Condition)
+	// Output:
+	// link-failed out auth refused: true
+	// bounce m1 remote-server-not-found
 }
