@@ -39,6 +39,7 @@ const (
 	evBounce    = "bounce"
 	evLinkUp    = "link-up"
 	evLinkDown  = "link-down"
+	evPeer      = "peer"
 	evError     = "error"
 )
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type options struct {
 	listen   string
 	echo     bool
 	cafile   string
+	peers    []config.Address // -peer, in order
 	shutdown time.Duration
 	verbose  bool
 }
@@ -47,10 +49,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", "", "`address` to accept s2s streams on, such as 127.0.0.1:5269 (required)")
 	fs.BoolVar(&o.echo, "echo", false, "send each message back with from and to swapped")
 	fs.StringVar(&o.cafile, "cafile", "", "PEM `file` of roots trusted for required_trusted (default: system roots)")
+	fs.Func("peer", "reach `DOMAIN=IP:PORT` at that address, skipping DNS (repeatable; overrides the config's address option)", func(v string) error {
+		a, err := parsePeer(v)
+		if err == nil {
+			o.peers = append(o.peers, a)
+		}
+		return err
+	})
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a signal waits for queues to drain")
 	fs.BoolVar(&o.verbose, "v", false, "log everything to stderr, not only warnings")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: stub [-config file] -domain d[,d...] -listen addr [-echo] [-cafile file] [-shutdown-timeout d] [-v]")
+		fmt.Fprintln(fs.Output(), "usage: stub [-config file] -domain d[,d...] -listen addr [-peer domain=ip:port ...] [-echo] [-cafile file] [-shutdown-timeout d] [-v]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +95,9 @@ func loadConfig(o options) (config.S2S, *x509.CertPool, error) {
 		if s, err = config.Load(o.config); err != nil {
 			return s, nil, err
 		}
+	}
+	for _, a := range o.peers {
+		s.Address = withPeer(s.Address, a)
 	}
 	if o.cafile == "" {
 		return s, nil, nil
@@ -191,6 +203,21 @@ loop:
 				lines = nil // stdin ended; serve on
 				continue
 			}
+			if rest, ok := controlLine(line, "peer"); ok {
+				// Peers learnt at run time: two stubs on port 0 each tell
+				// the other where they listen once both have started.
+				a, err := parsePeer(rest)
+				if err == nil {
+					opts.Address = withPeer(opts.Address, a)
+					err = m.Reload(opts)
+				}
+				if err != nil {
+					ev.emit(event{Event: evError, Op: "peer", Error: err.Error(), XML: string(line)})
+					continue
+				}
+				ev.emit(event{Event: evPeer, Remote: a.Host, Addr: netip.AddrPortFrom(a.IP, uint16(a.Port)).String()})
+				continue
+			}
 			if err := m.Send(ctx, line); err != nil {
 				ev.sendFailed(line, err)
 			}
@@ -215,6 +242,44 @@ loop:
 		<-served
 	}
 	return code
+}
+
+// parsePeer reads DOMAIN=IP:PORT, as -peer and the peer control line take
+// it.
+func parsePeer(v string) (config.Address, error) {
+	name, addr, ok := strings.Cut(v, "=")
+	if !ok {
+		return config.Address{}, fmt.Errorf("%q: want DOMAIN=IP:PORT", v)
+	}
+	d, err := domain.Normalize(strings.TrimSpace(name))
+	if err != nil {
+		return config.Address{}, fmt.Errorf("%q: %w", v, err)
+	}
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(addr))
+	if err != nil || ap.Port() == 0 {
+		return config.Address{}, fmt.Errorf("%q: want DOMAIN=IP:PORT with an IP address and a port other than 0", v)
+	}
+	return config.Address{Host: d, IP: ap.Addr().Unmap(), Port: int(ap.Port())}, nil
+}
+
+// withPeer returns addrs with a's entry added or replaced: hosts in the
+// address option are unique.
+func withPeer(addrs []config.Address, a config.Address) []config.Address {
+	out := make([]config.Address, 0, len(addrs)+1)
+	for _, x := range addrs {
+		if x.Host != a.Host {
+			out = append(out, x)
+		}
+	}
+	return append(out, a)
+}
+
+// controlLine reports whether a stdin line is the command word followed by
+// a space, and returns the rest. Stanzas start with '<', so no stanza is
+// taken for a command.
+func controlLine(line []byte, word string) (string, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(word+" "))
+	return strings.TrimSpace(string(rest)), ok
 }
 
 // readLines sends each non-blank line of r to lines, and closes lines at

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -517,5 +518,63 @@ func TestBadConfigExits2(t *testing.T) {
 	case e := <-p.events:
 		t.Errorf("event on stdout: %+v", e)
 	default:
+	}
+}
+
+// TestTwoStubsPortZero: two stubs, each on a port the kernel picks, federate
+// both ways: the second learns the first's address from -peer, the first
+// learns the second's from a peer line on stdin, and neither port was
+// chosen in advance.
+func TestTwoStubsPortZero(t *testing.T) {
+	a := startStub(t, "-domain", "a.test", "-listen", "127.0.0.1:0", "-echo")
+	aAddr := a.next("a's listening event", isEvent(evListening)).Addr
+	b := startStub(t, "-domain", "b.test", "-listen", "127.0.0.1:0", "-peer", "a.test="+aAddr)
+	bAddr := b.next("b's listening event", isEvent(evListening)).Addr
+
+	// A line a cannot use is reported and changes nothing.
+	a.send("peer b.test=nowhere")
+	if e := a.next("peer error", isEvent(evError)); e.Op != "peer" || !strings.Contains(e.Error, "want DOMAIN=IP:PORT") {
+		t.Errorf("bad peer line: %+v", e)
+	}
+	a.send("peer b.test=" + bAddr)
+	if e := a.next("peer event", isEvent(evPeer)); e.Remote != "b.test" || e.Addr != bAddr {
+		t.Errorf("peer event %+v, want b.test at %s", e, bAddr)
+	}
+
+	// b links to a; a verifies b's key by connecting to bAddr, delivers,
+	// and echoes the message back over its own link to b.
+	b.send(`<message from='bob@b.test' to='alice@a.test' id='m1'><body>hi</body></message>`)
+	if e := a.next("stanza at a", isEvent(evStanza)); e.ID != "m1" || e.From != "bob@b.test" {
+		t.Errorf("a received %+v", e)
+	}
+	if e := b.next("echo at b", isEvent(evStanza)); e.ID != "m1" || e.From != "alice@a.test" || e.To != "bob@b.test" {
+		t.Errorf("b received %+v", e)
+	}
+}
+
+// TestParsePeer: the forms -peer and the peer line take, and the errors.
+func TestParsePeer(t *testing.T) {
+	for i, tc := range []struct {
+		in, host, addr, err string
+	}{
+		0: {in: "Host.Test=127.0.0.1:5269", host: "host.test", addr: "127.0.0.1:5269"},
+		1: {in: "host.test = [::1]:5270", host: "host.test", addr: "[::1]:5270"},
+		2: {in: "host.test", err: `"host.test": want DOMAIN=IP:PORT`},
+		3: {in: "host.test=localhost:5269", err: "with an IP address and a port other than 0"},
+		4: {in: "host.test=127.0.0.1:0", err: "a port other than 0"},
+		5: {in: "host..test=127.0.0.1:1", err: "invalid domain"},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			a, err := parsePeer(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("parsePeer(%q) = %+v, %v; want error %q", tc.in, a, err, tc.err)
+				}
+				return
+			}
+			if err != nil || a.Host != tc.host || netip.AddrPortFrom(a.IP, uint16(a.Port)).String() != tc.addr {
+				t.Fatalf("parsePeer(%q) = %+v, %v", tc.in, a, err)
+			}
+		})
 	}
 }
