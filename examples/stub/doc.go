@@ -19,6 +19,10 @@
 //	-cafile FILE      PEM roots trusted for use_starttls = "required_trusted"
 //	                  (default: the system roots)
 //	-shutdown-timeout how long a signal waits for queues to drain (default 10s)
+//	-http ADDR        serve the status page (package s2s/status) on ADDR: the
+//	                  links, the latest failures, a form that runs the
+//	                  diagnosis, and /metrics (package s2s/metrics); the
+//	                  "http" event reports the address
 //	-v                log everything to stderr, not only warnings
 //
 // The system under test reaches the stub through its own address override
@@ -60,6 +64,7 @@
 // stdout carries one JSON object per line and nothing else; logs (log/slog)
 // go to stderr. The objects, with the fields each may carry:
 //
+//	{"event":"http","addr":"127.0.0.1:8080"}
 //	{"event":"listening","addr":"127.0.0.1:40313","domains":["stub.test"]}
 //	{"event":"stanza","from":"…","to":"…","id":"…","xml":"<message …>…</message>"}
 //	{"event":"bounce","from":"…","to":"…","id":"…","condition":"remote-server-not-found","text":"…","xml":"…"}

@@ -35,6 +35,7 @@ type event struct {
 // Event names, as the package doc lists them.
 const (
 	evListening = "listening"
+	evHTTP      = "http"
 	evStanza    = "stanza"
 	evBounce    = "bounce"
 	evLinkUp    = "link-up"

@@ -11,14 +11,21 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/diagnose"
 	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/s2s"
+	"github.com/xmpp-s2s/federation/s2s/metrics"
+	"github.com/xmpp-s2s/federation/s2s/status"
 )
 
 // Exit codes.
@@ -38,6 +45,7 @@ type options struct {
 	peers    []config.Address // -peer, in order
 	shutdown time.Duration
 	verbose  bool
+	http     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -58,8 +66,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	})
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a signal waits for queues to drain")
 	fs.BoolVar(&o.verbose, "v", false, "log everything to stderr, not only warnings")
+	fs.StringVar(&o.http, "http", "", "`address` to serve the status page on (/, /diagnose and /metrics), such as 127.0.0.1:8080")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: stub [-config file] -domain d[,d...] -listen addr [-peer domain=ip:port ...] [-echo] [-cafile file] [-shutdown-timeout d] [-v]")
+		fmt.Fprintln(fs.Output(), "usage: stub [-config file] -domain d[,d...] -listen addr [-peer domain=ip:port ...] [-echo] [-cafile file] [-shutdown-timeout d] [-http addr] [-v]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -148,6 +157,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	for _, d := range o.domains {
 		local[d] = true
 	}
+	// The status page and the metrics see every event from the first.
+	col := metrics.New()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(col)
+	page := status.New(status.Options{
+		Locals:  o.domains,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Diagnose: func(ctx context.Context, from, to string) (*diagnose.Report, error) {
+			return diagnose.Run(ctx, diagnose.Config{S2S: opts, RootCAs: roots}, from, to)
+		},
+	})
+	observe := func(e s2s.Event) {
+		ev.observe(e)
+		col.Observe(e)
+		page.Observe(e)
+	}
 	// Deliver needs the Manager to answer; it is set before Serve starts
 	// the first stream.
 	var m *s2s.Manager
@@ -171,7 +196,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 		},
 		Bounce:   ev.bounce,
-		Observer: ev.observe,
+		Observer: observe,
 		Logger:   log,
 		RootCAs:  roots,
 	})
@@ -184,6 +209,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		m.Close()
 		fmt.Fprintf(stderr, "stub: %v\n", err)
 		return exitFailed
+	}
+	col.Attach(m.Links)
+	page.Attach(m.Links)
+	var web *http.Server
+	if o.http != "" {
+		hl, err := net.Listen("tcp", o.http)
+		if err != nil {
+			ln.Close()
+			m.Close()
+			fmt.Fprintf(stderr, "stub: -http: %v\n", err)
+			return exitFailed
+		}
+		web = &http.Server{Handler: page, ReadHeaderTimeout: 10 * time.Second}
+		go web.Serve(hl)
+		ev.emit(event{Event: evHTTP, Addr: hl.Addr().String()})
 	}
 	ev.emit(event{Event: evListening, Addr: ln.Addr().String(), Domains: o.domains})
 	served := make(chan error, 1)
@@ -234,6 +274,9 @@ loop:
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdown)
 	defer cancel()
+	if web != nil {
+		web.Shutdown(sctx)
+	}
 	if err := m.Shutdown(sctx); err != nil {
 		// Whatever was still queued has been reported as bounces.
 		log.Warn("stub: queues did not drain in time", "timeout", o.shutdown, "err", err)

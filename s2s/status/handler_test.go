@@ -1,0 +1,91 @@
+package status_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/xmpp-s2s/federation/s2s"
+)
+
+func get(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestPages reads the pages over HTTP: the link and the failure are in the
+// index, the diagnosis form answers, metrics are beside the page.
+func TestPages(t *testing.T) {
+	f := newFixture(t)
+	c := f.srv.Client()
+
+	code, body := get(t, c, f.srv.URL+"/s2s/")
+	for _, want := range []string{
+		"<td>out</td><td>host.example</td><td>remote.example</td><td>TLS1.3</td>",
+		"<td>dialback</td>",
+		"<td>link failed</td><td>out</td><td>host.example</td><td>down.example</td><td>TCP connect</td>",
+		"<td>bounced</td>",
+		`<form method="post" action="diagnose">`,
+		`<option selected>host.example</option>`,
+	} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("index (%d) lacks %q:\n%s", code, want, body)
+		}
+	}
+	if strings.Contains(body, "<script") {
+		t.Error("the page has a script")
+	}
+
+	if code, body := get(t, c, f.srv.URL+"/s2s/metrics"); code != http.StatusOK || !strings.Contains(body, "the host's metrics handler") {
+		t.Errorf("metrics: %d %q", code, body)
+	}
+	if code, _ := get(t, c, f.srv.URL+"/s2s/nothing"); code != http.StatusNotFound {
+		t.Errorf("/s2s/nothing: %d", code)
+	}
+
+	resp, err := c.PostForm(f.srv.URL+"/s2s/diagnose", url.Values{"local": {"host.example"}, "remote": {"down.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"host.example cannot federate with down.example: TCP connect failed",
+		"Nothing listens on",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("diagnosis lacks %q:\n%s", want, b)
+		}
+	}
+
+	resp, err = c.PostForm(f.srv.URL+"/s2s/diagnose", url.Values{"local": {"host.example"}, "remote": {""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "Give both the local and the remote domain.") {
+		t.Errorf("empty remote: %d\n%s", resp.StatusCode, b)
+	}
+
+	// What peers send ends up in reasons: it is shown, never run.
+	f.page.Observe(s2s.Event{Kind: s2s.AuthFailed, Link: s2s.LinkInfo{Direction: s2s.Incoming, Local: "host.example", Remote: "evil.example"},
+		Err: errors.New(`<script>alert(1)</script>`)})
+	if _, body := get(t, c, f.srv.URL+"/s2s/"); strings.Contains(body, "<script>") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("a reason with markup is not escaped:\n%s", body)
+	}
+
+	fails := f.page.Failures()
+	if len(fails) < 3 || fails[0].Kind != "authentication refused" || fails[len(fails)-1].Kind != "link failed" || fails[len(fails)-1].Step != s2s.StepConnect {
+		t.Errorf("Failures() = %+v", fails)
+	}
+}
