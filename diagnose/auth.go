@@ -44,7 +44,7 @@ func (p *probe) methods(o offer) {
 	switch {
 	case len(names) == 0:
 		c.Status, c.Detail = Failure, "neither Server Dialback nor SASL EXTERNAL"
-		c.Advice = fmt.Sprintf("%s offers us no way to authenticate: ask its administrator to enable Server Dialback (Prosody: mod_dialback; ejabberd: mod_s2s_dialback) or SASL EXTERNAL with a trusted certificate for us.", p.remote)
+		c.Advice = p.noMethodAdvice()
 	case !o.dialback && !canExternal:
 		c.Status, c.Detail = Failure, "only SASL EXTERNAL, which we cannot use"
 		switch {
@@ -171,4 +171,8 @@ func (p *probe) authAdvice(err error) string {
 		return "See the DNS and connect checks above."
 	}
 	return "See " + p.remote + "'s log."
+}
+
+func (p *probe) noMethodAdvice() string {
+	return fmt.Sprintf("%s offers us no way to authenticate: ask its administrator to enable Server Dialback (Prosody: mod_dialback; ejabberd: mod_s2s_dialback) or SASL EXTERNAL with a trusted certificate for us.", p.remote)
 }

@@ -153,6 +153,16 @@ func (p *probe) streamFailure(what string, err error, ctx context.Context) {
 		default:
 			c.Advice = fmt.Sprintf("%s's log says why it ended the stream.", p.remote)
 		}
+		if strings.Contains(strings.ToLower(c.Detail), "feature") {
+			// Prosody without dialback and without a certificate it can
+			// use says "No stream features to offer": no way for us to
+			// authenticate, which is what the operator must fix.
+			p.rep.add(c)
+			p.rep.add(Check{Step: s2s.StepAuth, Name: "methods offered", Status: Failure,
+				Detail: fmt.Sprintf("neither Server Dialback nor SASL EXTERNAL (%s has no features to offer)", p.remote),
+				Advice: p.noMethodAdvice()})
+			return
+		}
 	case ctx.Err() != nil:
 		c.Detail += " (no answer within the timeout)"
 		c.Advice = "Something listens there but says nothing XMPP: check that the port is the s2s port (5269), not a client or HTTP port, and that nothing in between holds the connection."

@@ -46,6 +46,10 @@ type ProsodyConfig struct {
 	// (Prosody.C2SPort, which needs CertPEM) and registers these accounts
 	// on Domain, for real clients to log in with (see StartClient).
 	Users []User
+	// NoDialback leaves mod_dialback out (and disables it): Prosody then
+	// neither offers nor uses Server Dialback, as a server set up for
+	// certificates only is.
+	NoDialback bool
 }
 
 // User is an account on a peer's domain, for a client test.
@@ -211,7 +215,10 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	if err := os.WriteFile(filepath.Join(dir, "hosts"), nil, 0o644); err != nil {
 		return nil, err
 	}
-	modules := []string{"dialback", "ping", "admin_shell", "admin_socket", "interop_routes"}
+	modules := []string{"ping", "admin_shell", "admin_socket", "interop_routes"}
+	if !c.NoDialback {
+		modules = append(modules, "dialback")
+	}
 	if c.TLS != "false" {
 		modules = append(modules, "tls")
 	}
@@ -260,6 +267,9 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 		mods = append(mods, quoted(m))
 	}
 	f("modules_enabled = { %s }", strings.Join(mods, ", "))
+	if c.NoDialback {
+		f("modules_disabled = { \"dialback\" }")
+	}
 	f("interop_routes = {")
 	for _, r := range c.Routes {
 		f("\t[%s] = { %s, %d };", quoted(r.Domain), quoted(r.Host), r.Port)
