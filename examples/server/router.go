@@ -374,7 +374,8 @@ func (r *router) outboundSubscription(c *client, st s2s.Stanza) {
 // recording subscription answers and answering probes (RFC 6121 §3, §4.3).
 func (r *router) inboundPresence(st s2s.Stanza, bare, resource string) {
 	from, err := bareOf(st.From)
-	if err != nil {
+	if err != nil && (isSubscription(st.Type) || st.Type == "probe") {
+		r.log.Debug("subscription presence without a sender dropped", "to", st.To, "type", st.Type)
 		return
 	}
 	r.mu.Lock()
