@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -129,6 +130,27 @@ func TestInteropClients(t *testing.T) {
 			romeo.Expect("the nurse's directed presence", func(e interop.Event) bool {
 				return from("presence", "", "nurse@go.test")(e) && e.Status == "Anon!"
 			})
+
+			// Our domain answers ping and disco#info, to our users and,
+			// over the federation, to the peer's.
+			for _, c := range []*interop.Client{juliet, romeo} {
+				c.Ping("go.test")
+				c.Expect("the pong of go.test", func(e interop.Event) bool { return e.Event == "pong" && e.From == "go.test" })
+				c.Disco("go.test")
+				d := c.Expect("the disco#info of go.test", func(e interop.Event) bool { return e.Event == "disco" && e.From == "go.test" })
+				if !slices.Contains(d.Identities, "server/im") || !slices.Contains(d.Features, "urn:xmpp:ping") ||
+					!slices.Contains(d.Features, "http://jabber.org/protocol/disco#info") {
+					t.Fatalf("disco#info of go.test: %+v", d)
+				}
+			}
+			juliet.Ping(domain)
+			juliet.Expect("the pong of "+domain, func(e interop.Event) bool { return e.Event == "pong" && e.From == domain })
+
+			// iq between users, both ways: each client answers pings.
+			juliet.Ping(romeo.JID)
+			juliet.Expect("romeo's pong", func(e interop.Event) bool { return e.Event == "pong" && e.From == romeo.JID })
+			romeo.Ping(juliet.JID)
+			romeo.Expect("juliet's pong", func(e interop.Event) bool { return e.Event == "pong" && e.From == juliet.JID })
 
 			// Errors come back to the sending client.
 			nurse.Message("nobody@"+domain, "chat", "e1", "Is anyone there?")

@@ -38,7 +38,8 @@ type ClientConfig struct {
 }
 
 // Event is what the client reports: a stanza it received (Event is
-// "message" or "presence"), or "online", "failed", "offline".
+// "message" or "presence"), the answer to Ping or Disco ("pong", "disco",
+// or "iq-error" with Error set), or "online", "failed", "offline".
 type Event struct {
 	Event  string `json:"event"`
 	JID    string `json:"jid"`
@@ -51,6 +52,9 @@ type Event struct {
 	// Error is the stanza error condition of a stanza of type error.
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
+	// Identities ("category/type") and Features of a "disco" answer.
+	Identities []string `json:"identities"`
+	Features   []string `json:"features"`
 }
 
 // Client is a real XMPP client (slixmpp, from Debian's python3-slixmpp)
@@ -216,6 +220,18 @@ func (c *Client) Presence(to, typ, status string) {
 		cmd["status"] = status
 	}
 	c.command(cmd)
+}
+
+// Ping sends a XEP-0199 ping; the answer is a "pong" or "iq-error" event
+// from to.
+func (c *Client) Ping(to string) {
+	c.command(map[string]string{"op": "ping", "to": to})
+}
+
+// Disco asks to for its disco#info; the answer is a "disco" or "iq-error"
+// event from to.
+func (c *Client) Disco(to string) {
+	c.command(map[string]string{"op": "disco", "to": to})
 }
 
 func (c *Client) command(cmd map[string]string) {

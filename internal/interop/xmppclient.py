@@ -9,11 +9,17 @@
 # Commands:
 #   {"op": "message", "to": J, "type": "chat", "id": I, "body": B}
 #   {"op": "presence", "to": J (optional), "type": T (optional), "status": S}
+#   {"op": "ping", "to": J}      XEP-0199
+#   {"op": "disco", "to": J}     XEP-0030 disco#info
 #   {"op": "quit"}
 # Events:
 #   {"event": "online", "jid": full JID}
 #   {"event": "message" | "presence", "from", "to", "type", "id", "body",
 #    "status", "error" (the error condition, for type error)}
+#   {"event": "pong", "from": J}
+#   {"event": "disco", "from": J, "identities": ["category/type", ...],
+#    "features": [...]}
+#   {"event": "iq-error", "from": J, "error": condition or "timeout"}
 #   {"event": "failed", "reason": R}   (authentication or connection)
 #   {"event": "offline"}
 
@@ -24,6 +30,7 @@ import sys
 import threading
 
 from slixmpp import ClientXMPP
+from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -79,6 +86,22 @@ class Client(ClientXMPP):
             ev["error"] = pres["error"]["condition"]
         emit(ev)
 
+    async def ask(self, to, kind, request):
+        try:
+            iq = await request
+        except IqError as e:
+            emit({"event": "iq-error", "from": to, "error": e.iq["error"]["condition"]})
+            return
+        except IqTimeout:
+            emit({"event": "iq-error", "from": to, "error": "timeout"})
+            return
+        ev = {"event": kind, "from": str(iq["from"]) if iq is not None else to}
+        if kind == "disco":
+            info = iq["disco_info"]
+            ev["identities"] = ["%s/%s" % (i[0], i[1]) for i in info["identities"]]
+            ev["features"] = sorted(info["features"])
+        emit(ev)
+
     def command(self, line):
         try:
             cmd = json.loads(line)
@@ -94,6 +117,12 @@ class Client(ClientXMPP):
         elif op == "presence":
             p = self.make_presence(pto=cmd.get("to"), ptype=cmd.get("type"), pstatus=cmd.get("status"))
             p.send()
+        elif op == "ping":
+            # send_ping, not ping: ping counts an error from one's own
+            # server as an answer.
+            asyncio.ensure_future(self.ask(cmd["to"], "pong", self["xep_0199"].send_ping(cmd["to"], timeout=60)))
+        elif op == "disco":
+            asyncio.ensure_future(self.ask(cmd["to"], "disco", self["xep_0030"].get_info(jid=cmd["to"], local=False, cached=False, timeout=60)))
         elif op == "quit":
             self.disconnect()
         else:
