@@ -45,6 +45,10 @@ type router struct {
 	// subscribedTo[u] are those whose presence u receives. Memory only.
 	subscribers  map[string]map[string]bool
 	subscribedTo map[string]map[string]bool
+	// asked[u] are the contacts u sent a subscription request to that
+	// are not answered yet: only those may approve one (RFC 6121 §3.1.6),
+	// so that no peer can grow these maps on its own.
+	asked map[string]map[string]bool
 }
 
 func newRouter(log *slog.Logger, domains []string, acc accounts) *router {
@@ -55,6 +59,7 @@ func newRouter(log *slog.Logger, domains []string, acc accounts) *router {
 		sessions:     make(map[string]map[string]*client),
 		subscribers:  make(map[string]map[string]bool),
 		subscribedTo: make(map[string]map[string]bool),
+		asked:        make(map[string]map[string]bool),
 	}
 	for _, d := range domains {
 		r.domains[d] = true
@@ -361,6 +366,11 @@ func (r *router) outboundSubscription(c *client, st s2s.Stanza) {
 		set(r.subscribers, c.bare, contact, false)
 	case "unsubscribe":
 		set(r.subscribedTo, c.bare, contact, false)
+		set(r.asked, c.bare, contact, false)
+	case "subscribe":
+		if !r.subscribedTo[c.bare][contact] {
+			set(r.asked, c.bare, contact, true)
+		}
 	}
 	r.mu.Unlock()
 	r.send(st, c.bare, contact)
@@ -381,8 +391,17 @@ func (r *router) inboundPresence(st s2s.Stanza, bare, resource string) {
 	r.mu.Lock()
 	switch st.Type {
 	case "subscribed":
+		if !r.asked[bare][from] {
+			// An approval nobody asked for (or a repeat): RFC 6121
+			// §3.1.6 says to ignore it.
+			r.mu.Unlock()
+			r.log.Debug("unrequested subscription approval dropped", "from", st.From, "to", st.To)
+			return
+		}
+		set(r.asked, bare, from, false)
 		set(r.subscribedTo, bare, from, true)
 	case "unsubscribed":
+		set(r.asked, bare, from, false)
 		set(r.subscribedTo, bare, from, false)
 	case "unsubscribe":
 		set(r.subscribers, bare, from, false)
@@ -428,6 +447,9 @@ func set(m map[string]map[string]bool, user, contact string, on bool) {
 		return
 	}
 	delete(m[user], contact)
+	if len(m[user]) == 0 {
+		delete(m, user)
+	}
 }
 
 func bareOf(address string) (string, error) {

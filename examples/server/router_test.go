@@ -125,3 +125,29 @@ func TestRouterSlowClient(t *testing.T) {
 		t.Fatalf("after bob stopped, alice got %v", e)
 	}
 }
+
+// Only an approval the user asked for counts (RFC 6121 §3.1.6): a peer
+// cannot make itself a contact, nor grow the server's memory.
+func TestRouterUnrequestedApproval(t *testing.T) {
+	r, cl := routerWith(t, "alice")
+	approve := func(from string) {
+		r.fromRemote(stanzaOf(t, `<presence xmlns='jabber:server' from='`+from+`' to='alice@a.test' type='subscribed'/>`))
+	}
+	approve("mallory@evil.example")
+	if got := queued(cl["alice"]); len(got) != 0 || len(r.subscribedTo) != 0 || r.roster("alice@a.test") != "<query xmlns='jabber:iq:roster'></query>" {
+		t.Fatalf("an unrequested approval was taken: %v, %v", got, r.subscribedTo)
+	}
+	// Asked for, it counts once.
+	r.fromClient(cl["alice"], stanzaOf(t, `<presence xmlns='jabber:server' from='alice@a.test/res' to='bob@b.example' type='subscribe'/>`))
+	// (This router has no Manager: the request itself comes back as
+	// service-unavailable, which is not what is tested here.)
+	queued(cl["alice"])
+	approve("bob@b.example")
+	if got := queued(cl["alice"]); len(got) != 1 || got[0].Type != "subscribed" || !r.subscribedTo["alice@a.test"]["bob@b.example"] || len(r.asked) != 0 {
+		t.Fatalf("the requested approval: %d stanzas, subscribedTo %v, asked %v", len(got), r.subscribedTo, r.asked)
+	}
+	approve("bob@b.example") // a repeat is ignored
+	if got := queued(cl["alice"]); len(got) != 0 {
+		t.Fatalf("a repeated approval was delivered: %s", got[0].Raw)
+	}
+}
