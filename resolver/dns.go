@@ -204,6 +204,10 @@ func (r *DNS) wants(a netip.Addr) bool {
 	return false
 }
 
+// maxTargetLookups bounds the SRV targets looked up at once, each with a
+// query per address family.
+const maxTargetLookups = 4
+
 // srvTargets resolves the hosts of the ordered records and lists their
 // addresses in record order. A host that cannot be resolved is skipped; if
 // none can, the reasons are returned.
@@ -213,15 +217,29 @@ func (r *DNS) srvTargets(ctx context.Context, d string, records []srvRecord) ([]
 		err   error
 	}
 	hosts := make(map[string]*result)
-	var wg sync.WaitGroup
+	var todo []string
 	for _, rec := range records {
-		if _, ok := hosts[rec.target]; ok {
-			continue
+		if _, ok := hosts[rec.target]; !ok {
+			hosts[rec.target] = new(result)
+			todo = append(todo, rec.target)
 		}
-		res := new(result)
-		hosts[rec.target] = res
-		wg.Go(func() { res.addrs, res.err = r.lookupAddrs(ctx, rec.target) })
 	}
+	// The domain's owner chooses how many targets there are (a DNS answer
+	// holds hundreds): a few workers look them up, in record order.
+	next := make(chan string)
+	var wg sync.WaitGroup
+	for range min(len(todo), maxTargetLookups) {
+		wg.Go(func() {
+			for host := range next {
+				res := hosts[host]
+				res.addrs, res.err = r.lookupAddrs(ctx, host)
+			}
+		})
+	}
+	for _, host := range todo {
+		next <- host
+	}
+	close(next)
 	wg.Wait()
 
 	var targets []Target

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -553,5 +554,35 @@ func TestResolveContext(t *testing.T) {
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestSRVTargetLookupsBounded: a domain's owner publishes a hundred SRV
+// targets, each slow to resolve. Resolve looks them up a few at a time
+// (maxTargetLookups, each with one query per address family) instead of
+// sending every query at once, and still lists every target, in order.
+func TestSRVTargetLookupsBounded(t *testing.T) {
+	srv := newServer(t)
+	const n = 100
+	var records []dnsmessage.Resource
+	for i := range n {
+		host := fmt.Sprintf("h%d.example.org", i)
+		records = append(records, dnstest.SRV(xmpp+"example.org", 0, 0, 5269, host))
+		slow := func(rr ...dnsmessage.Resource) dnstest.Entry {
+			return dnstest.Entry{Answers: rr, Delay: 5 * time.Millisecond}
+		}
+		srv.Set(host, dnsmessage.TypeA, slow(dnstest.A(host, fmt.Sprintf("192.0.2.%d", i+1))))
+		srv.Set(host, dnsmessage.TypeAAAA, slow())
+	}
+	set(srv, xmpp+"example.org", typeSRV, records...)
+	targets, err := newDNS(t, srv, Config{}).Resolve(context.Background(), "example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != n {
+		t.Fatalf("%d targets, want %d", len(targets), n)
+	}
+	if got, limit := srv.MaxInFlight(), 2*maxTargetLookups; got > limit {
+		t.Fatalf("%d queries in flight at once, want at most %d", got, limit)
 	}
 }

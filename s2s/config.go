@@ -39,7 +39,10 @@ type Config struct {
 	IsLocal func(domain string) bool
 
 	// Deliver receives each stanza that arrived from an authenticated remote
-	// domain for a local one. Stanzas of one incoming stream are delivered in
+	// domain for a local one. The domains of its 'from' and 'to' are in
+	// canonical form (lower-case A-labels, as IsLocal gets them), in Raw
+	// too: a peer that wrote them otherwise had them rewritten, so that the
+	// host reads the domains that were authenticated. Stanzas of one incoming stream are delivered in
 	// order, from that stream's goroutine: a slow Deliver slows that stream
 	// only. Shutdown waits (until its context ends) for the Deliver calls in
 	// progress, so Deliver must not wait for Shutdown to return.
@@ -129,10 +132,10 @@ type Config struct {
 	// kernel's backlog. 0 means DefaultMaxIncoming; negative means no bound.
 	MaxIncoming int
 
-	// MaxPerAddress bounds the incoming connections from one remote IP
-	// address; one more is answered with a policy-violation stream error
-	// before its header is read. 0 means DefaultMaxPerAddress; negative
-	// means no bound.
+	// MaxPerAddress bounds the incoming connections from one remote IPv4
+	// address or IPv6 /64 network; one more is answered with a
+	// policy-violation stream error before its header is read. 0 means
+	// DefaultMaxPerAddress; negative means no bound.
 	MaxPerAddress int
 
 	// MaxDialbackPerStream bounds the <db:result> requests a peer may send

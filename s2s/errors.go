@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 
 	"mellium.im/xmpp/stanza"
 
@@ -44,4 +45,44 @@ func conditionFor(err error) stanza.Condition {
 		return stanza.RemoteServerTimeout
 	}
 	return stanza.RemoteServerNotFound
+}
+
+// publicText is err's text for a bounce, which goes back to the sender and
+// may leave the server: without our resolver's nameserver addresses, nor
+// the local address of a connection (which network we dial from). Those
+// stay in the error itself (Bounce.Err) and in the logs.
+func publicText(err error) string {
+	text := err.Error()
+	walkErrors(err, func(e error) {
+		switch e := e.(type) {
+		case *resolver.DNSError:
+			if e.Server != "" {
+				text = strings.ReplaceAll(text, " (last server "+e.Server+")", "")
+				text = strings.ReplaceAll(text, e.Server, "a nameserver")
+			}
+		case *net.OpError:
+			if e.Source != nil {
+				src := e.Source.String()
+				text = strings.ReplaceAll(text, src+"->", "")
+				text = strings.ReplaceAll(text, src, "a local address")
+			}
+		}
+	})
+	return text
+}
+
+// walkErrors calls f for err and every error it wraps, joined ones too.
+func walkErrors(err error, f func(error)) {
+	if err == nil {
+		return
+	}
+	f(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walkErrors(u.Unwrap(), f)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walkErrors(e, f)
+		}
+	}
 }

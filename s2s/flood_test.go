@@ -3,6 +3,7 @@ package s2s
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
@@ -204,5 +205,55 @@ func TestMaxIncoming(t *testing.T) {
 	defer cl.mu.Unlock()
 	if cl.maxOpen > limit {
 		t.Fatalf("%d connections open at once, limit %d", cl.maxOpen, limit)
+	}
+}
+
+// addrListener reports the peers of the connections it accepts at the
+// addresses given to next, as a proxy in front of the Manager would: the
+// loopback has no IPv6 network to dial from.
+type addrListener struct {
+	net.Listener
+	next chan netip.Addr
+}
+
+func (l *addrListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &addrConn{Conn: c, remote: &net.TCPAddr{IP: (<-l.next).AsSlice(), Port: 40000}}, nil
+}
+
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c *addrConn) RemoteAddr() net.Addr { return c.remote }
+
+// TestMaxPerAddressIPv6: the addresses of one IPv6 /64 are one address for
+// MaxPerAddress, so a host cannot escape it by dialling from each of its
+// 2^64 addresses; another /64 is counted apart.
+func TestMaxPerAddressIPv6(t *testing.T) {
+	const limit = 2
+	ln := &addrListener{Listener: listen(t), next: make(chan netip.Addr, 1)}
+	b := newNode(t, ln, []string{"b.test"}, nil, withConfig(func(c *Config) { c.MaxPerAddress = limit }))
+	dial := func(from string) *rawPeer {
+		ln.next <- netip.MustParseAddr(from)
+		return dialHostile(t, b, headerString("y.test", "b.test"))
+	}
+	for i := range limit {
+		p := dial(fmt.Sprintf("2001:db8:1:2::%x", i+1))
+		if _, err := p.r.Next(); err != nil { // features: accepted
+			t.Fatal(err)
+		}
+	}
+	over := dial("2001:db8:1:2:ffff:ffff:ffff:ffff")
+	if cond := over.streamError(); cond != "policy-violation" {
+		t.Fatalf("a third address of the /64: stream error %q, want policy-violation", cond)
+	}
+	other := dial("2001:db8:1:3::1")
+	if e, err := other.r.Next(); err != nil || e.Name.Local != "features" {
+		t.Fatalf("another /64: %v %s", err, e.Raw)
 	}
 }

@@ -655,6 +655,15 @@ func (s *inStream) deliver(e wire.Element) error {
 		return s.fail(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", domain.Clip(from), domain.Clip(to)))
 	}
 	st := stanzaOf(e)
+	if cf, ct := canonical(from), canonical(to); cf != from || ct != to {
+		// The pair was checked in canonical form; the host must read the
+		// domains the same way (faß.example is not fass.example), so it
+		// gets them so, in Raw too.
+		var err error
+		if st, err = st.Readdress(withDomain(e.From, cf), withDomain(e.To, ct)); err != nil {
+			return s.fail(stream.BadFormat, domain.ClipText(err.Error()))
+		}
+	}
 	p, lk := s.lookup(from, to)
 	if lk != nil {
 		lk.in.Add(1)

@@ -139,14 +139,29 @@ func (c *addrCount) give(a netip.Addr) {
 	c.n[a]--
 }
 
-// remoteIP is the address a connection comes from; the zero Addr for
-// connections that are not TCP (net.Pipe in tests, a proxy), which are
-// counted together.
+// remoteIP is what MaxPerAddress counts a connection under: its IPv4
+// address, or the /64 network of its IPv6 address (one host is usually
+// given a whole /64, so counting each address alone would let it open a
+// stream from each); the zero Addr for connections that are not TCP
+// (net.Pipe in tests, a proxy), which are counted together.
 func remoteIP(conn net.Conn) netip.Addr {
-	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
+	ta, ok := conn.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
 	}
-	return netip.Addr{}
+	a := ta.AddrPort().Addr().Unmap()
+	if a.Is6() {
+		return netip.PrefixFrom(a.WithZone(""), 64).Masked().Addr()
+	}
+	return a
+}
+
+// addrString writes what remoteIP returned for a person.
+func addrString(a netip.Addr) string {
+	if a.Is6() {
+		return a.String() + "/64"
+	}
+	return a.String()
 }
 
 // admit counts a new incoming stream against MaxPerAddress. When over,
@@ -161,7 +176,7 @@ func (s *inStream) admit() error {
 		return nil
 	}
 	s.write(headerBytes(wire.Header{ID: newStreamID()}))
-	return s.fail(stream.PolicyViolation, fmt.Sprintf("too many connections from %s", s.ip))
+	return s.fail(stream.PolicyViolation, fmt.Sprintf("too many connections from %s", addrString(s.ip)))
 }
 
 // release gives back what admit counted.

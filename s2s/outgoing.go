@@ -227,7 +227,7 @@ func (l *outLink) idleFired(oc *outConn) {
 
 func (l *outLink) connectFailed(st *settings, err error, took time.Duration) {
 	cond := conditionFor(err)
-	text := fmt.Sprintf("cannot link %s to %s: %v", l.pair.local, l.pair.remote, err)
+	text := fmt.Sprintf("cannot link %s to %s: %s", l.pair.local, l.pair.remote, publicText(err))
 	l.mu.Lock()
 	l.cancel = nil
 	l.failures++
@@ -333,7 +333,7 @@ func (l *outLink) writeLoop(oc *outConn) {
 			// written; the rest is bounced, so that no stanza is both.
 			err = fmt.Errorf("writing to %s: %w", l.pair.remote, err)
 			m.bounceAll(batch[done:], stanza.RemoteServerTimeout,
-				fmt.Sprintf("link %s to %s lost: %v", l.pair.local, l.pair.remote, err), err)
+				fmt.Sprintf("link %s to %s lost: %s", l.pair.local, l.pair.remote, publicText(err)), err)
 			l.down(oc, err)
 			l.release()
 			return

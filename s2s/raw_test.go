@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,5 +219,35 @@ func TestIncomingWrongKey(t *testing.T) {
 	}
 	if l := b.m.Links(); len(l) != 0 {
 		t.Fatalf("links after a wrong key: %+v", l)
+	}
+}
+
+// TestIncomingCanonicalDomains: a peer authenticated for a pair writes its
+// stanzas' domains in another form of the same names — upper case, Unicode
+// (faß.test, which UTS #46 transitional processing would read as
+// fass.test), a trailing dot. The host gets the domains that were
+// authenticated, in From, To and Raw alike.
+func TestIncomingCanonicalDomains(t *testing.T) {
+	const fass = "xn--fa-hia.test" // faß.test, not fass.test
+	b := authorityFor(t, []string{fass})
+	p := dialRaw(t, b, fass, "b.test")
+	if typ := p.result(rawSecret, fass, "b.test"); typ != dialback.Valid {
+		t.Fatalf("dialback %q", typ)
+	}
+	for i, tc := range []struct{ from, to, wantFrom, wantTo string }{
+		{"a@" + fass + "/r", "b@b.test", "a@" + fass + "/r", "b@b.test"},
+		{"a@faß.test/r", "b@B.Test", "a@" + fass + "/r", "b@b.test"},
+		{"FAß.TEST", "b.test.", fass, "b.test"},
+	} {
+		id := strconv.Itoa(i)
+		p.write(fmt.Sprintf(`<message from='%s' to='%s' id='%s'><body>hi</body></message>`, tc.from, tc.to, id))
+		got := b.nextDelivered()
+		if got.ID != id || got.From != tc.wantFrom || got.To != tc.wantTo {
+			t.Fatalf("%d: delivered from %q to %q, want %q, %q", i, got.From, got.To, tc.wantFrom, tc.wantTo)
+		}
+		parsed, err := ParseStanza(got.Raw)
+		if err != nil || parsed.From != tc.wantFrom || parsed.To != tc.wantTo || !strings.Contains(string(got.Raw), "<body>hi</body>") {
+			t.Fatalf("%d: Raw %s (%v)", i, got.Raw, err)
+		}
 	}
 }

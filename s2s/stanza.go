@@ -7,6 +7,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
@@ -19,8 +20,8 @@ import (
 // the host's callbacks is owned by the host; the Manager never changes it.
 type Stanza struct {
 	Name string // "message", "presence" or "iq"
-	From string // the from attribute, as written
-	To   string // the to attribute, as written
+	From string // the from attribute, as written (see Config.Deliver)
+	To   string // the to attribute, as written (see Config.Deliver)
 	ID   string // the id attribute, as written
 	Type string // the type attribute, as written ("" when absent)
 	Raw  []byte
@@ -41,6 +42,28 @@ func ParseStanza(raw []byte) (Stanza, error) {
 		return Stanza{}, err
 	}
 	return stanzaOf(e), nil
+}
+
+// canonical returns the normal form of an authenticated domain (it is
+// valid: Pairs.Has found it), without allocating when it already is.
+func canonical(d string) string {
+	n, err := domain.Normalize(d)
+	if err != nil {
+		return d
+	}
+	return n
+}
+
+// withDomain returns the JID j with its domain replaced by d.
+func withDomain(j, d string) string {
+	var local, res string
+	if i := strings.IndexByte(j, '/'); i >= 0 {
+		j, res = j[:i], j[i:]
+	}
+	if i := strings.IndexByte(j, '@'); i >= 0 {
+		local = j[:i+1]
+	}
+	return local + d + res
 }
 
 // Domainpart returns the domain of a JID written as local@domain/resource,

@@ -61,6 +61,8 @@ type Server struct {
 	entries map[key]*Entry
 	names   map[string]bool
 	counts  map[key]int
+	// queries being answered now, and the most at once (MaxInFlight)
+	inFlight, maxInFlight int
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -129,6 +131,14 @@ func (s *Server) Count(name string, typ dnsmessage.Type) int {
 	return s.counts[key{canonical(name), typ}]
 }
 
+// MaxInFlight returns the most queries the server was answering at once
+// (with a Delay, they overlap), for tests of a client's concurrency.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
 // Close stops the server and waits for its goroutines, abandoning delayed
 // replies.
 func (s *Server) Close() error {
@@ -156,6 +166,8 @@ func (s *Server) take(q dnsmessage.Question) plan {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts[k]++
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
 	e, ok := s.entries[k]
 	if !ok {
 		return plan{known: s.names[k.name]}
@@ -166,6 +178,13 @@ func (s *Server) take(q dnsmessage.Question) plan {
 		e.Faults = e.Faults[1:]
 	}
 	return p
+}
+
+// answered ends a query that take counted in flight.
+func (s *Server) answered() {
+	s.mu.Lock()
+	s.inFlight--
+	s.mu.Unlock()
 }
 
 func (s *Server) serveUDP() {
@@ -246,6 +265,7 @@ func (s *Server) replies(query []byte, udp bool) [][]byte {
 		return nil
 	}
 	pl := s.take(q)
+	defer s.answered()
 	if pl.entry.Delay > 0 {
 		t := time.NewTimer(pl.entry.Delay)
 		defer t.Stop()
