@@ -76,11 +76,11 @@ func (d *decoder) section(c *S2S, t map[string]any) error {
 			return err
 		}
 	}
-	// Checked last: the two keys may come in either order, and the error
-	// points at the mode, which is what asks for the certificate.
-	if c.UseStartTLS != "false" && c.CertFile == "" {
-		return d.valueErr(keyPath(sectionKey, "use_starttls"), ErrCertFile,
-			`mode %q needs a certificate (set s2s.certfile, or use "false")`, c.UseStartTLS)
+	// Whether the mode has its certificate is checked where the host's
+	// own certificate is known too (S2S.CheckCertFile); keep where the mode
+	// was written, so that the error points at what asks for one.
+	if pos, ok := d.pos.ofValue(d.docPath(keyPath(sectionKey, "use_starttls"))); ok {
+		c.modeAt = place{file: d.file, line: pos.Line, column: pos.Column}
 	}
 	return nil
 }

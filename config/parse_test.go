@@ -67,10 +67,6 @@ func TestParseErrors(t *testing.T) {
 			err: `s2s.toml:4:16: s2s.use_starttls: unknown mode "requird" (want "false", "optional", "required" or "required_trusted")`},
 		{in: "use_starttls = false\n", is: ErrType,
 			err: `s2s.toml:1:16: s2s.use_starttls: want a string: "false", "optional", "required" or "required_trusted", got a boolean`},
-		{in: "use_starttls = \"optional\"\n", is: ErrCertFile,
-			err: `s2s.toml:1:16: s2s.use_starttls: mode "optional" needs a certificate (set s2s.certfile, or use "false")`},
-		{in: "use_starttls = \"required_trusted\"\nciphers = \"TLSv1.3\"\n", is: ErrCertFile,
-			err: `s2s.toml:1:16: s2s.use_starttls: mode "required_trusted" needs a certificate (set s2s.certfile, or use "false")`},
 
 		// Duplicate and invalid hosts, compared after normalisation.
 		{in: "host_policy = [\n  {host = \"Bücher.Example.\", policy = \"allow\"},\n  {host = \"xn--bcher-kva.example\", policy = \"deny\"},\n]\n", is: ErrDuplicate,

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -35,7 +36,9 @@ type S2S struct {
 	// the directory of that file, and stored resolved, so that the file that
 	// was checked is the file that gets loaded. It was checked when it was
 	// parsed: it exists, it is readable and its key matches its certificate.
-	// Default "" (not set), allowed only with UseStartTLS "false".
+	// Default "" (not set). A UseStartTLS other than "false" needs a
+	// certificate: this one, or one the host gives in code
+	// (s2s.Config.Certificate); see [S2S.CheckCertFile].
 	CertFile string
 
 	// Shared is the Server Dialback secret. Default: 10 bytes from
@@ -69,6 +72,37 @@ type S2S struct {
 	// default is "infinity", but an unbounded element lets any peer that
 	// can open a TCP connection make us buffer without end.
 	MaxStanzaSize int64
+
+	// modeAt is where use_starttls was written, for CheckCertFile's error;
+	// zero when the value did not come from a document.
+	modeAt place
+}
+
+// place is a position in a configuration file.
+type place struct {
+	file         string
+	line, column int
+}
+
+// CheckCertFile returns an *Error wrapping ErrCertFile when UseStartTLS is
+// not "false" and CertFile is empty, positioned at use_starttls when c came
+// from Parse or Load; otherwise nil.
+//
+// Parse and Load do not make this check, because a host may give the
+// certificate in code instead (s2s.Config.Certificate): s2s.New and Reload
+// make it when no certificate is given. A program whose certificate can only
+// come from the file calls it right after Load, to report the problem with
+// the file's other errors.
+func (c S2S) CheckCertFile() error {
+	if c.UseStartTLS == defaultUseStartTLS || c.UseStartTLS == "" || c.CertFile != "" {
+		return nil
+	}
+	return &Error{
+		File: c.modeAt.file, Line: c.modeAt.line, Column: c.modeAt.column,
+		Key: keyPath(sectionKey, "use_starttls"),
+		Msg: fmt.Sprintf(`mode %q needs a certificate (set s2s.certfile, give one in code with s2s.Config.Certificate, or use "false")`, c.UseStartTLS),
+		Err: ErrCertFile,
+	}
 }
 
 // HostPolicy is one entry of host_policy.

@@ -83,7 +83,8 @@ type Config struct {
 	// nil means the system pool.
 	RootCAs *x509.CertPool
 
-	// Certificate, if set, is presented instead of the certfile option.
+	// Certificate, if set, is presented instead of the certfile option;
+	// with it, a use_starttls other than "false" needs no certfile.
 	Certificate starttls.CertSource
 
 	// Keys computes dialback keys; nil means dialback.Secret(S2S.Shared).
@@ -207,6 +208,12 @@ func (c *Config) newSettings(s config.S2S, old *settings) (*settings, error) {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		tc.Cert = cf
+	default:
+		// No certificate from either place: the error points at the
+		// use_starttls that asks for one, when it came from a file.
+		if err := s.CheckCertFile(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if err := tc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)

@@ -77,3 +77,16 @@ func ExampleParseStanza() {
 	// message alice@a.example bob@b.example m1 chat
 	// <message xmlns='jabber:server' from='alice@a.example' to='bob@b.example' id='m1' type='chat'><body>Hi</body></message>
 }
+
+// A host keeps its local domains in the Manager's form, so that IsLocal
+// compares with ==.
+func ExampleNormalizeDomain() {
+	for _, d := range []string{"Example.ORG.", "bücher.example", "192.0.2.1"} {
+		n, err := s2s.NormalizeDomain(d)
+		fmt.Println(n, err != nil)
+	}
+	// Output:
+	// example.org false
+	// xn--bcher-kva.example false
+	//  true
+}

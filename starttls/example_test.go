@@ -97,3 +97,29 @@ func ExampleConfig_ClientConfig() {
 	fmt.Println(tlsCfg.ServerName, err)
 	// Output: xn--bcher-kva.example <nil>
 }
+
+// A host that trusts its own CA for use_starttls = "required_trusted" loads
+// the CA file once and gives the pool to s2s.Config.RootCAs.
+func ExampleLoadRoots() {
+	roots, err := starttls.LoadRoots("testdata/openssl/ca.pem")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cf, err := starttls.LoadCertFile("testdata/openssl/s2s.pem")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cert, _ := cf.Certificate()
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	_, err = leaf.Verify(x509.VerifyOptions{DNSName: "example.org", Roots: roots,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}})
+	fmt.Println("example.org verified:", err == nil)
+
+	_, err = starttls.LoadRoots("testdata/openssl/s2s.pem") // a certfile, not a CA file
+	fmt.Println(err)
+	// Output:
+	// example.org verified: true
+	// testdata/openssl/s2s.pem: starttls: unusable CA file: certificate 1 (DNS:example.org) is not a CA certificate: a server's own certificate goes in certfile
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/s2s"
-	"github.com/xmpp-s2s/federation/starttls"
 )
 
 // node is one demo domain: a Manager serving it on its own loopback listener,
@@ -47,8 +46,7 @@ func (n *node) addr() netip.AddrPort { return n.ln.Addr().(*net.TCPAddr).AddrPor
 type nodeConfig struct {
 	s2s   config.S2S
 	peer  *node
-	cert  starttls.CertSource // nil: the certfile option
-	roots *x509.CertPool      // nil: the system roots
+	roots *x509.CertPool // nil: the system roots
 	print *printer
 	log   *slog.Logger
 
@@ -71,14 +69,13 @@ func (n *node) start(c nodeConfig) error {
 
 	name := n.name
 	m, err := s2s.New(s2s.Config{
-		S2S:         opts,
-		IsLocal:     func(d string) bool { return d == name },
-		Deliver:     func(s s2s.Stanza) { offer(n.delivered, s) },
-		Bounce:      func(b s2s.Bounce) { offer(n.bounced, b) },
-		Observer:    c.print.observe,
-		Logger:      c.log.With("domain", name),
-		RootCAs:     c.roots,
-		Certificate: c.cert,
+		S2S:      opts,
+		IsLocal:  func(d string) bool { return d == name },
+		Deliver:  func(s s2s.Stanza) { offer(n.delivered, s) },
+		Bounce:   func(b s2s.Bounce) { offer(n.bounced, b) },
+		Observer: c.print.observe,
+		Logger:   c.log.With("domain", name),
+		RootCAs:  c.roots,
 
 		DisableSASLExternal: c.dialbackOnly,
 	})

@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/xmpp-s2s/federation/config"
-	"github.com/xmpp-s2s/federation/internal/domain"
-	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/starttls"
 )
 
@@ -71,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-domains %q: want two domains separated by a comma", *names)
 	}
 	for i, p := range parts {
-		d, err := domain.Normalize(strings.TrimSpace(p))
+		d, err := s2s.NormalizeDomain(strings.TrimSpace(p))
 		if err != nil {
 			return o, fmt.Errorf("-domains: %w", err)
 		}
@@ -100,6 +99,9 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "federate: %v\n", err)
 		return exitUsage
 	}
+	if t.dir != "" {
+		defer os.RemoveAll(t.dir)
+	}
 	level := new(slog.LevelVar)
 	level.Set(slog.LevelWarn)
 	if o.verbose {
@@ -117,14 +119,18 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	return exitOK
 }
 
-// trust is where the demo's certificates come from.
+// trust is where the demo's options and certificates come from.
 type trust struct {
-	s2s   config.S2S
-	certs [2]starttls.CertSource // nil: certfile
-	roots *x509.CertPool         // nil: system roots
+	s2s       config.S2S
+	certFiles [2]string      // per domain; "": the section's certfile
+	roots     *x509.CertPool // nil: system roots
+	dir       string         // the built-in run's files, removed at the end
 }
 
-// setup builds the options and certificates, before anything listens.
+// setup builds the options and certificates, before anything listens. The
+// built-in run sets trust up as an operator would, through public API only:
+// PEM files on disk (writePKI), certfile naming each domain's, and the CA
+// file loaded with starttls.LoadRoots.
 func setup(o options) (trust, error) {
 	var t trust
 	if o.config != "" {
@@ -132,32 +138,35 @@ func setup(o options) (trust, error) {
 		if err != nil {
 			return t, err
 		}
+		// Both domains present the file's certificate: nothing else can
+		// supply one.
+		if err := s.CheckCertFile(); err != nil {
+			return t, err
+		}
 		t.s2s = s
 		if o.cafile != "" {
-			pem, err := os.ReadFile(o.cafile)
-			if err != nil {
+			if t.roots, err = starttls.LoadRoots(o.cafile); err != nil {
 				return t, fmt.Errorf("-cafile: %w", err)
-			}
-			t.roots = x509.NewCertPool()
-			if !t.roots.AppendCertsFromPEM(pem) {
-				return t, fmt.Errorf("-cafile %s: no PEM certificate in it", o.cafile)
 			}
 		}
 		return t, nil
 	}
-	t.s2s = config.Default()
-	t.s2s.UseStartTLS = "required_trusted"
-	ca, err := testcert.NewCA("federate demo CA")
+	dir, err := os.MkdirTemp("", "federate-")
 	if err != nil {
 		return t, err
 	}
-	t.roots = ca.Pool()
-	for i, d := range o.domains {
-		leaf, err := ca.Leaf(testcert.Options{DNSNames: []string{d}})
-		if err != nil {
-			return t, err
-		}
-		t.certs[i] = starttls.StaticCert(leaf.TLS)
+	t.dir = dir
+	p, err := writePKI(dir, o.domains)
+	if err != nil {
+		os.RemoveAll(dir)
+		return t, fmt.Errorf("making the demo's certificates: %w", err)
+	}
+	t.s2s = config.Default()
+	t.s2s.UseStartTLS = "required_trusted"
+	t.certFiles = p.certFiles
+	if t.roots, err = starttls.LoadRoots(p.caFile); err != nil {
+		os.RemoveAll(dir)
+		return t, err
 	}
 	return t, nil
 }
@@ -197,7 +206,11 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger,
 		}
 	}()
 	for i, n := range nodes {
-		err := n.start(nodeConfig{s2s: t.s2s, peer: nodes[1-i], cert: t.certs[i], roots: t.roots, print: p, log: log, dialbackOnly: o.dialback})
+		s := t.s2s.Clone()
+		if t.certFiles[i] != "" {
+			s.CertFile = t.certFiles[i]
+		}
+		err := n.start(nodeConfig{s2s: s, peer: nodes[1-i], roots: t.roots, print: p, log: log, dialbackOnly: o.dialback})
 		if err != nil {
 			return fmt.Errorf("%s: %w", n.name, err)
 		}

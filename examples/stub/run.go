@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/s2s/metrics"
 	"github.com/xmpp-s2s/federation/s2s/status"
+	"github.com/xmpp-s2s/federation/starttls"
 )
 
 // Exit codes.
@@ -104,6 +104,10 @@ func loadConfig(o options) (config.S2S, *x509.CertPool, error) {
 		if s, err = config.Load(o.config); err != nil {
 			return s, nil, err
 		}
+		// The stub's certificate can only come from the file.
+		if err := s.CheckCertFile(); err != nil {
+			return s, nil, err
+		}
 	}
 	for _, a := range o.peers {
 		s.Address = withPeer(s.Address, a)
@@ -111,13 +115,9 @@ func loadConfig(o options) (config.S2S, *x509.CertPool, error) {
 	if o.cafile == "" {
 		return s, nil, nil
 	}
-	pem, err := os.ReadFile(o.cafile)
+	roots, err := starttls.LoadRoots(o.cafile)
 	if err != nil {
 		return s, nil, fmt.Errorf("-cafile: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return s, nil, fmt.Errorf("-cafile %s: no PEM certificate in it", o.cafile)
 	}
 	return s, roots, nil
 }
