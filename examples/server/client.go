@@ -90,10 +90,13 @@ func randomID() string {
 // serveClient runs one client connection: negotiation with mellium's
 // server-side session (STARTTLS, SASL, resource binding), then the stanzas
 // in both directions until either side ends the stream.
-func (s *server) serveClient(conn net.Conn) {
+func (s *server) serveClient(raw net.Conn) {
 	defer s.wg.Done()
-	defer conn.Close()
-	log := s.log.With("client", conn.RemoteAddr().String())
+	defer raw.Close()
+	log := s.log.With("client", raw.RemoteAddr().String())
+	// Negotiation is bounded the same way: a client cannot send without end
+	// before it authenticates either.
+	conn := newLimitConn(raw, s.maxStanza)
 
 	who := &authState{}
 	c := newClient()
@@ -163,7 +166,7 @@ func (s *server) serveClient(conn net.Conn) {
 		defer close(done)
 		s.writeClient(sess, c, conn, log)
 	}()
-	err = s.readClient(sess, c)
+	err = s.readClient(sess, c, conn)
 	s.r.unbind(c)
 	c.stop()
 	<-done
@@ -180,17 +183,22 @@ func (s *server) serveClient(conn net.Conn) {
 
 // readClient reads stanzas until the client closes its stream or breaks
 // the protocol; a stream error to send is returned as a stream.Error.
-func (s *server) readClient(sess *xmpp.Session, c *client) error {
+func (s *server) readClient(sess *xmpp.Session, c *client, conn *limitConn) error {
 	r := sess.TokenReader()
 	defer r.Close()
+	conn.reset()
 	for {
 		tok, err := r.Token()
+		if errors.Is(err, errReadLimit) {
+			return stream.PolicyViolation
+		}
 		if err != nil {
 			return err
 		}
 		start, ok := tok.(xml.StartElement)
 		if !ok {
-			continue // whitespace keepalives
+			conn.reset() // whitespace keepalives
+			continue
 		}
 		switch start.Name.Local {
 		case "message", "presence", "iq":
@@ -208,12 +216,13 @@ func (s *server) readClient(sess *xmpp.Session, c *client) error {
 		}
 		start.Attr = append(attrs, xml.Attr{Name: xml.Name{Local: "from"}, Value: c.full.String()})
 		st, err := s2s.ReadStanza(r, &start, s.maxStanza)
-		if errors.Is(err, s2s.ErrStanzaTooLarge) {
+		if errors.Is(err, s2s.ErrStanzaTooLarge) || errors.Is(err, errReadLimit) {
 			return stream.PolicyViolation
 		}
 		if err != nil {
 			return stream.BadFormat
 		}
+		conn.reset()
 		s.r.fromClient(c, st)
 	}
 }

@@ -28,10 +28,10 @@
 // offline user are refused, not kept), and there is no MUC, no stream
 // management, no offline messages, no registration, no privacy lists, no
 // message carbons, and no limits per user or per connection beyond a
-// bounded queue per client and the stanza size (max_stanza_size of the
-// [s2s] section), which is checked as a client's stanza is taken from
-// mellium's decoder: a production server also bounds the bytes it reads
-// from a connection before they are parsed.
+// bounded queue per client and the stanza size: a client that sends more
+// than max_stanza_size (of the [s2s] section) without completing a stanza
+// is cut off with policy-violation, counted as bytes are read, before
+// anything holds them.
 //
 // # Configuration
 //

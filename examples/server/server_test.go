@@ -210,3 +210,31 @@ func TestFederation(t *testing.T) {
 		})
 	}
 }
+
+// A client that sends more than a stanza's worth of bytes without ending a
+// stanza is cut off: the server stops reading long before the client has
+// written it all, so neither the decoder nor ReadStanza holds it.
+func TestClientFlood(t *testing.T) {
+	w := newWorld(t)
+	c2s, s2sLn := listen(t)
+	s := w.start(t, "a.test", c2s, s2sLn, "max_stanza_size = 65536", "alice:a")
+	alice := mustLogin(t, s, "alice", "a")
+	conn := alice.sess.Conn()
+	conn.SetWriteDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(conn, "<message to='alice@a.test'><body>"); err != nil {
+		t.Fatal(err)
+	}
+	chunk := strings.Repeat("a", 1<<20)
+	var err error
+	written := 0
+	for written < 256<<20 && err == nil {
+		var n int
+		n, err = io.WriteString(conn, chunk)
+		written += n
+	}
+	if err == nil {
+		t.Fatalf("the server read all %d bytes of one stanza", written)
+	}
+	alice.closed()
+	t.Logf("cut off after %d bytes written: %v", written, err)
+}
