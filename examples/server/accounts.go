@@ -15,7 +15,7 @@ import (
 	"mellium.im/sasl"
 	"mellium.im/xmpp/jid"
 
-	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/s2s"
 )
 
 // scramIterations is the PBKDF2 count of the SCRAM credentials, RFC 7677's
@@ -49,7 +49,7 @@ func (a accounts) add(where, address, password string, domains map[string]bool) 
 	if j.Localpart() == "" || j.Resourcepart() != "" {
 		return fmt.Errorf("%s: %q: want user@domain, without a resource", where, address)
 	}
-	d, err := domain.Normalize(j.Domainpart())
+	d, err := s2s.NormalizeDomain(j.Domainpart())
 	if err != nil {
 		return fmt.Errorf("%s: %q: %w", where, address, err)
 	}

@@ -18,7 +18,6 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
-	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/s2s"
 )
 
@@ -105,7 +104,7 @@ func (s *server) serveClient(raw net.Conn) {
 		if sess == nil {
 			return xmpp.StreamConfig{}
 		}
-		d, err := domain.Normalize(sess.LocalAddr().Domainpart())
+		d, err := s2s.NormalizeDomain(sess.LocalAddr().Domainpart())
 		if err != nil || !s.r.domains[d] {
 			// mellium's negotiator has no way to refuse a stream
 			// header, and with no feature to offer it waits for the

@@ -13,7 +13,7 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 
 	"github.com/xmpp-s2s/federation/config"
-	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/s2s"
 )
 
 // serverConfig is the [server] table of the configuration file, checked and
@@ -103,7 +103,7 @@ func loadConfig(path string) (serverConfig, error) {
 				if !ok {
 					return c, p.errAt(key, config.ErrType, "entry %d: want a domain name as a string", i)
 				}
-				d, err := domain.Normalize(s)
+				d, err := s2s.NormalizeDomain(s)
 				if err != nil {
 					return c, p.errAt(key, config.ErrValue, "entry %d: %v", i, err)
 				}
@@ -161,8 +161,14 @@ func loadConfig(path string) (serverConfig, error) {
 		c.CertFile = c.S2S.CertFile
 	}
 	if c.CertFile == "" {
+		// Positioned at use_starttls when that is what needs it.
+		if err := c.S2S.CheckCertFile(); err != nil {
+			return c, err
+		}
 		return c, p.errAt("server", config.ErrMissingKey, "certfile is required: client connections always use TLS (set server.certfile, or s2s.certfile for both)")
 	}
+	// Without s2s.certfile, the s2s streams present server.certfile (see
+	// newServer), so CheckCertFile has nothing to miss.
 	return c, nil
 }
 

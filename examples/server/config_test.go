@@ -70,6 +70,8 @@ func TestConfigErrors(t *testing.T) {
 			`:5:2: c2s: unknown table (want [server] and [s2s])`},
 		10: {"[server]\ndomains = [42]\n[s2s]\n", config.ErrType,
 			`:2:1: server.domains: entry 0: want a domain name as a string`},
+		11: {"[server]\ndomains = [\"a.test\"]\n[s2s]\nuse_starttls = \"optional\"\n", config.ErrCertFile,
+			`:4:16: s2s.use_starttls:`},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			dir := t.TempDir()

@@ -93,7 +93,9 @@ func (w *world) start(t *testing.T, domain string, c2s, s2sLn net.Listener, extr
 	if err := os.WriteFile(filepath.Join(dir, "accounts.txt"), []byte(accts.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf("[server]\ndomains = [%q]\ncertfile = \"cert.pem\"\ncafile = \"ca.pem\"\naccounts = \"accounts.txt\"\n\n[s2s]\ncertfile = \"cert.pem\"\n%s\n", domain, extraS2S)
+	// No s2s.certfile: the s2s streams present server.certfile (and
+	// TestRunProgram covers the other way round).
+	cfg := fmt.Sprintf("[server]\ndomains = [%q]\ncertfile = \"cert.pem\"\ncafile = \"ca.pem\"\naccounts = \"accounts.txt\"\n\n[s2s]\n%s\n", domain, extraS2S)
 	path := filepath.Join(dir, "server.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

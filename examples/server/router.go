@@ -14,7 +14,6 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
-	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/s2s"
 )
 
@@ -116,7 +115,7 @@ func (r *router) route(st s2s.Stanza) {
 		r.reply(st, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address", st.To))
 		return
 	}
-	d, err := domain.Normalize(to.Domainpart())
+	d, err := s2s.NormalizeDomain(to.Domainpart())
 	if err != nil {
 		r.reply(st, stanza.JIDMalformed, fmt.Sprintf("%q is not a valid address", st.To))
 		return
@@ -457,7 +456,7 @@ func bareOf(address string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d, err := domain.Normalize(j.Domainpart())
+	d, err := s2s.NormalizeDomain(j.Domainpart())
 	if err != nil {
 		return "", err
 	}

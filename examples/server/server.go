@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 
 	"mellium.im/xmpp"
@@ -45,14 +44,15 @@ func newServer(c serverConfig, acc accounts, log *slog.Logger) (*server, error) 
 	}
 	var roots *x509.CertPool
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
+		if roots, err = starttls.LoadRoots(c.CAFile); err != nil {
 			return nil, err
 		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cafile %s: no PEM certificate in it", c.CAFile)
-		}
+	}
+	// The s2s streams present s2s.certfile, or server.certfile when the
+	// section has none.
+	var s2sCert starttls.CertSource
+	if c.S2S.CertFile == "" {
+		s2sCert = cert
 	}
 	s := &server{
 		log:       log,
@@ -63,12 +63,13 @@ func newServer(c serverConfig, acc accounts, log *slog.Logger) (*server, error) 
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.m, err = s2s.New(s2s.Config{
-		S2S:     c.S2S,
-		IsLocal: s.r.isLocal,
-		Deliver: s.r.fromRemote,
-		Bounce:  s.r.bounce,
-		Logger:  log,
-		RootCAs: roots,
+		S2S:         c.S2S,
+		IsLocal:     s.r.isLocal,
+		Deliver:     s.r.fromRemote,
+		Bounce:      s.r.bounce,
+		Logger:      log,
+		RootCAs:     roots,
+		Certificate: s2sCert,
 	})
 	if err != nil {
 		return nil, err
