@@ -389,7 +389,7 @@ func TestAuthenticationFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, ok := find(rep, "authentication attempt")
-	if !ok || got.Status != diagnose.Failure || got.Step != s2s.StepTLS || !strings.Contains(got.Detail, "certificate does not name the peer") {
+	if !ok || got.Status != diagnose.Failure || got.Step != s2s.StepTLS || !strings.Contains(got.Detail, "TLS failed: ") || !strings.Contains(got.Detail, "certificate does not name the peer") {
 		var text strings.Builder
 		rep.WriteText(&text)
 		t.Errorf("attempt = %+v, want a TLS failure\n%s", got, text.String())

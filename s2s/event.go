@@ -99,7 +99,9 @@ const (
 	// LinkFailed: an outgoing attempt to link a pair failed before the pair
 	// was authenticated, at any step: DNS, connecting, TLS, the stream, or
 	// the peer refusing our authentication (Err then wraps ErrAuth). Link
-	// (Direction Outgoing, Local, Remote) and Err are set. The stanzas that
+	// (Direction Outgoing, Local, Remote) and Err are set; Err is a
+	// *StepError naming the step (StepOf), and its text starts with the
+	// step's title, as the bounce reasons and the diagnosis do. The stanzas that
 	// waited for the attempt are bounced, each with its own Bounced event.
 	LinkFailed
 	// Bounced: a stanza was handed to Config.Bounce. Bounce and Stanza are

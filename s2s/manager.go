@@ -175,7 +175,8 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 	}
 	st := m.settings()
 	if d := st.policy.Decide(ctx, remote); !d.Allow {
-		m.bounce(s, stanza.PolicyViolation, fmt.Sprintf("federation with %s is not allowed (%s)", remote, d), nil)
+		m.bounce(s, stanza.PolicyViolation, fmt.Sprintf("federation with %s is not allowed (%s)", remote, d),
+			&StepError{Step: StepPolicy, Err: fmt.Errorf("%w: %s", ErrDenied, d)})
 		return nil
 	}
 	p := pair{local, remote}

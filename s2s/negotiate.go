@@ -67,18 +67,21 @@ var (
 // stream (TLS per use_starttls) and, when auth is set, authenticates p with
 // dialback. Without auth the stream serves for <db:verify> only.
 func (m *Manager) dialOut(ctx context.Context, st *settings, p pair, auth bool) (*outConn, error) {
+	// Each failure is wrapped with the step it happened at (StepError), so
+	// that bounce reasons, LinkFailed events and metrics name it in the
+	// words the diagnosis uses.
 	targets, err := st.resolver.Resolve(ctx, p.remote)
 	if err != nil {
-		return nil, err
+		return nil, atStep(StepDNS, err)
 	}
 	if targets, err = usableTargets(st, p.remote, targets); err != nil {
-		return nil, err
+		return nil, atStep(stepOr(err, StepDNS), err)
 	}
 	external := auth && !m.cfg.DisableSASLExternal
 	for {
 		conn, target, err := st.dialer.Dial(ctx, targets)
 		if err != nil {
-			return nil, err
+			return nil, atStep(StepConnect, err)
 		}
 		// Negotiation reads and writes must end with ctx; closing the
 		// connection is the one way to interrupt them.
@@ -91,7 +94,7 @@ func (m *Manager) dialOut(ctx context.Context, st *settings, p pair, auth bool) 
 			if err == nil || ctx.Err() != nil {
 				err = fmt.Errorf("connecting to %s (%s): %w", p.remote, target.Addr, context.Cause(ctx))
 			}
-			return nil, err
+			return nil, atStep(stepOr(err, StepStream), err)
 		}
 		if err != nil {
 			conn.Close()
@@ -104,7 +107,7 @@ func (m *Manager) dialOut(ctx context.Context, st *settings, p pair, auth bool) 
 				external = false
 				continue
 			}
-			return nil, err
+			return nil, atStep(stepOr(err, StepStream), err)
 		}
 		return oc, nil
 	}
@@ -118,11 +121,11 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 	if direct {
 		cfg, err := st.tls.DirectClientConfig(p.remote)
 		if err != nil {
-			return nil, err
+			return nil, atStep(StepTLS, err)
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("%w: direct TLS with %s: %w", ErrNegotiation, p.remote, err)
+			return nil, atStep(StepTLS, fmt.Errorf("%w: direct TLS with %s: %w", ErrNegotiation, p.remote, err))
 		}
 		conn, secured, state = tc, true, tc.ConnectionState()
 	}
@@ -152,12 +155,12 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 			start, err := st.tls.Outgoing(offered, required)
 			if err != nil {
 				wire.WriteClose(conn)
-				return nil, fmt.Errorf("%w: %s: %w", ErrNegotiation, p.remote, err)
+				return nil, atStep(StepTLS, fmt.Errorf("%w: %s: %w", ErrNegotiation, p.remote, err))
 			}
 			if start {
 				tc, err := startTLS(ctx, st, conn, r, p.remote)
 				if err != nil {
-					return nil, err
+					return nil, atStep(StepTLS, err)
 				}
 				conn, secured, state = tc, true, tc.ConnectionState()
 				continue // a new stream over TLS (RFC 6120 §5.4.3.3)
@@ -171,14 +174,14 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		if external && secured && offersExternal(feats) && canPresentCert(st) {
 			if err := externalOut(conn, r, p, dialbackFeature || h.Dialback); err != nil {
 				wire.WriteClose(conn)
-				return nil, err
+				return nil, atStep(StepAuth, err)
 			}
 			saslDone = true
 			continue // a new stream, authenticated (RFC 6120 §6.4.6)
 		}
 		if !dialbackFeature && !h.Dialback {
 			wire.WriteClose(conn)
-			return nil, fmt.Errorf("%w: %s offers no Server Dialback", ErrNegotiation, p.remote)
+			return nil, atStep(StepAuth, fmt.Errorf("%w: %s offers no Server Dialback", ErrNegotiation, p.remote))
 		}
 		oc := &outConn{conn: conn, r: r, ob: dialback.NewOutbound(st.keys, h.ID), done: make(chan struct{})}
 		if secured {
@@ -189,7 +192,7 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		}
 		if err := oc.authenticate(p); err != nil {
 			oc.close(err)
-			return nil, err
+			return nil, atStep(StepAuth, err)
 		}
 		oc.auth = AuthDialback
 		return oc, nil

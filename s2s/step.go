@@ -51,8 +51,9 @@ func (s Step) Title() string {
 }
 
 // StepError is a link failure with the step it happened at. Its text starts
-// with the step's title, as in "TLS: starttls: peer example.net: certificate
-// not trusted: …".
+// with the step's title, as in "TLS failed: starttls: peer example.net:
+// certificate not trusted: …"; the diagnosis reports that step under the
+// same title.
 type StepError struct {
 	Step Step
 	Err  error
@@ -62,6 +63,26 @@ func (e *StepError) Error() string { return e.Step.Title() + " failed: " + e.Err
 
 // Unwrap returns Err.
 func (e *StepError) Unwrap() error { return e.Err }
+
+// atStep wraps err with step unless it already names one (or is nil).
+func atStep(step Step, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *StepError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &StepError{Step: step, Err: err}
+}
+
+// stepOr is the step StepOf finds in err, or def when it finds none.
+func stepOr(err error, def Step) Step {
+	if st := StepOf(err); st != "" {
+		return st
+	}
+	return def
+}
 
 // StepOf returns the step a link failure happened at: the Step of a
 // *StepError in err's chain, or else one told from the error's kind
