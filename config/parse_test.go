@@ -247,6 +247,7 @@ general.hosts = ["localhost"]
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
+			want.generated = got.generated
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("Parse =\n%+v\nwant\n%+v", got, want)
 			}

@@ -76,8 +76,8 @@ func TestReferenceExamples(t *testing.T) {
 				t.Errorf("CheckCertFile() = %v, want %q", err, tc.check)
 			}
 			want := Default()
-			want.Shared = got.Shared // random unless the example sets it
-			want.modeAt = got.modeAt // where use_starttls was, if anywhere
+			want.Shared, want.generated = got.Shared, got.generated // random unless the example sets it
+			want.modeAt = got.modeAt                                // where use_starttls was, if anywhere
 			tc.want(&want)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("Load(%s) =\n%+v\nwant\n%+v", tc.file, got, want)
@@ -93,6 +93,7 @@ func TestDefault(t *testing.T) {
 		DefaultPolicy: "allow",
 		UseStartTLS:   "false",
 		Shared:        c.Shared,
+		generated:     c.generated,
 		Ciphers:       "TLSv1.2:TLSv1.3",
 		MaxRetryDelay: 300 * time.Second,
 		Outgoing:      Outgoing{Port: 5269, IPVersions: []int{4, 6}, ConnectionTimeout: 10 * time.Second},
@@ -107,7 +108,7 @@ func TestDefault(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", src, err)
 		}
-		want.Shared = p.Shared
+		want.Shared, want.generated = p.Shared, p.generated
 		if !reflect.DeepEqual(p, want) {
 			t.Fatalf("Parse(%q) =\n%+v\nwant the defaults\n%+v", src, p, want)
 		}
@@ -135,5 +136,36 @@ func TestSharedDefault(t *testing.T) {
 			t.Fatalf("Shared %q generated twice", string(c.Shared))
 		}
 		seen[string(c.Shared)] = true
+	}
+}
+
+// TestSharedGenerated checks that a drawn secret is told apart from one a
+// document or a caller set.
+func TestSharedGenerated(t *testing.T) {
+	set, err := Parse("s2s.toml", []byte(`shared = "s3cret"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	absent, err := Parse("s2s.toml", []byte(`default_policy = "deny"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCaller := Default()
+	byCaller.Shared = "mine"
+	for i, tc := range []struct {
+		c    S2S
+		want bool
+	}{
+		0: {c: Default(), want: true},
+		1: {c: absent, want: true},
+		2: {c: absent.Clone(), want: true},
+		3: {c: set, want: false},
+		4: {c: byCaller, want: false},
+		5: {c: S2S{Shared: "hand-built"}, want: false},
+		6: {c: S2S{}, want: false},
+	} {
+		if got := tc.c.SharedGenerated(); got != tc.want {
+			t.Errorf("%d: SharedGenerated() = %v, want %v", i, got, tc.want)
+		}
 	}
 }

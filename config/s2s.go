@@ -42,7 +42,8 @@ type S2S struct {
 	CertFile string
 
 	// Shared is the Server Dialback secret. Default: 10 bytes from
-	// crypto/rand, hex-encoded, new on every call of Default, Parse and Load.
+	// crypto/rand, hex-encoded, new on every call of Default, Parse and Load
+	// (SharedGenerated tells such a value from one that was set).
 	// It prints as a placeholder (Secret), so that logging the
 	// configuration does not log it.
 	Shared Secret
@@ -73,6 +74,10 @@ type S2S struct {
 	// can open a TCP connection make us buffer without end.
 	MaxStanzaSize int64
 
+	// generated is the secret Default drew, so that SharedGenerated can
+	// tell it from a Shared that a document or a caller set since.
+	generated string
+
 	// modeAt is where use_starttls was written, for CheckCertFile's error;
 	// zero when the value did not come from a document.
 	modeAt place
@@ -82,6 +87,15 @@ type S2S struct {
 type place struct {
 	file         string
 	line, column int
+}
+
+// SharedGenerated reports whether Shared is the random secret that Default,
+// Parse or Load drew because no shared option was given, and nobody set
+// Shared since. A consumer that lives across loads (an s2s Manager) keeps
+// its first random secret instead of each load's new one, so that reloading
+// a file without shared does not change the secret.
+func (c S2S) SharedGenerated() bool {
+	return c.generated != "" && string(c.Shared) == c.generated
 }
 
 // CheckCertFile returns an *Error wrapping ErrCertFile when UseStartTLS is
@@ -158,10 +172,12 @@ const sharedBytes = 10
 // Default returns the configuration of an empty [s2s] section: every option at
 // its default, with a freshly generated Shared secret.
 func Default() S2S {
+	shared := newShared()
 	return S2S{
+		generated:     string(shared),
 		DefaultPolicy: defaultPolicy,
 		UseStartTLS:   defaultUseStartTLS,
-		Shared:        newShared(),
+		Shared:        shared,
 		Ciphers:       defaultCiphers,
 		MaxRetryDelay: defaultMaxRetryDelay,
 		Outgoing: Outgoing{

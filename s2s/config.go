@@ -2,7 +2,9 @@ package s2s
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,8 +90,13 @@ type Config struct {
 	Certificate starttls.CertSource
 
 	// Keys computes dialback keys; nil means dialback.Secret(S2S.Shared).
-	// The nodes of a cluster share one, so that any node can answer a
-	// <db:verify> for the others.
+	// When S2S.Shared is the random secret the config package drew
+	// because shared was left out (config.S2S.SharedGenerated), the
+	// Manager uses one random secret of its own for its whole lifetime
+	// instead, kept across Reload, so that reloading such a file does not
+	// refuse the keys made before. The nodes of a cluster need one secret
+	// (an explicit shared, or one KeySource), so that any node can answer
+	// a <db:verify> for the others.
 	Keys dialback.KeySource
 
 	// DisableSASLExternal turns SASL EXTERNAL (XEP-0178) off, leaving
@@ -133,9 +140,14 @@ type Config struct {
 	// kernel's backlog. 0 means DefaultMaxIncoming; negative means no bound.
 	MaxIncoming int
 
-	// MaxPerAddress bounds the incoming connections from one remote IPv4
-	// address or IPv6 /64 network; one more is answered with a
-	// policy-violation stream error before its header is read. 0 means
+	// MaxPerAddress bounds the incoming streams from one remote IPv4
+	// address or IPv6 /64 network for one domain pair (the 'from' and
+	// 'to' of the stream header): peers open one stream per pair, so a
+	// server hosting many domains behind one address is not refused.
+	// Until its header arrives a stream counts per address alone, against
+	// the same bound, so that connections that never send a header are
+	// bounded too. One more is answered with a policy-violation stream
+	// error. 0 means
 	// DefaultMaxPerAddress; negative means no bound.
 	MaxPerAddress int
 
@@ -182,6 +194,20 @@ type settings struct {
 	resolver resolver.Resolver
 	dialer   *resolver.Dialer
 	keys     dialback.KeySource
+	// random is the dialback secret used while S2S.Shared is one the
+	// config package drew (shared left out): drawn once for the Manager's
+	// lifetime and handed from each settings to the next, because a new
+	// random secret on every Reload would refuse every key made before
+	// it, verifications in flight included.
+	random string
+}
+
+// newSecret draws a dialback secret as the config package does for an
+// absent shared option: 10 random bytes, hex.
+func newSecret() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // ErrConfig is wrapped by New and Reload for a configuration they cannot use.
@@ -261,9 +287,20 @@ func (c *Config) newSettings(s config.S2S, old *settings) (*settings, error) {
 	}
 	st.dialer = &resolver.Dialer{Timeout: s.Outgoing.ConnectionTimeout, DialContext: c.DialContext}
 
-	if c.Keys != nil {
+	switch {
+	case old != nil:
+		st.random = old.random
+	case s.SharedGenerated():
+		st.random = string(s.Shared)
+	default:
+		st.random = newSecret()
+	}
+	switch {
+	case c.Keys != nil:
 		st.keys = c.Keys
-	} else {
+	case s.SharedGenerated():
+		st.keys = dialback.Secret(st.random)
+	default:
 		st.keys = dialback.Secret(s.Shared)
 	}
 	if old != nil && st.table != nil {

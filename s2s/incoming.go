@@ -58,6 +58,7 @@ type inStream struct {
 
 	ip      netip.Addr // the peer's address, counted against MaxPerAddress
 	counted bool
+	key     addrKey // what the stream is counted under, when counted
 
 	began time.Time // when the connection was accepted, for Event.Setup
 }
@@ -175,6 +176,9 @@ func (s *inStream) run() error {
 			return err
 		}
 		if err := s.checkRestartPeer(prev, h); err != nil {
+			return err
+		}
+		if err := s.recount(h); err != nil {
 			return err
 		}
 		if err := s.checkDirectPeer(st, h); err != nil {

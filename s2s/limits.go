@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/netutil"
 	"mellium.im/xmpp/stream"
 
+	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
@@ -24,8 +25,12 @@ const (
 	// DefaultMaxIncoming keeps a listener well inside a typical file
 	// descriptor limit of 65536.
 	DefaultMaxIncoming = 10000
-	// DefaultMaxPerAddress allows a busy peer one stream per domain pair
-	// for many pairs, and a verification stream, from one address.
+	// DefaultMaxPerAddress is per address and domain pair (addrKey): a
+	// peer needs one stream per pair, two while it verifies or
+	// reconnects, so this leaves a wide margin; before their headers
+	// arrive a peer's streams count per address alone, and a burst of this
+	// many connections from one address, none of them yet past its
+	// header, is what it takes to be refused.
 	DefaultMaxPerAddress = 100
 	// DefaultMaxDialbackPerStream allows generous piggybacking.
 	DefaultMaxDialbackPerStream = 256
@@ -106,37 +111,49 @@ func (m *Manager) limitListener(ln net.Listener) net.Listener {
 	return netutil.LimitListener(ln, m.cfg.MaxIncoming)
 }
 
-// addrCount counts the incoming connections per remote IP address. The zero
-// value is ready; it is safe for concurrent use.
-type addrCount struct {
-	mu sync.Mutex
-	n  map[netip.Addr]int
+// addrKey is what MaxPerAddress counts streams by: the remote address and
+// the domain pair of the stream header ('from', 'to'), empty until the
+// header arrived. A peer opens one stream per domain pair (and briefly a
+// second one to verify a key or while it reconnects), so a server hosting
+// many domains behind one address is never near the bound, while one that
+// holds open streams without ever sending a header, or many for one pair,
+// is.
+type addrKey struct {
+	ip       netip.Addr
+	from, to string
 }
 
-// take counts a connection from a and reports whether it is within limit
+// addrCount counts the incoming streams per addrKey. The zero value is
+// ready; it is safe for concurrent use.
+type addrCount struct {
+	mu sync.Mutex
+	n  map[addrKey]int
+}
+
+// take counts a stream under k and reports whether it is within limit
 // (limit < 0: no bound). A false take holds nothing to give back.
-func (c *addrCount) take(a netip.Addr, limit int) bool {
+func (c *addrCount) take(k addrKey, limit int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if limit >= 0 && c.n[a] >= limit {
+	if limit >= 0 && c.n[k] >= limit {
 		return false
 	}
 	if c.n == nil {
-		c.n = make(map[netip.Addr]int)
+		c.n = make(map[addrKey]int)
 	}
-	c.n[a]++
+	c.n[k]++
 	return true
 }
 
-// give forgets a connection that take counted.
-func (c *addrCount) give(a netip.Addr) {
+// give forgets a stream that take counted.
+func (c *addrCount) give(k addrKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[a] <= 1 {
-		delete(c.n, a)
+	if c.n[k] <= 1 {
+		delete(c.n, k)
 		return
 	}
-	c.n[a]--
+	c.n[k]--
 }
 
 // remoteIP is what MaxPerAddress counts a connection under: its IPv4
@@ -164,25 +181,45 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// admit counts a new incoming stream against MaxPerAddress. When over,
-// it answers with our header and policy-violation, without reading the
-// peer's header (RFC 6120 §4.9.1.1 allows the error before it), and
-// returns an error.
+// admit counts a new incoming stream against MaxPerAddress, under its
+// address alone until its header arrives (recount). When over, it answers
+// with our header and policy-violation, without reading the peer's header
+// (RFC 6120 §4.9.1.1 allows the error before it), and returns an error.
 func (s *inStream) admit() error {
 	m := s.m
 	s.ip = remoteIP(s.conn)
-	if m.addrs.take(s.ip, m.cfg.MaxPerAddress) {
-		s.counted = true
+	k := addrKey{ip: s.ip}
+	if m.addrs.take(k, m.cfg.MaxPerAddress) {
+		s.counted, s.key = true, k
 		return nil
 	}
 	s.write(headerBytes(wire.Header{ID: newStreamID()}))
-	return s.fail(stream.PolicyViolation, fmt.Sprintf("too many connections from %s", addrString(s.ip)))
+	return s.fail(stream.PolicyViolation, fmt.Sprintf("too many streams from %s without a header", addrString(s.ip)))
 }
 
-// release gives back what admit counted.
+// recount moves the stream's count to the domain pair its header names
+// (s.peer and s.local, set by checkHeader), once per header that changes
+// it. Over MaxPerAddress it answers h with policy-violation.
+func (s *inStream) recount(h wire.Header) error {
+	m := s.m
+	k := addrKey{ip: s.ip, from: s.peer, to: s.local}
+	if !s.counted || k == s.key {
+		return nil
+	}
+	if !m.addrs.take(k, m.cfg.MaxPerAddress) {
+		s.replyHeader(h)
+		return s.fail(stream.PolicyViolation, fmt.Sprintf("too many streams from %s for %s to %s",
+			addrString(s.ip), domain.Clip(s.peer), s.local))
+	}
+	m.addrs.give(s.key)
+	s.key = k
+	return nil
+}
+
+// release gives back what admit and recount counted.
 func (s *inStream) release() {
 	if s.counted {
-		s.m.addrs.give(s.ip)
+		s.m.addrs.give(s.key)
 	}
 }
 

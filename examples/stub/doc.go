@@ -23,6 +23,11 @@
 //	                  links, the latest failures, a form that runs the
 //	                  diagnosis, and /metrics (package s2s/metrics); the
 //	                  "http" event reports the address
+//	-max-per-address N
+//	                  refuse more than N incoming streams from one address for one
+//	                  domain pair (s2s.Config.MaxPerAddress); by default there is
+//	                  no per-address bound, since every peer of a stub on
+//	                  loopback comes from 127.0.0.1
 //	-v                log everything to stderr, not only warnings
 //
 // The system under test reaches the stub through its own address override

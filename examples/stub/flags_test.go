@@ -44,6 +44,7 @@ func TestRunRefuses(t *testing.T) {
 		10: {args: []string{"-domain", "stub.test", "-listen", busy.Addr().String()}, code: 1, stderr: "address already in use"},
 		11: {args: []string{"-h"}, code: 0, stderr: "usage: stub"},
 		12: {args: append([]string{"-peer", "host.test"}, base...), code: 2, stderr: `invalid value "host.test" for flag -peer: "host.test": want DOMAIN=IP:PORT`},
+		13: {args: append([]string{"-max-per-address", "-1"}, base...), code: 2, stderr: "stub: -max-per-address must be positive, or 0 for no bound\n"},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

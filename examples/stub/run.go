@@ -46,6 +46,7 @@ type options struct {
 	shutdown time.Duration
 	verbose  bool
 	http     string
+	perAddr  int // s2s.Config.MaxPerAddress; 0: no bound
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -67,8 +68,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "how long a signal waits for queues to drain")
 	fs.BoolVar(&o.verbose, "v", false, "log everything to stderr, not only warnings")
 	fs.StringVar(&o.http, "http", "", "`address` to serve the status page on (/, /diagnose and /metrics), such as 127.0.0.1:8080")
+	fs.IntVar(&o.perAddr, "max-per-address", 0, "bound the incoming streams from one address for one domain pair to `n` (default: no bound)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: stub [-config file] -domain d[,d...] -listen addr [-peer domain=ip:port ...] [-echo] [-cafile file] [-shutdown-timeout d] [-http addr] [-v]")
+		fmt.Fprintln(fs.Output(), "usage: stub [-config file] -domain d[,d...] -listen addr [-peer domain=ip:port ...] [-echo] [-cafile file] [-shutdown-timeout d] [-http addr] [-max-per-address n] [-v]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +87,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.shutdown <= 0 {
 		return o, errors.New("-shutdown-timeout must be positive")
+	}
+	if o.perAddr < 0 {
+		return o, errors.New("-max-per-address must be positive, or 0 for no bound")
 	}
 	for _, n := range strings.Split(*names, ",") {
 		d, err := domain.Normalize(strings.TrimSpace(n))
@@ -173,6 +178,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		col.Observe(e)
 		page.Observe(e)
 	}
+	// Every peer of a stub on loopback comes from 127.0.0.1: a per-address
+	// bound would refuse a test suite's links, not an attacker.
+	perAddr := o.perAddr
+	if perAddr == 0 {
+		perAddr = -1
+	}
 	// Deliver needs the Manager to answer; it is set before Serve starts
 	// the first stream.
 	var m *s2s.Manager
@@ -199,6 +210,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Observer: observe,
 		Logger:   log,
 		RootCAs:  roots,
+
+		MaxPerAddress: perAddr,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "stub: %v\n", err)
