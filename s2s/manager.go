@@ -142,7 +142,7 @@ func (m *Manager) Send(ctx context.Context, raw []byte) error {
 	}
 	s, err := ParseStanza(raw)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNotStanza, err)
+		return err // wraps ErrNotStanza already
 	}
 	return m.SendStanza(ctx, s)
 }

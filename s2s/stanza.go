@@ -3,6 +3,8 @@ package s2s
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"strings"
 
 	"mellium.im/xmpp/stanza"
@@ -35,14 +37,30 @@ func stanzaOf(e wire.Element) Stanza {
 // with its envelope. A top-level xmlns='jabber:client' (a stanza that came from
 // a client session) is rewritten to jabber:server; the bytes are otherwise
 // kept as they are. Send calls it; a host that has the bytes anyway and wants
-// to check them before queueing can call it too.
+// to check them before queueing can call it too. Its errors wrap
+// ErrNotStanza, and the stream error condition the bytes would earn on a
+// stream (errors.As with a stream.Error), when there is one.
 func ParseStanza(raw []byte) (Stanza, error) {
 	e, err := wire.ParseStanza(raw)
 	if err != nil {
-		return Stanza{}, err
+		var se *wire.StanzaError
+		if errors.As(err, &se) {
+			return Stanza{}, &notStanza{reason: se.Reason, err: se.Err}
+		}
+		return Stanza{}, fmt.Errorf("%w: %w", ErrNotStanza, err)
 	}
 	return stanzaOf(e), nil
 }
+
+// notStanza says why bytes are not a stanza under the s2s prefix alone:
+// "s2s: not a stanza: more than one element".
+type notStanza struct {
+	reason string
+	err    error
+}
+
+func (e *notStanza) Error() string   { return ErrNotStanza.Error() + ": " + e.reason }
+func (e *notStanza) Unwrap() []error { return []error{ErrNotStanza, e.err} }
 
 // canonical returns the normal form of an authenticated domain (it is
 // valid: Pairs.Has found it), without allocating when it already is.

@@ -122,7 +122,7 @@ func ReadStanza(r xml.TokenReader, start *xml.StartElement, max int) (Stanza, er
 	switch start.Name.Local {
 	case "message", "presence", "iq":
 	default:
-		return Stanza{}, fmt.Errorf("%w: <%s/> is not a stanza", ErrNotStanza, start.Name.Local)
+		return Stanza{}, fmt.Errorf("%w: <%s/> is not message, presence or iq", ErrNotStanza, start.Name.Local)
 	}
 	switch start.Name.Space {
 	case "", stanza.NSClient, stanza.NSServer:

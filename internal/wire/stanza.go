@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"mellium.im/xmpp/stream"
@@ -40,7 +41,7 @@ func ParseStanza(raw []byte) (Element, error) {
 	switch e.Name.Local {
 	case "message", "presence", "iq":
 	default:
-		return Element{}, badStanza(fmt.Errorf("<%s/> is not a stanza", e.Name.Local))
+		return Element{}, badStanza(fmt.Errorf("<%s/> is not message, presence or iq", e.Name.Local))
 	}
 	switch e.Name.Space {
 	case NSServer:
@@ -124,8 +125,23 @@ func badStanza(err error) error {
 	if errors.Is(err, ErrUnexpectedEOF) {
 		err = streamErr(stream.NotWellFormed, "unclosed element")
 	}
-	return fmt.Errorf("%w: %w", ErrBadStanza, err)
+	return &StanzaError{Reason: strings.TrimPrefix(err.Error(), "wire: "), Err: err}
 }
+
+// StanzaError is what ParseStanza returns: why the bytes are not a stanza,
+// with the cause (often a stream.Error) for errors.As. A layer above that
+// says "not a stanza" in its own words uses Reason alone, so that the text
+// does not repeat "not a stanza" and "wire:" at every layer.
+type StanzaError struct {
+	Reason string // the problem, without a package prefix
+	Err    error  // the cause
+}
+
+// Error returns "wire: not a stanza: " and the reason.
+func (e *StanzaError) Error() string { return ErrBadStanza.Error() + ": " + e.Reason }
+
+// Unwrap returns ErrBadStanza and the cause.
+func (e *StanzaError) Unwrap() []error { return []error{ErrBadStanza, e.Err} }
 
 // rewriteDefaultNS returns a copy of raw whose top-level xmlns value is
 // jabber:server. It walks the attributes of the first tag, which the decoder
