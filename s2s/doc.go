@@ -7,8 +7,11 @@
 // callbacks: IsLocal, asked on every stream so local domains may change at
 // run time; Deliver, for each stanza that arrived from an authenticated
 // remote domain; and Bounce, for each stanza that could not be sent, with an
-// XMPP error condition and a reason. The host calls Send for stanzas to
-// remote domains and Serve for each s2s listener.
+// XMPP error condition and a reason. Bounce runs on a goroutine of the
+// Manager's own, in order, never on the goroutine of the call that caused
+// it, so a host cannot deadlock itself through it; Manager.Done says when
+// the last one has returned after Shutdown. The host calls Send for stanzas
+// to remote domains and Serve for each s2s listener.
 //
 // # Outgoing
 //
