@@ -507,12 +507,15 @@ func (s *inStream) dialback(in dialback.Inbound, e wire.Element) error {
 			return s.fail(stream.ImproperAddressing, err.Error())
 		}
 		ans, err := in.Answer(el)
+		// Per-element lines are Debug: a peer may send as many
+		// <db:verify> as it likes, and a line each at Info or Warn
+		// would let any stream flood the host's logs.
 		if ans == (dialback.Verify{}) {
-			s.m.log.Warn("s2s: dropped a dialback element", "from", p.remote, "to", p.local, "err", err)
+			s.m.log.Debug("s2s: dropped a dialback element", "from", p.remote, "to", p.local, "err", err)
 			return nil
 		}
 		if err != nil {
-			s.m.log.Info("s2s: answered a key verification negatively", "from", p.remote, "to", p.local, "err", err)
+			s.m.log.Debug("s2s: answered a key verification negatively", "from", p.remote, "to", p.local, "err", err)
 		}
 		return s.write(encode(ans))
 	case dialback.Result:
