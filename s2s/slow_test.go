@@ -162,7 +162,6 @@ func TestPeerNeverReads(t *testing.T) {
 func TestIncomingNeverReads(t *testing.T) {
 	b, bystander := hostileTarget(t, withConfig(func(c *Config) { c.WriteTimeout = 200 * time.Millisecond }))
 	p := dialRaw(t, b, "y.test", "b.test")
-	p.conn.SetDeadline(time.Now().Add(3 * wait))
 	verify := fmt.Sprintf("<db:verify from='y.test' to='b.test' id='%s'>%s</db:verify>", p.id, strings.Repeat("ab", 32))
 	flood := strings.Repeat(verify, 1000)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -183,10 +182,7 @@ func TestIncomingNeverReads(t *testing.T) {
 		if !errors.Is(err, net.ErrClosed) && !isReset(err) && !strings.Contains(err.Error(), "broken pipe") {
 			t.Fatalf("flood ended with %v", err)
 		}
-	case <-time.After(3 * wait):
-		// b is cut off only once its kernel send buffer, megabytes of
-		// answers, is full: under -race on a busy two-core machine that
-		// alone took close to wait.
+	case <-time.After(wait):
 		t.Fatal("the deaf flooder was never cut off")
 	}
 	checkBystander(t, b, bystander, "after")
