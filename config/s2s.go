@@ -140,8 +140,9 @@ type Outgoing struct {
 	// IPVersions is the order of address families to try: a non-empty list
 	// of 4 and 6, each at most once. Default [4, 6].
 	IPVersions []int
-	// ConnectionTimeout bounds establishing one outgoing link. Zero means
-	// "infinity" (no bound). Default 10 s.
+	// ConnectionTimeout bounds one TCP connection attempt of an outgoing
+	// link (DNS and stream negotiation have bounds of their own). Zero
+	// means "infinity" (no bound). Default 10 s.
 	ConnectionTimeout time.Duration
 }
 

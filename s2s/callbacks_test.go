@@ -45,7 +45,7 @@ func stallListener(t *testing.T) net.Listener {
 // afterwards, in order, and Done closes once they were handed over.
 func TestBounceWaitsForCaller(t *testing.T) {
 	for i, tc := range []struct {
-		timeout time.Duration // outgoing.connection_timeout
+		timeout time.Duration // NegotiationTimeout
 		call    func(m *Manager) error
 		cond    stanza.Condition
 		queued  bool // the stanzas wait on a link (else Send bounces them)
@@ -88,7 +88,7 @@ func TestBounceWaitsForCaller(t *testing.T) {
 				timeout = wait
 			}
 			a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{"stall.test": addrOf(stallListener(t))},
-				withS2S(func(s *config.S2S) { s.Outgoing.ConnectionTimeout = timeout }),
+				withConfig(func(c *Config) { c.NegotiationTimeout = timeout }),
 				withConfig(func(c *Config) {
 					c.Bounce = func(b Bounce) {
 						<-returned

@@ -120,7 +120,11 @@ type Config struct {
 
 	// NegotiationTimeout bounds an incoming stream's time from connect to
 	// its first authenticated pair (MongooseIM's state_timeout), and a
-	// verification-only stream's whole life. 0 means
+	// verification-only stream's whole life. Outgoing, it bounds each
+	// target from its TCP connection to the authenticated stream (TLS,
+	// features, authentication); a target over it is given up and the next
+	// one tried. DNS (dns.timeout, dns.retries) and each TCP attempt
+	// (outgoing.connection_timeout) have their own bounds. 0 means
 	// DefaultNegotiationTimeout.
 	NegotiationTimeout time.Duration
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/starttls"
 )
@@ -97,7 +96,7 @@ func TestStartTLSDowngrade(t *testing.T) {
 	db := string(dialbackFeature)
 	for i, tc := range []struct {
 		features, answer string
-		hang             bool // the attacker stalls: our connection_timeout ends it
+		hang             bool // the attacker stalls: our NegotiationTimeout ends it
 	}{
 		{db, "", false}, // no <starttls/> offered at all
 		{"", "", false},
@@ -113,7 +112,7 @@ func TestStartTLSDowngrade(t *testing.T) {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			evil := newMITM(t, tc.features, tc.answer)
 			a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{"evil.test": addrOf(evil.ln)},
-				withMode("required"), withS2S(func(s *config.S2S) { s.Outgoing.ConnectionTimeout = time.Second }))
+				withMode("required"), withConfig(func(c *Config) { c.NegotiationTimeout = time.Second }))
 			a.send(`<message from='a.test' to='u@evil.test' id='secret-stanza'><body>for TLS only</body></message>`)
 			bo := a.nextBounce()
 			want := ErrNegotiation

@@ -218,7 +218,7 @@ func TestBounceNotFoundAndTimeout(t *testing.T) {
 	a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{
 		"refused.test": refusedAddr,
 		"stall.test":   addrOf(stall),
-	}, withS2S(func(s *config.S2S) { s.Outgoing.ConnectionTimeout = 300 * time.Millisecond }))
+	}, withConfig(func(c *Config) { c.NegotiationTimeout = 300 * time.Millisecond }))
 
 	a.send(`<message from='a.test' to='x@refused.test' id='r'/>`)
 	bo := a.nextBounce()
@@ -341,7 +341,7 @@ func TestQueueFull(t *testing.T) {
 	t.Cleanup(func() { stall.Close() })
 	a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{"stall.test": addrOf(stall)},
 		withConfig(func(c *Config) { c.QueueLength = 2 }),
-		withS2S(func(s *config.S2S) { s.Outgoing.ConnectionTimeout = 2 * time.Second }))
+		withConfig(func(c *Config) { c.NegotiationTimeout = 2 * time.Second }))
 	for i := range 3 {
 		a.send(fmt.Sprintf(`<message from='a.test' to='x@stall.test' id='%d'/>`, i))
 	}

@@ -20,6 +20,15 @@ import (
 // refused).
 func conditionFor(err error) stanza.Condition {
 	var se stanza.Error
+	var tse *TargetsError
+	if errors.As(err, &tse) {
+		// Every target failed: a timeout only when each one timed out,
+		// since one that refused says the server is not there.
+		if tse.Timeout() {
+			return stanza.RemoteServerTimeout
+		}
+		return stanza.RemoteServerNotFound
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, resolver.ErrTimeout):

@@ -65,7 +65,8 @@ var (
 
 // dialOut resolves and connects to the remote domain of p, negotiates the
 // stream (TLS per use_starttls) and, when auth is set, authenticates p with
-// dialback. Without auth the stream serves for <db:verify> only.
+// dialback. Without auth the stream serves for <db:verify> only. Each step
+// has its own bound, and targets are tried in turn (dial.go).
 func (m *Manager) dialOut(ctx context.Context, st *settings, p pair, auth bool) (*outConn, error) {
 	// Each failure is wrapped with the step it happened at (StepError), so
 	// that bounce reasons, LinkFailed events and metrics name it in the
@@ -77,40 +78,7 @@ func (m *Manager) dialOut(ctx context.Context, st *settings, p pair, auth bool) 
 	if targets, err = usableTargets(st, p.remote, targets); err != nil {
 		return nil, atStep(stepOr(err, StepDNS), err)
 	}
-	external := auth && !m.cfg.DisableSASLExternal
-	for {
-		conn, target, err := st.dialer.Dial(ctx, targets)
-		if err != nil {
-			return nil, atStep(StepConnect, err)
-		}
-		// Negotiation reads and writes must end with ctx; closing the
-		// connection is the one way to interrupt them.
-		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		oc, err := m.negotiateOut(ctx, st, p, conn, target.Direct, auth, external)
-		if !stop() {
-			if oc != nil {
-				oc.conn.Close()
-			}
-			if err == nil || ctx.Err() != nil {
-				err = fmt.Errorf("connecting to %s (%s): %w", p.remote, target.Addr, context.Cause(ctx))
-			}
-			return nil, atStep(stepOr(err, StepStream), err)
-		}
-		if err != nil {
-			conn.Close()
-			var refused *externalRefused
-			if errors.As(err, &refused) && refused.dialback {
-				// Peers refuse certificates for reasons of their own
-				// (another CA, an old name); dialback may still work.
-				m.log.Info("s2s: SASL EXTERNAL refused; trying dialback on a new stream",
-					"local", p.local, "remote", p.remote, "err", err)
-				external = false
-				continue
-			}
-			return nil, atStep(stepOr(err, StepStream), err)
-		}
-		return oc, nil
-	}
+	return m.dialTargets(ctx, st, p, targets, auth)
 }
 
 // negotiateOut negotiates an outgoing stream on conn. With external set,

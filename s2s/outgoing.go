@@ -157,12 +157,9 @@ func retryDelay(n int, limit time.Duration) time.Duration {
 // connect establishes the link; it runs in its own goroutine.
 func (l *outLink) connect() {
 	st := l.m.settings()
-	ctx, cancel := l.m.ctx, context.CancelFunc(nil)
-	if t := st.s2s.Outgoing.ConnectionTimeout; t > 0 {
-		ctx, cancel = context.WithTimeout(ctx, t)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
+	// No deadline over the whole attempt: DNS, each TCP connection and
+	// each target's negotiation have their own (dial.go).
+	ctx, cancel := context.WithCancel(l.m.ctx)
 	l.mu.Lock()
 	l.cancel = cancel
 	l.mu.Unlock()

@@ -84,7 +84,7 @@ func TestMisbehaviourEvents(t *testing.T) {
 			var events Events
 			h, stub := newPair(t, "false", func(c *s2s.Config) {
 				c.Observer = events.Observe
-				c.S2S.Outgoing.ConnectionTimeout = 300 * time.Millisecond
+				c.NegotiationTimeout = time.Second
 			})
 			tc.setup(stub)
 			h.send(`<message from='alice@host.example' to='bob@remote.example' id='m1'/>`)

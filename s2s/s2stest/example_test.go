@@ -133,7 +133,7 @@ func ExampleServer_SetDialback() {
 }
 
 // A host checks that it gives up on a remote server that accepts TCP and
-// then says nothing, within its connection_timeout.
+// then says nothing, within its NegotiationTimeout.
 func ExampleServer_SetStall() {
 	t := &exampleTB{}
 	defer t.done()
@@ -144,13 +144,15 @@ func ExampleServer_SetStall() {
 	bounced := make(chan s2s.Bounce, 1)
 	cfg := config.Default()
 	cfg.Address = append(cfg.Address, stub.Address())
-	cfg.Outgoing.ConnectionTimeout = 200 * time.Millisecond
 	host, err := s2s.New(s2s.Config{
 		S2S:     cfg,
 		IsLocal: func(d string) bool { return d == "host.example" },
 		Deliver: func(s2s.Stanza) {},
 		Bounce:  func(b s2s.Bounce) { bounced <- b },
 		Logger:  slog.New(slog.DiscardHandler),
+		// A target that connected gets this long to negotiate the
+		// stream; each TCP attempt has connection_timeout.
+		NegotiationTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {
 		panic(err)

@@ -186,10 +186,10 @@ func TestDialbackWrongKey(t *testing.T) {
 }
 
 // TestStall: a stub that accepts and never answers makes the host give up
-// after its connection_timeout and bounce with remote-server-timeout.
+// after its NegotiationTimeout and bounce with remote-server-timeout.
 func TestStall(t *testing.T) {
 	h, stub := newPair(t, "false", func(c *s2s.Config) {
-		c.S2S.Outgoing.ConnectionTimeout = 300 * time.Millisecond
+		c.NegotiationTimeout = time.Second
 	})
 	stub.SetStall(true)
 	h.send(`<message from='alice@host.example' to='bob@remote.example' id='m1'/>`)
@@ -246,7 +246,7 @@ func TestDrop(t *testing.T) {
 // none is recorded, even one the stub had already read.
 func TestDropAfter(t *testing.T) {
 	h, stub := newPair(t, "false", func(c *s2s.Config) {
-		c.S2S.Outgoing.ConnectionTimeout = 300 * time.Millisecond
+		c.NegotiationTimeout = time.Second
 	})
 	h.send(`<message from='alice@host.example' to='bob@remote.example' id='m1'/>`)
 	next(t, stub)
