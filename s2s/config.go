@@ -109,6 +109,11 @@ type Config struct {
 	// which method won.
 	DisableSASLExternal bool
 
+	// Cluster, if set, makes the Manager one node of a cluster that serves
+	// the same domains: links are claimed in a shared Registry and stanzas
+	// for a link another node holds are forwarded to it (see Cluster).
+	Cluster *Cluster
+
 	// QueueLength bounds the stanzas waiting on one outgoing link; a stanza
 	// sent to a full queue is bounced with resource-constraint. 0 means
 	// DefaultQueueLength.

@@ -30,6 +30,10 @@ func conditionFor(err error) stanza.Condition {
 		return stanza.RemoteServerNotFound
 	}
 	switch {
+	case errors.Is(err, ErrLinkLimit):
+		return stanza.ResourceConstraint
+	case errors.Is(err, errRegistry):
+		return stanza.RemoteServerTimeout
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, resolver.ErrTimeout):
 		return stanza.RemoteServerTimeout

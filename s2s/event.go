@@ -35,6 +35,9 @@ const (
 // stream carrying several pairs (dialback piggybacking) shows as several
 // LinkInfos with the same Since.
 type LinkInfo struct {
+	// Node is the cluster node that holds the link, in ClusterLinks; it is
+	// empty in Links and events.
+	Node      string
 	Direction Direction
 	Local     string // our domain (A-label)
 	Remote    string // the remote domain (A-label)

@@ -68,6 +68,8 @@ type Manager struct {
 
 	bounces *bouncer  // runs the Bounce callback off the callers' goroutines
 	endOnce sync.Once // Shutdown starts the wait that ends bounces once
+
+	cluster *cluster // nil without Config.Cluster
 }
 
 // New returns a Manager for c. It loads the certificate and builds the
@@ -118,6 +120,13 @@ func New(c Config) (*Manager, error) {
 	}
 	m.st.Store(st)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if c.Cluster != nil {
+		if m.cluster, err = newCluster(m, *c.Cluster); err != nil {
+			m.cancel()
+			return nil, err
+		}
+		go m.cluster.run(m.ctx)
+	}
 	return m, nil
 }
 
@@ -188,6 +197,14 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 			return nil
 		}
 		l := m.out[p]
+		if l == nil && m.cluster != nil {
+			if node := m.cluster.owner(p); node != "" {
+				// Another node of the cluster holds this pair's link.
+				m.mu.Unlock()
+				m.cluster.forward(ctx, p, node, s)
+				return nil
+			}
+		}
 		if l == nil {
 			l = newOutLink(m, p)
 			m.out[p] = l
@@ -217,6 +234,9 @@ func (m *Manager) bounceAll(q []Stanza, cond stanza.Condition, text string, caus
 }
 
 func (m *Manager) observe(e Event) {
+	if m.cluster != nil {
+		m.cluster.event(e)
+	}
 	if m.cfg.Observer != nil {
 		m.cfg.Observer(e)
 	}
@@ -448,6 +468,10 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	}
 	if err == nil {
 		err = waitGroup(ctx, &m.wg)
+	}
+	if err == nil && m.cluster != nil {
+		// The links' releases reach the Registry before Shutdown returns.
+		err = m.cluster.flush(ctx)
 	}
 	m.cancel()
 	if err != nil {

@@ -164,6 +164,10 @@ func (l *outLink) connect() {
 	l.cancel = cancel
 	l.mu.Unlock()
 	began := l.m.clock.Now()
+	if !l.claimOut(ctx, st, began) {
+		cancel()
+		return
+	}
 	oc, err := l.m.dialOut(ctx, st, l.pair, true)
 	cancel()
 	if err != nil {
