@@ -55,6 +55,10 @@ func (s *memSource) Secrets(ctx context.Context) (Generation, error) {
 }
 
 func (s *memSource) Watch(ctx context.Context, f func(Generation)) error {
+	s.mu.Lock()
+	g := s.gen
+	s.mu.Unlock()
+	f(g)
 	for {
 		select {
 		case g := <-s.watch:

@@ -74,9 +74,10 @@ type SecretSource interface {
 	// creates it and the others read it).
 	Secrets(ctx context.Context) (Generation, error)
 
-	// Watch calls f with each generation stored from now on, in order,
-	// until ctx ends (it then returns ctx's error) or the watch fails
-	// (it returns why). f must not block for long.
+	// Watch calls f with the newest generation, then with each one
+	// stored after it, in order, until ctx ends (it then returns ctx's
+	// error) or the watch fails (it returns why), so that no rotation
+	// falls between a read and the watch. f must not block for long.
 	Watch(ctx context.Context, f func(Generation)) error
 }
 
