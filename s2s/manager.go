@@ -199,10 +199,14 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 		l := m.out[p]
 		if l == nil && m.cluster != nil {
 			if node := m.cluster.owner(p); node != "" {
-				// Another node of the cluster holds this pair's link.
+				// Another node of the cluster holds this pair's link, as
+				// last heard. When it cannot be reached, look again: the
+				// Registry may say it is gone.
 				m.mu.Unlock()
-				m.cluster.forward(ctx, p, node, s)
-				return nil
+				if m.cluster.tryForward(ctx, p, node, s) {
+					return nil
+				}
+				continue
 			}
 		}
 		if l == nil {

@@ -32,9 +32,10 @@ type Cluster struct {
 	// it there and calls that node's Manager.SendStanza (a node that no
 	// longer holds the link claims it again, so a stale route still
 	// delivers). A non-nil error (node unreachable) bounces the stanza with
-	// remote-server-timeout, and the pair's next stanza asks the Registry
-	// again; once a dead node's entries expire, this node takes the link
-	// over. Forward may be called from within Send and from the Manager's
+	// remote-server-timeout when the Registry still names that node (a
+	// node that remembered the route asks the Registry again first); once
+	// a dead node's entries expire, this node takes the link over.
+	// Forward may be called from within Send and from the Manager's
 	// goroutines, and must be safe for concurrent use. Required.
 	Forward func(ctx context.Context, node string, s Stanza) error
 
@@ -314,6 +315,21 @@ func (c *cluster) forget(p pair, node string) {
 	if c.owners[p].node == node {
 		delete(c.owners, p)
 	}
+}
+
+// tryForward hands s to node, which held its pair's link when the Registry
+// was last asked. When node cannot be reached, it forgets that and reports
+// false, leaving s to the caller, which asks the Registry again.
+func (c *cluster) tryForward(ctx context.Context, p pair, node string, s Stanza) bool {
+	fctx, cancel := context.WithTimeout(ctx, c.c.Timeout)
+	err := c.c.Forward(fctx, node, s)
+	cancel()
+	if err != nil {
+		c.forget(p, node)
+		c.m.log.Warn("s2s: cluster node unreachable; asking the registry again", "node", node, "local", p.local, "remote", p.remote, "err", err)
+		return false
+	}
+	return true
 }
 
 // forward hands s to the node that holds its pair's link, or bounces it
