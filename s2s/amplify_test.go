@@ -226,6 +226,34 @@ func TestDialbackFailureRemembered(t *testing.T) {
 	}
 }
 
+// TestDialbackAfterForbidden: a peer authenticated for x.test keeps asking
+// for victim.test with keys the authoritative server refuses. Each refusal
+// is a forbidden answer that leaves the stream up; the repeats are answered
+// from the remembered failure, so the authoritative server is asked once,
+// not once per request.
+func TestDialbackAfterForbidden(t *testing.T) {
+	la := &countingListener{Listener: listen(t)}
+	lb := listen(t)
+	domains := []string{"x.test", "victim.test"}
+	newNode(t, la, domains, map[string]netip.AddrPort{"b.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.Keys = dialback.Secret(rawSecret) }))
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"x.test": addrOf(la), "victim.test": addrOf(la)})
+	p := dialRaw(t, b, "x.test", "b.test")
+	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("dialback x.test %q", typ)
+	}
+	before := la.n.Load()
+	for i := range 20 {
+		p.write(dbResult("victim.test", "b.test", "guess"+strconv.Itoa(i)))
+		if r := p.nextAnswer(); r.Type != dialback.Failed || r.Err == nil || r.Err.Condition != stanza.Forbidden {
+			t.Fatalf("answer %d: %+v (%+v), want forbidden", i, r, r.Err)
+		}
+	}
+	if n := la.n.Load() - before; n != 1 {
+		t.Fatalf("the authoritative server was asked over %d connections, want 1", n)
+	}
+}
+
 // dialRawFrom is dialRaw from a chosen loopback address.
 func dialRawFrom(t *testing.T, n *node, src, from, to string) *rawPeer {
 	t.Helper()

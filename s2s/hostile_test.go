@@ -163,6 +163,9 @@ func TestHostileInput(t *testing.T) {
 		{send: "<db:result from='192.0.2.1' to='b.test'>k</db:result>", want: "improper-addressing"},
 		{send: "<db:verify from='not a domain' to='b.test' id='i'>k</db:verify>", want: "improper-addressing"},
 		{send: "<db:verify from='y.test' to='" + strings.Repeat("b", 300) + "' id='i'>k</db:verify>", want: "improper-addressing"},
+		// Every <db:result> counts against MaxDialbackPerStream, repeats
+		// too (these are refused at once: not for a local domain).
+		{send: strings.Repeat("<db:result from='y.test' to='elsewhere.test'>k</db:result>", DefaultMaxDialbackPerStream+1), want: "policy-violation"},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			h := tc.header
