@@ -15,6 +15,7 @@ import (
 
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
@@ -160,8 +161,22 @@ func TestPeerNeverReads(t *testing.T) {
 // answers is cut off by WriteTimeout; the stream's goroutine does not stay
 // blocked, and the bystander carries on.
 func TestIncomingNeverReads(t *testing.T) {
-	b, bystander := hostileTarget(t, withConfig(func(c *Config) { c.WriteTimeout = 200 * time.Millisecond }))
+	// b's kernel send buffer is made small, as is our receive buffer: with
+	// the kernel's autotuning, b had to answer some 30,000 requests (4 MB)
+	// before a write could block, which under -race on a loaded machine
+	// took longer than the test's wait.
+	la, lb := listen(t), &smallSendListener{Listener: listen(t)}
+	peers := map[string]netip.AddrPort{"x.test": addrOf(la), "y.test": addrOf(la)}
+	newNode(t, la, []string{"x.test", "y.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.Keys = dialback.Secret(rawSecret) }))
+	b := newNode(t, lb, []string{"b.test"}, peers, withHostileLimits(),
+		withConfig(func(c *Config) { c.WriteTimeout = 200 * time.Millisecond }))
+	bystander := dialRaw(t, b, "x.test", "b.test")
+	if typ := bystander.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("bystander dialback %q", typ)
+	}
 	p := dialRaw(t, b, "y.test", "b.test")
+	p.conn.(*net.TCPConn).SetReadBuffer(4096)
 	verify := fmt.Sprintf("<db:verify from='y.test' to='b.test' id='%s'>%s</db:verify>", p.id, strings.Repeat("ab", 32))
 	flood := strings.Repeat(verify, 1000)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -186,4 +201,16 @@ func TestIncomingNeverReads(t *testing.T) {
 		t.Fatal("the deaf flooder was never cut off")
 	}
 	checkBystander(t, b, bystander, "after")
+}
+
+// smallSendListener gives the connections it accepts a small kernel send
+// buffer, so that a peer that does not read blocks our writes early.
+type smallSendListener struct{ net.Listener }
+
+func (l *smallSendListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }
