@@ -192,6 +192,10 @@ type Config struct {
 
 	// clock is replaced by tests.
 	clock clock
+
+	// tap, set by tests, wraps each connection layer of a stream (the TCP
+	// connection, then TLS over it) to record the XML on the wire.
+	tap func(net.Conn) net.Conn
 }
 
 // settings is everything Reload may replace, swapped as one value.

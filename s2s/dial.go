@@ -152,6 +152,7 @@ func (m *Manager) dialTargets(ctx context.Context, st *settings, p pair, targets
 				}
 				break
 			}
+			conn = m.tapped(conn)
 			oc, err := m.negotiateTarget(ctx, st, p, conn, target, auth, external)
 			if err == nil {
 				return oc, nil

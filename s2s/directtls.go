@@ -133,7 +133,7 @@ func (s *inStream) acceptDirect(st *settings) (bool, error) {
 		s.dropConn()
 		return false, fmt.Errorf("direct TLS handshake with %s: %w", raw.RemoteAddr(), err)
 	}
-	s.setConn(tc, tc.ConnectionState())
+	s.setConn(s.m.tapped(tc), tc.ConnectionState())
 	s.direct = true
 	return true, nil
 }

@@ -71,6 +71,11 @@ type inLink struct {
 
 // startIncoming registers and serves a new connection; false when closing.
 func (m *Manager) startIncoming(conn net.Conn) bool {
+	if mc, ok := conn.(*markedConn); ok {
+		mc.Conn = m.tapped(mc.Conn)
+	} else {
+		conn = m.tapped(conn)
+	}
 	s := &inStream{m: m, conn: conn, links: make(map[dialback.Pair]*inLink), began: m.clock.Now()}
 	s.ctx, s.cancel = context.WithCancel(m.ctx)
 	m.mu.Lock()
@@ -420,7 +425,7 @@ func (s *inStream) startTLS(st *settings, r *wire.Reader, from string) error {
 		return fmt.Errorf("TLS handshake with %s: %w", s.conn.RemoteAddr(), err)
 	}
 	s.wmu.Lock()
-	s.conn = tc
+	s.conn = s.m.tapped(tc)
 	s.tls = tc.ConnectionState()
 	s.wmu.Unlock()
 	return nil

@@ -527,6 +527,14 @@ func newStreamID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// tapped gives a new connection layer to the tests' recorder, if any.
+func (m *Manager) tapped(c net.Conn) net.Conn {
+	if m.cfg.tap == nil {
+		return c
+	}
+	return m.cfg.tap(c)
+}
+
 // outLinkFor returns the registered outgoing link of a pair, or nil.
 func (m *Manager) outLinkFor(p pair) *outLink {
 	m.mu.Lock()

@@ -95,7 +95,7 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, atStep(StepTLS, fmt.Errorf("%w: direct TLS with %s: %w", ErrNegotiation, p.remote, err))
 		}
-		conn, secured, state = tc, true, tc.ConnectionState()
+		conn, secured, state = m.tapped(tc), true, tc.ConnectionState()
 	}
 	for {
 		if err := wire.WriteHeader(conn, wire.Header{From: p.local, To: p.remote}); err != nil {
@@ -130,7 +130,7 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 				if err != nil {
 					return nil, atStep(StepTLS, err)
 				}
-				conn, secured, state = tc, true, tc.ConnectionState()
+				conn, secured, state = m.tapped(tc), true, tc.ConnectionState()
 				continue // a new stream over TLS (RFC 6120 §5.4.3.3)
 			}
 		}
