@@ -25,11 +25,34 @@ func (d Direction) String() string {
 	return "unknown"
 }
 
-// Auth methods a link reports.
+// MarshalText returns String's text, so that JSON and logs show "out"/"in".
+func (d Direction) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Auth says how the remote domain of a link was authenticated.
+type Auth uint8
+
+// The authentication methods of a link. The zero Auth is "none": a link
+// that failed before any method succeeded.
 const (
-	AuthDialback     = "dialback"
-	AuthSASLExternal = "sasl-external"
+	AuthDialback     Auth = iota + 1 // Server Dialback (XEP-0220)
+	AuthSASLExternal                 // SASL EXTERNAL with the certificate (XEP-0178)
 )
+
+// String returns "dialback", "sasl-external" or "none".
+func (a Auth) String() string {
+	switch a {
+	case AuthDialback:
+		return "dialback"
+	case AuthSASLExternal:
+		return "sasl-external"
+	case 0:
+		return "none"
+	}
+	return "unknown"
+}
+
+// MarshalText returns String's text.
+func (a Auth) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 // LinkInfo describes one authenticated domain pair on a stream. An incoming
 // stream carrying several pairs (dialback piggybacking) shows as several
@@ -45,13 +68,25 @@ type LinkInfo struct {
 	// stream is not encrypted.
 	TLSVersion  uint16
 	CipherSuite uint16
-	Auth        string    // AuthDialback or AuthSASLExternal
+	Auth        Auth      // AuthDialback or AuthSASLExternal
 	Since       time.Time // when the pair was authenticated
 	StanzasIn   uint64    // stanzas delivered to the host from this pair
 	StanzasOut  uint64    // stanzas written for this pair
 	// Queued is the number of stanzas waiting to be written on an
 	// outgoing link; always 0 for an incoming one.
 	Queued int
+}
+
+// linkInfo is the one place a LinkInfo is made, for every event and for
+// Links(), so that they describe a link alike. state is nil for a stream
+// that is not encrypted (or a link that never came up).
+func linkInfo(dir Direction, p pair, state *tls.ConnectionState, auth Auth, since time.Time, in, out uint64, queued int) LinkInfo {
+	l := LinkInfo{Direction: dir, Local: p.local, Remote: p.remote, Auth: auth, Since: since,
+		StanzasIn: in, StanzasOut: out, Queued: queued}
+	if state != nil && state.HandshakeComplete {
+		l.TLSVersion, l.CipherSuite = state.Version, state.CipherSuite
+	}
+	return l
 }
 
 // TLS returns the TLS version in the form "TLS1.3", or "none".

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"mellium.im/sasl"
 	"mellium.im/xmpp/stream"
@@ -172,7 +173,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 	mech, resp, initial, err := saslext.ParseAuth(tr, tok.(xml.StartElement))
 	refuse := func(cond, text string, cause error) (bool, error) {
 		m.log.Info("s2s: refused SASL EXTERNAL", "peer", s.peer, "local", s.local, "condition", cond, "err", cause)
-		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: s.local, Remote: s.peer, Auth: AuthSASLExternal}, Err: cause,
+		m.observe(Event{Kind: AuthFailed, Link: linkInfo(Incoming, pair{s.local, s.peer}, &s.tls, AuthSASLExternal, time.Time{}, 0, 0, 0), Err: cause,
 			Setup: m.clock.Now().Sub(s.began)})
 		return false, s.write(saslext.Failure(cond, text))
 	}

@@ -143,7 +143,7 @@ func TestExternalPolicyDeny(t *testing.T) {
 		case e := <-b.events:
 			if e.Kind == AuthFailed && e.Link.Remote == "a.test" {
 				sasl = sasl || e.Link.Auth == AuthSASLExternal && errors.Is(e.Err, ErrDenied)
-				db = db || e.Link.Auth == ""
+				db = db || e.Link.Auth == AuthDialback
 			}
 		case <-time.After(wait):
 			t.Fatalf("refusals seen: EXTERNAL %v, dialback %v", sasl, db)
@@ -289,7 +289,7 @@ func TestExternalFallback(t *testing.T) {
 		dialback  bool
 		mechs     []byte
 		onAuth    string
-		wantAuth  string // "" for a bounce
+		wantAuth  Auth // 0 for a bounce
 		wantConns int32
 		wantAuths int32
 	}{
@@ -310,7 +310,7 @@ func TestExternalFallback(t *testing.T) {
 			a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{"b.test": addrOf(f.ln)},
 				withMode("required_trusted"), withExternal)
 			a.send(msgAB)
-			if tc.wantAuth == "" {
+			if tc.wantAuth == 0 {
 				bo := a.nextBounce()
 				if bo.Condition != stanza.RemoteServerNotFound || !errors.Is(bo.Err, ErrExternalRefused) || !errors.Is(bo.Err, ErrAuth) {
 					t.Fatalf("bounce %s: %s (%v)", bo.Condition, bo.Text, bo.Err)
@@ -448,6 +448,43 @@ func TestExternalIncomingRaw(t *testing.T) {
 			p.write(`<message from='x@c.test' to='y@b.test'/>`)
 			if cond := p.streamError(); cond != "invalid-from" {
 				t.Fatalf("stream error %q", cond)
+			}
+		})
+	}
+}
+
+// TestLinkInfoAgrees: every event about a link and Links() describe it the
+// same way, the authentication method included (StanzaIn events once said
+// dialback on EXTERNAL links).
+func TestLinkInfoAgrees(t *testing.T) {
+	for i, external := range []bool{false, true} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			opts := []nodeOpt{withMode("required_trusted"), withConfig(func(c *Config) { c.DisableSASLExternal = !external })}
+			a, b := pairNodes(t, opts, opts)
+			want := AuthDialback
+			if external {
+				want = AuthSASLExternal
+			}
+			a.send(msgAB)
+			b.nextDelivered()
+			up := waitEvent(t, b, LinkUp).Link
+			in := waitEvent(t, b, StanzaIn).Link
+			out := waitEvent(t, a, StanzaOut).Link
+			for _, l := range []LinkInfo{up, in, out} {
+				if l.Auth != want || l.TLSVersion == 0 || l.Local == "" || l.Remote == "" || l.Since.IsZero() {
+					t.Errorf("event link %+v, want auth %s over TLS", l, want)
+				}
+			}
+			if in.StanzasIn != 1 || out.StanzasOut != 1 {
+				t.Errorf("counts in event: in %d, out %d", in.StanzasIn, out.StanzasOut)
+			}
+			links := b.m.Links()
+			if len(links) != 1 {
+				t.Fatalf("b links %+v", links)
+			}
+			l := links[0]
+			if l.Auth != in.Auth || l.TLSVersion != in.TLSVersion || l.CipherSuite != in.CipherSuite || !l.Since.Equal(in.Since) {
+				t.Errorf("Links() %+v, StanzaIn event %+v", l, in)
 			}
 		})
 	}

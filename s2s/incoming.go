@@ -64,7 +64,7 @@ type inStream struct {
 }
 
 type inLink struct {
-	auth  string // AuthDialback or AuthSASLExternal
+	auth  Auth
 	since time.Time
 	in    atomic.Uint64
 }
@@ -593,7 +593,7 @@ func (s *inStream) handleResult(in dialback.Inbound, k pendingKey, r dialback.Re
 	}
 	if err != nil {
 		m.log.Warn("s2s: refused an incoming dialback request", "from", k.p.remote, "to", k.p.local, "requests", n, "err", err)
-		m.observe(Event{Kind: AuthFailed, Link: LinkInfo{Direction: Incoming, Local: k.p.local, Remote: k.p.remote}, Err: err,
+		m.observe(Event{Kind: AuthFailed, Link: linkInfo(Incoming, k.p, nil, AuthDialback, time.Time{}, 0, 0, 0), Err: err,
 			Setup: m.clock.Now().Sub(s.began)})
 		if ans.Type == dialback.Invalid {
 			// XEP-0220 §2.2.1: an invalid key ends the stream.
@@ -611,7 +611,7 @@ func (s *inStream) pairUp(local, remote string) bool {
 }
 
 // pairUpAuth records a pair authenticated by the method auth.
-func (s *inStream) pairUpAuth(local, remote, auth string) bool {
+func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 	m := s.m
 	s.wmu.Lock()
 	closed := s.closed
@@ -696,16 +696,7 @@ func (s *inStream) infos() []LinkInfo {
 	defer s.mu.Unlock()
 	infos := make([]LinkInfo, 0, len(s.links))
 	for p, lk := range s.links {
-		infos = append(infos, LinkInfo{
-			Direction:   Incoming,
-			Local:       p.To,
-			Remote:      p.From,
-			TLSVersion:  state.Version,
-			CipherSuite: state.CipherSuite,
-			Auth:        lk.auth,
-			Since:       lk.since,
-			StanzasIn:   lk.in.Load(),
-		})
+		infos = append(infos, lk.info(p, &state))
 	}
 	return infos
 }

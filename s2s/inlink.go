@@ -1,6 +1,9 @@
 package s2s
 
 import (
+	"crypto/tls"
+	"time"
+
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
 )
@@ -36,17 +39,13 @@ func (s *inStream) linkInfo(p dialback.Pair, lk *inLink) LinkInfo {
 	s.wmu.Lock()
 	state := s.tls
 	s.wmu.Unlock()
-	info := LinkInfo{
-		Direction:   Incoming,
-		Local:       p.To,
-		Remote:      p.From,
-		TLSVersion:  state.Version,
-		CipherSuite: state.CipherSuite,
-		Auth:        AuthDialback,
+	if lk == nil {
+		return linkInfo(Incoming, pair{p.To, p.From}, &state, 0, time.Time{}, 0, 0, 0)
 	}
-	if lk != nil {
-		info.Since = lk.since
-		info.StanzasIn = lk.in.Load()
-	}
-	return info
+	return lk.info(p, &state)
+}
+
+// info describes the pair p of a stream whose TLS state is state.
+func (lk *inLink) info(p dialback.Pair, state *tls.ConnectionState) LinkInfo {
+	return linkInfo(Incoming, pair{p.To, p.From}, state, lk.auth, lk.since, lk.in.Load(), 0, 0)
 }

@@ -30,7 +30,7 @@ type outConn struct {
 	r    *wire.Reader
 	ob   *dialback.Outbound
 	tls  tls.ConnectionState // zero when not encrypted
-	auth string
+	auth Auth
 
 	done chan struct{} // closed when the reader stops
 	err  error         // why the reader stopped; set before done closes

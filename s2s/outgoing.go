@@ -241,7 +241,7 @@ func (l *outLink) connectFailed(st *settings, err error, took time.Duration) {
 	l.mu.Unlock()
 	l.m.log.Warn("s2s: link failed", "local", l.pair.local, "remote", l.pair.remote,
 		"err", err, "condition", string(cond), "retry_in", delay, "bounced", len(q))
-	l.m.observe(Event{Kind: LinkFailed, Link: LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote}, Err: err, Setup: took})
+	l.m.observe(Event{Kind: LinkFailed, Link: linkInfo(Outgoing, l.pair, nil, 0, time.Time{}, 0, 0, 0), Err: err, Setup: took})
 	l.m.bounceAll(q, cond, text, err)
 }
 
@@ -445,9 +445,7 @@ func (l *outLink) down(oc *outConn, why error) {
 	m.mu.Unlock()
 
 	oc.close(why)
-	info := LinkInfo{Direction: Outgoing, Local: l.pair.local, Remote: l.pair.remote,
-		TLSVersion: oc.tls.Version, CipherSuite: oc.tls.CipherSuite, Auth: oc.auth, Since: since,
-		StanzasOut: l.outCnt.Load()}
+	info := l.infoOf(oc, since, 0)
 	if why == nil || errors.Is(why, ErrIdle) || errors.Is(why, ErrPeerClosed) || errors.Is(why, ErrDenied) || errors.Is(why, ErrClosed) {
 		m.log.Info("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	} else {
@@ -521,16 +519,11 @@ func (l *outLink) info() (LinkInfo, bool) {
 	if l.state != stUp || l.conn == nil {
 		return LinkInfo{}, false
 	}
-	oc := l.conn
-	return LinkInfo{
-		Direction:   Outgoing,
-		Local:       l.pair.local,
-		Remote:      l.pair.remote,
-		TLSVersion:  oc.tls.Version,
-		CipherSuite: oc.tls.CipherSuite,
-		Auth:        oc.auth,
-		Since:       l.since,
-		StanzasOut:  l.outCnt.Load(),
-		Queued:      len(l.queue),
-	}, true
+	return l.infoOf(l.conn, l.since, len(l.queue)), true
+}
+
+// infoOf describes the link on the stream oc, up since since, with queued
+// stanzas waiting.
+func (l *outLink) infoOf(oc *outConn, since time.Time, queued int) LinkInfo {
+	return linkInfo(Outgoing, l.pair, &oc.tls, oc.auth, since, 0, l.outCnt.Load(), queued)
 }

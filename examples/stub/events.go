@@ -86,7 +86,7 @@ func (e *events) observe(ev s2s.Event) {
 	switch ev.Kind {
 	case s2s.LinkUp:
 		e.emit(event{Event: evLinkUp, Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote,
-			TLS: l.TLS(), Cipher: l.Cipher(), Auth: l.Auth})
+			TLS: l.TLS(), Cipher: l.Cipher(), Auth: l.Auth.String()})
 	case s2s.LinkDown:
 		e.emit(event{Event: evLinkDown, Direction: l.Direction.String(), Local: l.Local, Remote: l.Remote,
 			Reason: linkDownReason(ev)})

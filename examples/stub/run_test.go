@@ -382,7 +382,7 @@ func testStub(t *testing.T, mode string) {
 	}
 	for _, dir := range []string{"in", "out"} {
 		up := got[dir]
-		if up.Local != "stub.test" || up.Remote != "host.test" || up.TLS != wantTLS || up.Auth != wantAuth {
+		if up.Local != "stub.test" || up.Remote != "host.test" || up.TLS != wantTLS || up.Auth != wantAuth.String() {
 			t.Errorf("%s link-up %+v", dir, up)
 		}
 	}

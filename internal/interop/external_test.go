@@ -79,7 +79,7 @@ func ourLinks(t *testing.T, o *ours, remote string) (out s2s.LinkInfo, ins []s2s
 }
 
 // wantAuth checks how our links with a peer were authenticated.
-func wantAuth(t *testing.T, out s2s.LinkInfo, ins []s2s.LinkInfo, wantOut, wantIn string) {
+func wantAuth(t *testing.T, out s2s.LinkInfo, ins []s2s.LinkInfo, wantOut, wantIn s2s.Auth) {
 	t.Helper()
 	if out.Auth != wantOut {
 		t.Errorf("our outgoing link authenticated by %q, want %q", out.Auth, wantOut)
@@ -95,7 +95,7 @@ func wantAuth(t *testing.T, out s2s.LinkInfo, ins []s2s.LinkInfo, wantOut, wantI
 // the same: our outgoing link is Prosody's incoming session and the other
 // way round, each authenticated by the method given. It returns Prosody's
 // sessions for further checks.
-func prosodyAgrees(t *testing.T, o *ours, p *prosodyPeer, wantOut, wantIn string) (pOut, pIn ProsodySession) {
+func prosodyAgrees(t *testing.T, o *ours, p *prosodyPeer, wantOut, wantIn s2s.Auth) (pOut, pIn ProsodySession) {
 	t.Helper()
 	out, ins := ourLinks(t, o, prosodyDomain)
 	wantAuth(t, out, ins, wantOut, wantIn)
@@ -113,7 +113,7 @@ func prosodyAgrees(t *testing.T, o *ours, p *prosodyPeer, wantOut, wantIn string
 	t.Logf("prosodyctl shell s2s show:\n%s", show)
 	var gotIn, gotOut []ProsodySession
 	for _, s := range ss {
-		if s.Auth() == "" {
+		if s.Auth() == 0 {
 			continue // a stream still negotiating, or one only verifying a key
 		}
 		if s.Incoming() {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/xmpp-s2s/federation/s2s"
 )
 
 // ErrShowFormat is wrapped when the output of `prosodyctl shell s2s show`
@@ -37,16 +39,16 @@ type ProsodySession struct {
 }
 
 // Auth says how the session was authenticated, in the terms of
-// s2s.LinkInfo.Auth: "sasl-external", "dialback", or "" when Prosody does
-// not consider it authenticated.
-func (s ProsodySession) Auth() string {
+// s2s.LinkInfo.Auth; the zero Auth when Prosody does not consider it
+// authenticated.
+func (s ProsodySession) Auth() s2s.Auth {
 	switch {
 	case s.SASL == "Succeeded":
-		return "sasl-external"
+		return s2s.AuthSASLExternal
 	case s.Dialback == "Completed":
-		return "dialback"
+		return s2s.AuthDialback
 	}
-	return ""
+	return 0
 }
 
 // Incoming reports whether the peer opened the session to Prosody.

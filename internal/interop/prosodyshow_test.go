@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/xmpp-s2s/federation/s2s"
 )
 
 func TestParseS2SShow(t *testing.T) {
@@ -54,14 +56,14 @@ func TestParseS2SShow(t *testing.T) {
 func TestProsodySessionAuth(t *testing.T) {
 	for i, c := range []struct {
 		s    ProsodySession
-		want string
+		want s2s.Auth
 	}{
-		0: {ProsodySession{SASL: "Succeeded", Dialback: "Not used"}, "sasl-external"},
-		1: {ProsodySession{SASL: "", Dialback: "Completed"}, "dialback"},
+		0: {ProsodySession{SASL: "Succeeded", Dialback: "Not used"}, s2s.AuthSASLExternal},
+		1: {ProsodySession{SASL: "", Dialback: "Completed"}, s2s.AuthDialback},
 		// EXTERNAL refused, then dialback: the RECIPES' self-signed case.
-		2: {ProsodySession{SASL: "Failed", Dialback: "Completed"}, "dialback"},
-		3: {ProsodySession{SASL: "Attempting", Dialback: "Not initiated"}, ""},
-		4: {ProsodySession{SASL: "Offered", Dialback: "Initiated"}, ""},
+		2: {ProsodySession{SASL: "Failed", Dialback: "Completed"}, s2s.AuthDialback},
+		3: {ProsodySession{SASL: "Attempting", Dialback: "Not initiated"}, 0},
+		4: {ProsodySession{SASL: "Offered", Dialback: "Initiated"}, 0},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			if got := c.s.Auth(); got != c.want {

@@ -157,12 +157,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.queuedDesc, prometheus.GaugeValue, float64(queued))
 }
 
-func authLabel(a string) string {
-	if a == "" {
-		return "none"
-	}
-	return a
-}
+func authLabel(a s2s.Auth) string { return a.String() }
 
 // stepLabel is the failed step's name, "other" when the error names none.
 func stepLabel(err error) string {
