@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/resolver"
 )
 
@@ -98,4 +99,53 @@ func walkErrors(err error, f func(error)) {
 			walkErrors(e, f)
 		}
 	}
+}
+
+// ErrIdle is the reason of a link closed because it carried nothing for
+// Config.IdleTimeout (the Err of its LinkDown event).
+var ErrIdle = errors.New("s2s: link idle")
+
+// StreamError is a <stream:error> a peer sent us (RFC 6120 §4.9): the peer
+// ended the stream with it. When that is why a link attempt failed or a
+// link went down, Bounce.Err and Event.Err hold one; errors.As finds it.
+type StreamError struct {
+	Condition string // the defined condition, such as "host-unknown"
+	Text      string // the peer's explanation; "" when it gave none
+}
+
+// Error returns the condition and, when the peer gave one, its text.
+func (e *StreamError) Error() string {
+	if e.Text == "" {
+		return "s2s: the peer sent stream error " + e.Condition
+	}
+	return "s2s: the peer sent stream error " + e.Condition + ": " + e.Text
+}
+
+// next reads the next element of a stream. A peer's <stream:error> comes
+// back as a *StreamError, the type a host can name; it deliberately does
+// not unwrap to a mellium stream.Error, so that no code path sends the
+// peer's condition back to it.
+func next(r *wire.Reader) (wire.Element, error) {
+	e, err := r.Next()
+	if err != nil {
+		return e, peerError(err)
+	}
+	return e, nil
+}
+
+// peerError turns a *wire.PeerError into a *StreamError. It is apart from
+// next so that the target errors.As needs is allocated only on an error,
+// not for every element read.
+func peerError(err error) error {
+	var pe *wire.PeerError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	se := &StreamError{Condition: pe.Err.Err}
+	for _, t := range pe.Err.Text {
+		if se.Text == "" || t.Lang == "" || t.Lang == "en" {
+			se.Text = t.Value
+		}
+	}
+	return se
 }

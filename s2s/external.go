@@ -98,7 +98,7 @@ func externalOut(conn net.Conn, r *wire.Reader, p pair, dialbackOffered bool) er
 		return err
 	}
 	for challenged := false; ; challenged = true {
-		e, err := r.Next()
+		e, err := next(r)
 		if err != nil {
 			return fmt.Errorf("%w: waiting for the SASL answer from %s: %w", ErrNegotiation, p.remote, err)
 		}
@@ -190,7 +190,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 		if err := s.write(saslext.Challenge(nil)); err != nil {
 			return false, err
 		}
-		e, err := r.Next()
+		e, err := next(r)
 		if err != nil {
 			return false, s.readFailed(err)
 		}

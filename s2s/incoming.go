@@ -312,7 +312,7 @@ func (s *inStream) read(r *wire.Reader, secured bool, from string) (restart bool
 				s.conn.SetReadDeadline(readBy)
 			}
 		}
-		e, err := r.Next()
+		e, err := next(r)
 		if err != nil {
 			return false, s.readFailed(err)
 		}
@@ -369,7 +369,7 @@ func isStanzaName(n string) bool { return n == "message" || n == "presence" || n
 // close for the peer's close, nothing for a vanished peer.
 func (s *inStream) readFailed(err error) error {
 	var se stream.Error
-	var pe *wire.PeerError
+	var pe *StreamError
 	s.wmu.Lock()
 	closed, why := s.closed, s.why
 	s.wmu.Unlock()
@@ -443,8 +443,8 @@ func (s *inStream) inbound() dialback.Inbound {
 		Allow: func(remote string) error {
 			st := m.settings()
 			if d := st.policy.Decide(s.ctx, remote); !d.Allow {
-				return stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation,
-					Text: map[string]string{"": fmt.Sprintf("federation with %s is not allowed", remote)}}
+				return fmt.Errorf("%w: %w: %s", stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation,
+					Text: map[string]string{"": fmt.Sprintf("federation with %s is not allowed", remote)}}, ErrDenied, d)
 			}
 			if st.tls.Mode == starttls.RequiredTrusted {
 				// The handshake checked the header's 'from' at most; every

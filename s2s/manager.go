@@ -414,11 +414,11 @@ func (m *Manager) Reload(s config.S2S) error {
 	return nil
 }
 
-// ErrDenied is wrapped by the reason of a link the policy ended: the Err of
-// the LinkDown event of a link that Reload closed because the new policy
-// denies its remote host, and of the AuthFailed event of a SASL EXTERNAL
-// attempt by a denied host. Bounces for a denied host carry the condition
-// policy-violation.
+// ErrDenied is wrapped by the reason of whatever the policy refused: the
+// Err of a policy-violation bounce of Send, of the LinkDown event of a link
+// that Reload closed because the new policy denies its remote host, and of
+// the AuthFailed event of a dialback or SASL EXTERNAL attempt by a denied
+// host.
 var ErrDenied = errors.New("s2s: denied by policy")
 
 // Shutdown stops the Manager gracefully. Send bounces from then on; every

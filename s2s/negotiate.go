@@ -170,7 +170,7 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 // readFeatures reads <stream:features>; a pre-1.0 peer that sends none is
 // not supported (RFC 6120 requires version 1.0).
 func readFeatures(r *wire.Reader) ([]wire.Feature, error) {
-	e, err := r.Next()
+	e, err := next(r)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +182,7 @@ func startTLS(ctx context.Context, st *settings, conn net.Conn, r *wire.Reader, 
 	if _, err := io.WriteString(conn, starttls.StartTLS); err != nil {
 		return nil, err
 	}
-	e, err := r.Next()
+	e, err := next(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: waiting for <proceed/> from %s: %w", ErrNegotiation, remote, err)
 	}
@@ -220,7 +220,7 @@ func (oc *outConn) authenticate(p pair) error {
 		return err
 	}
 	for {
-		e, err := oc.r.Next()
+		e, err := next(oc.r)
 		if err != nil {
 			return fmt.Errorf("%w: waiting for the dialback answer from %s: %w", ErrNegotiation, p.remote, err)
 		}
@@ -256,7 +256,7 @@ func (oc *outConn) readLoop(m *Manager) {
 	var err error
 	for {
 		var e wire.Element
-		e, err = oc.r.Next()
+		e, err = next(oc.r)
 		if err != nil {
 			break
 		}

@@ -22,10 +22,6 @@ const (
 	stUp                          // authenticated; a writer goroutine runs while there is work
 )
 
-// ErrIdle is the reason (LinkDown's Err) of a link closed because nobody
-// used it for Config.IdleTimeout.
-var ErrIdle = errors.New("s2s: link idle")
-
 // outLink is the outgoing link of one (local, remote) pair: its queue, its
 // retry state and, while up, its stream. Stanzas move from Send to the queue
 // under mu, and from the queue to the stream in the writer goroutine, which
