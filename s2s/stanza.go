@@ -5,8 +5,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmpp-s2s/federation/internal/domain"
@@ -132,35 +134,100 @@ func (b Bounce) Reply() []byte {
 	if s.Type == "error" {
 		return nil
 	}
-	var buf bytes.Buffer
-	buf.WriteString("<")
-	buf.WriteString(s.Name)
-	buf.WriteString(" xmlns='jabber:server'")
-	attr := func(name, value string) {
-		if value == "" {
-			return
-		}
-		buf.WriteString(" ")
-		buf.WriteString(name)
-		buf.WriteString("='")
-		xml.EscapeText(&buf, []byte(value))
-		buf.WriteString("'")
-	}
-	attr("from", s.To)
-	attr("to", s.From)
-	attr("id", s.ID)
-	buf.WriteString(" type='error'><error type='")
-	buf.WriteString(string(errorType(b.Condition)))
-	buf.WriteString("'><")
-	buf.WriteString(string(b.Condition))
-	buf.WriteString(" xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>")
+	se := stanza.Error{Type: errorType(b.Condition), Condition: b.Condition}
 	if b.Text != "" {
-		buf.WriteString("<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>")
-		xml.EscapeText(&buf, []byte(b.Text))
-		buf.WriteString("</text>")
+		se.Text = map[string]string{"": b.Text}
 	}
-	buf.WriteString("</error></")
-	buf.WriteString(s.Name)
-	buf.WriteString(">")
+	start := xml.StartElement{Name: xml.Name{Space: stanza.NSServer, Local: s.Name}}
+	for _, a := range [...]struct{ name, value string }{{"from", s.To}, {"to", s.From}, {"id", s.ID}, {"type", "error"}} {
+		if a.value != "" {
+			start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: a.name}, Value: a.value})
+		}
+	}
+	var buf bytes.Buffer
+	if err := writeTokens(&buf, xmlstream.Wrap(se.TokenReader(), start)); err != nil {
+		// mellium's error element is built from our own values: a
+		// failure here is a bug, not bad input.
+		panic(err)
+	}
 	return buf.Bytes()
+}
+
+// writeTokens writes an element in the form every stanza the Manager makes
+// has: single-quoted attributes, a namespace declared where it changes,
+// empty elements closed in their start tag. encoding/xml's Encoder would
+// declare namespaces with double quotes on every element.
+func writeTokens(buf *bytes.Buffer, tr xml.TokenReader) error {
+	type open struct {
+		name  xml.Name
+		ns    string // the default namespace in scope inside
+		empty bool   // nothing written inside yet: may self-close
+	}
+	var stack []open
+	closeStart := func() {
+		if n := len(stack); n > 0 && stack[n-1].empty {
+			buf.WriteByte('>')
+			stack[n-1].empty = false
+		}
+	}
+	for {
+		tok, err := tr.Token()
+		if err != nil && err != io.EOF {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			closeStart()
+			scope := ""
+			if n := len(stack); n > 0 {
+				scope = stack[n-1].ns
+			}
+			// No namespace means the one in scope, as mellium's
+			// elements (<error/>) are written.
+			ns := t.Name.Space
+			if ns == "" {
+				ns = scope
+			}
+			buf.WriteByte('<')
+			buf.WriteString(t.Name.Local)
+			if ns != scope {
+				buf.WriteString(" xmlns='")
+				xml.EscapeText(buf, []byte(ns))
+				buf.WriteByte('\'')
+			}
+			for _, a := range t.Attr {
+				buf.WriteByte(' ')
+				if a.Name.Space == "http://www.w3.org/XML/1998/namespace" {
+					buf.WriteString("xml:")
+				}
+				buf.WriteString(a.Name.Local)
+				buf.WriteString("='")
+				xml.EscapeText(buf, []byte(a.Value))
+				buf.WriteByte('\'')
+			}
+			stack = append(stack, open{name: t.Name, ns: ns, empty: true})
+		case xml.EndElement:
+			n := len(stack)
+			if n == 0 {
+				return fmt.Errorf("s2s: </%s> without a start", t.Name.Local)
+			}
+			if stack[n-1].empty {
+				buf.WriteString("/>")
+			} else {
+				buf.WriteString("</")
+				buf.WriteString(stack[n-1].name.Local)
+				buf.WriteByte('>')
+			}
+			stack = stack[:n-1]
+		case xml.CharData:
+			closeStart()
+			xml.EscapeText(buf, t)
+		}
+		if err == io.EOF {
+			if len(stack) > 0 {
+				return fmt.Errorf("s2s: <%s> not closed", stack[len(stack)-1].name.Local)
+			}
+			return nil
+		}
+	}
 }
