@@ -130,7 +130,7 @@ func encode(local, from, to, id string, withID bool, typ Type, key string, se *s
 // Domains and ids are returned as written. Unknown attributes and children
 // are ignored; an error answer without a known condition gets
 // undefined-condition. Errors wrap [ErrMalformed], or the reader's error.
-func Decode(start xml.StartElement, r xml.TokenReader) (Element, error) {
+func Decode(r xml.TokenReader, start xml.StartElement) (Element, error) {
 	if start.Name.Space != NS && start.Name.Space != prefix {
 		return nil, fmt.Errorf("%w: namespace %q", ErrMalformed, start.Name.Space)
 	}

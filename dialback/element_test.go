@@ -36,7 +36,7 @@ func decodeFirst(t testing.TB, body string) (Element, *xml.Decoder, error) {
 			t.Fatalf("no element in %q: %v", body, err)
 		}
 		if start, ok := tok.(xml.StartElement); ok {
-			el, err := Decode(start, d)
+			el, err := Decode(d, start)
 			return el, d, err
 		}
 	}
@@ -171,7 +171,7 @@ func TestDecodeUndeclaredPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Decode(tok.(xml.StartElement), d)
+	got, err := Decode(d, tok.(xml.StartElement))
 	want := Result{From: "a.example", To: "b.example", Key: "k"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %#v, %v", got, err)
@@ -183,7 +183,7 @@ func TestDecodeInner(t *testing.T) {
 	d := xml.NewDecoder(strings.NewReader(header + "<db:verify from='a.example' to='b.example' id='i'>k</db:verify>"))
 	d.Token()
 	tok, _ := d.Token()
-	got, err := Decode(tok.(xml.StartElement), xmlstream.Inner(d))
+	got, err := Decode(xmlstream.Inner(d), tok.(xml.StartElement))
 	want := Verify{From: "a.example", To: "b.example", ID: "i", Key: "k"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %#v, %v", got, err)
@@ -217,7 +217,7 @@ func TestDecodeReaderError(t *testing.T) {
 	start := xml.StartElement{Name: xml.Name{Space: NS, Local: "result"}, Attr: []xml.Attr{
 		{Name: xml.Name{Local: "from"}, Value: "a.example"}, {Name: xml.Name{Local: "to"}, Value: "b.example"}}}
 	r := xmlstream.ReaderFunc(func() (xml.Token, error) { return nil, boom })
-	if _, err := Decode(start, r); !errors.Is(err, boom) {
+	if _, err := Decode(r, start); !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want boom", err)
 	}
 }
@@ -238,7 +238,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil || !ok {
 			return
 		}
-		el, err := Decode(start, d)
+		el, err := Decode(d, start)
 		if err != nil {
 			return
 		}

@@ -100,7 +100,7 @@ func ExampleDecode() {
 		if !ok || start.Name.Space != dialback.NS {
 			continue
 		}
-		el, err := dialback.Decode(start, d)
+		el, err := dialback.Decode(d, start)
 		if r, ok := el.(dialback.Result); ok && err == nil {
 			fmt.Println(r.From, r.Type, r.Err.Condition)
 		}

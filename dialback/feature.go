@@ -41,7 +41,7 @@ func (f Feature) WriteXML(w xmlstream.TokenWriter) (int, error) {
 // has already read from a <stream:features/> list, reading the rest of it
 // from r (as [Decode] does). Unknown children are ignored.
 // Errors wrap [ErrMalformed] or the reader's error.
-func ParseFeature(start xml.StartElement, r xml.TokenReader) (Feature, error) {
+func ParseFeature(r xml.TokenReader, start xml.StartElement) (Feature, error) {
 	if start.Name.Space != FeatureNS || start.Name.Local != "dialback" {
 		return Feature{}, fmt.Errorf("%w: not a dialback feature: {%s}%s", ErrMalformed, start.Name.Space, start.Name.Local)
 	}

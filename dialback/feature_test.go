@@ -37,7 +37,7 @@ func parseFeatureString(t testing.TB, s string) (Feature, error) {
 			t.Fatalf("no element in %q: %v", s, err)
 		}
 		if start, ok := tok.(xml.StartElement); ok {
-			return ParseFeature(start, d)
+			return ParseFeature(d, start)
 		}
 	}
 }
@@ -80,7 +80,7 @@ func FuzzParseFeature(f *testing.F) {
 		if err != nil || !ok {
 			return
 		}
-		got, err := ParseFeature(start, d)
+		got, err := ParseFeature(d, start)
 		if err != nil {
 			return
 		}

@@ -297,7 +297,7 @@ func (s *testServer) serve(c net.Conn) {
 			}
 			return nil
 		}
-		el, err := Decode(start, st.d)
+		el, err := Decode(st.d, start)
 		if err != nil {
 			return err
 		}
@@ -381,7 +381,7 @@ func (s *testServer) connect(ctx context.Context, remote string, keys KeySource,
 	go func() {
 		defer close(o.done)
 		err := st.each(func(start xml.StartElement) error {
-			el, err := Decode(start, st.d)
+			el, err := Decode(st.d, start)
 			if err != nil {
 				return err
 			}

@@ -300,7 +300,7 @@ func decodeDialback(e wire.Element) (dialback.Element, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: no start element", dialback.ErrMalformed)
 	}
-	return dialback.Decode(start, tr)
+	return dialback.Decode(tr, start)
 }
 
 // encode serialises an element that writes itself as tokens.
