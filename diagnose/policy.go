@@ -18,7 +18,7 @@ func (p *probe) policy(ctx context.Context) {
 		if t, err = policy.New(rules); err == nil {
 			d := t.Decide(ctx, p.remote)
 			c.Detail = d.String()
-			if !d.Allow {
+			if !d.Allowed() {
 				c.Status = Failure
 				c.Advice = fmt.Sprintf("Our own policy refuses %s: add {host = %q, policy = \"allow\"} to host_policy if it should federate.", p.remote, p.remote)
 			}

@@ -49,19 +49,23 @@ type Decision struct {
 	// Host is the normalised host the decision is about, or the name as
 	// given when it could not be normalised.
 	Host string
-	// Allow reports whether links to and from Host may be used.
-	Allow bool
+	// Action says whether links to and from Host may be used: Allow or
+	// Deny (the zero value).
+	Action Action
 	// Rule is why.
 	Rule Rule
 	// Err explains an InvalidHost or Failed decision; nil otherwise.
 	Err error
 }
 
+// Allowed reports whether the decision allows links with Host.
+func (d Decision) Allowed() bool { return d.Action == Allow }
+
 // String describes the decision for a log line, e.g.
 // `deny "bad.example" (host rule)`.
 func (d Decision) String() string {
 	verdict := "deny"
-	if d.Allow {
+	if d.Allowed() {
 		verdict = "allow"
 	}
 	if d.Err != nil {

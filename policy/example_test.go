@@ -18,7 +18,12 @@ host_policy = [{host = "Bücher.Example.", policy = "allow"}]
 		fmt.Println(err)
 		return
 	}
-	p, err := policy.FromConfig(c)
+	rules, err := policy.RulesFromConfig(c)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	p, err := policy.New(rules)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -43,7 +48,11 @@ func ExampleFunc() {
 	// A host server's own rule: federate with any subdomain of a partner.
 	var p policy.Policy = policy.Func(func(ctx context.Context, host string) policy.Decision {
 		ok := host == "partner.example" || strings.HasSuffix(host, ".partner.example")
-		return policy.Decision{Host: host, Allow: ok, Rule: policy.HostRule}
+		d := policy.Decision{Host: host, Action: policy.Deny, Rule: policy.HostRule}
+		if ok {
+			d.Action = policy.Allow
+		}
+		return d
 	})
 	fmt.Println(p.Decide(context.Background(), "chat.partner.example"))
 	// Output:

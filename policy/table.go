@@ -53,7 +53,8 @@ func New(r Rules) (*Table, error) {
 }
 
 // RulesFromConfig turns the default_policy and host_policy of a parsed [s2s]
-// section into Rules.
+// section into Rules, for New and, on reload, Replace (so that whoever
+// holds the Table sees the new rules).
 func RulesFromConfig(c config.S2S) (Rules, error) {
 	def, err := ParseAction(c.DefaultPolicy)
 	if err != nil {
@@ -73,17 +74,6 @@ func RulesFromConfig(c config.S2S) (Rules, error) {
 		r.Hosts[h.Host] = a
 	}
 	return r, nil
-}
-
-// FromConfig returns a Table holding the rules of a parsed [s2s] section.
-// On reload, call RulesFromConfig and Replace instead, so that links keep
-// the Table they hold.
-func FromConfig(c config.S2S) (*Table, error) {
-	r, err := RulesFromConfig(c)
-	if err != nil {
-		return nil, err
-	}
-	return New(r)
 }
 
 // Replace swaps in a new rule set atomically. On error the Table keeps its
@@ -138,7 +128,7 @@ func (t *Table) Decide(_ context.Context, host string) Decision {
 		return Decision{Host: h, Rule: DefaultRule}
 	}
 	if a, ok := cur.hosts[h]; ok {
-		return Decision{Host: h, Allow: a == Allow, Rule: HostRule}
+		return Decision{Host: h, Action: a, Rule: HostRule}
 	}
-	return Decision{Host: h, Allow: cur.def == Allow, Rule: DefaultRule}
+	return Decision{Host: h, Action: cur.def, Rule: DefaultRule}
 }

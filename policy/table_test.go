@@ -27,20 +27,20 @@ func TestDecide(t *testing.T) {
 		want  Decision
 	}{
 		// Default deny with allow entries; IDN, case and trailing dot.
-		{denyByDefault, "bücher.example", Decision{Host: "xn--bcher-kva.example", Allow: true, Rule: HostRule}},
-		{denyByDefault, "xn--bcher-kva.example", Decision{Host: "xn--bcher-kva.example", Allow: true, Rule: HostRule}},
-		{denyByDefault, "XN--BCHER-KVA.EXAMPLE.", Decision{Host: "xn--bcher-kva.example", Allow: true, Rule: HostRule}},
-		{denyByDefault, "BÜCHER.example", Decision{Host: "xn--bcher-kva.example", Allow: true, Rule: HostRule}},
-		{denyByDefault, "friend.example", Decision{Host: "friend.example", Allow: true, Rule: HostRule}},
-		{denyByDefault, "FRIEND.example.", Decision{Host: "friend.example", Allow: true, Rule: HostRule}},
+		{denyByDefault, "bücher.example", Decision{Host: "xn--bcher-kva.example", Action: Allow, Rule: HostRule}},
+		{denyByDefault, "xn--bcher-kva.example", Decision{Host: "xn--bcher-kva.example", Action: Allow, Rule: HostRule}},
+		{denyByDefault, "XN--BCHER-KVA.EXAMPLE.", Decision{Host: "xn--bcher-kva.example", Action: Allow, Rule: HostRule}},
+		{denyByDefault, "BÜCHER.example", Decision{Host: "xn--bcher-kva.example", Action: Allow, Rule: HostRule}},
+		{denyByDefault, "friend.example", Decision{Host: "friend.example", Action: Allow, Rule: HostRule}},
+		{denyByDefault, "FRIEND.example.", Decision{Host: "friend.example", Action: Allow, Rule: HostRule}},
 		{denyByDefault, "foe.example", Decision{Host: "foe.example", Rule: HostRule}},
 		{denyByDefault, "stranger.example", Decision{Host: "stranger.example", Rule: DefaultRule}},
 		// Exact match only: a subdomain is another host.
 		{denyByDefault, "sub.friend.example", Decision{Host: "sub.friend.example", Rule: DefaultRule}},
 		// The reverse: default allow with deny entries.
 		{allowByDefault, "Bücher.Example", Decision{Host: "xn--bcher-kva.example", Rule: HostRule}},
-		{allowByDefault, "friend.example", Decision{Host: "friend.example", Allow: true, Rule: HostRule}},
-		{allowByDefault, "Stranger.Example.", Decision{Host: "stranger.example", Allow: true, Rule: DefaultRule}},
+		{allowByDefault, "friend.example", Decision{Host: "friend.example", Action: Allow, Rule: HostRule}},
+		{allowByDefault, "Stranger.Example.", Decision{Host: "stranger.example", Action: Allow, Rule: DefaultRule}},
 		// No rules at all: the zero Rules deny.
 		{Rules{}, "anyone.example", Decision{Host: "anyone.example", Rule: DefaultRule}},
 	} {
@@ -66,7 +66,7 @@ func TestDecideInvalidHost(t *testing.T) {
 	for i, host := range []string{"", "exa mple.org", "192.0.2.1", "[::1]", "a..b", "under_score.example"} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			d := tab.Decide(context.Background(), host)
-			if d.Allow || d.Rule != InvalidHost || d.Host != host {
+			if d.Allowed() || d.Rule != InvalidHost || d.Host != host {
 				t.Fatalf("Decide(%q) = %v, want an invalid-host denial", host, d)
 			}
 			if !errors.Is(d.Err, ErrInvalidHost) || !errors.Is(d.Err, domain.ErrInvalid) {
@@ -119,7 +119,7 @@ func TestReplaceKeepsOldRulesOnError(t *testing.T) {
 	if err := tab.Replace(Rules{Hosts: map[string]Action{"a b": Allow}}); !errors.Is(err, ErrInvalidHost) {
 		t.Fatalf("Replace error = %v, want ErrInvalidHost", err)
 	}
-	if d := tab.Decide(context.Background(), "stranger.example"); !d.Allow {
+	if d := tab.Decide(context.Background(), "stranger.example"); !d.Allowed() {
 		t.Fatalf("after a failed Replace, Decide = %v, want the old default allow", d)
 	}
 	if err := tab.Replace(Rules{Default: Deny, Hosts: map[string]Action{"Friend.Example": Allow}}); err != nil {
@@ -130,7 +130,7 @@ func TestReplaceKeepsOldRulesOnError(t *testing.T) {
 		t.Fatalf("Rules after Replace = %+v", r)
 	}
 	r.Hosts["friend.example"] = Deny // a copy: the table must not change
-	if d := tab.Decide(context.Background(), "friend.example"); !d.Allow {
+	if d := tab.Decide(context.Background(), "friend.example"); !d.Allowed() {
 		t.Fatalf("modifying Rules() changed the table: %v", d)
 	}
 }
@@ -145,7 +145,7 @@ func TestReplaceWhileDeciding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantA := Decision{Host: "friend.example", Allow: true, Rule: HostRule}
+	wantA := Decision{Host: "friend.example", Action: Allow, Rule: HostRule}
 	wantB := Decision{Host: "friend.example", Rule: DefaultRule}
 
 	stop := make(chan struct{})
@@ -191,7 +191,17 @@ func TestReplaceWhileDeciding(t *testing.T) {
 	}
 }
 
-func TestFromConfig(t *testing.T) {
+// fromConfig is the two steps a host takes: rules from the section, then
+// a Table holding them.
+func fromConfig(c config.S2S) (*Table, error) {
+	r, err := RulesFromConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return New(r)
+}
+
+func TestRulesFromConfig(t *testing.T) {
 	c, err := config.Parse("s2s.toml", []byte(`
 default_policy = "deny"
 host_policy = [
@@ -202,7 +212,7 @@ host_policy = [
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := FromConfig(c)
+	tab, err := fromConfig(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +220,7 @@ host_policy = [
 		host string
 		want Decision
 	}{
-		{"good.example", Decision{Host: "good.example", Allow: true, Rule: HostRule}},
+		{"good.example", Decision{Host: "good.example", Action: Allow, Rule: HostRule}},
 		{"bad.example", Decision{Host: "bad.example", Rule: HostRule}},
 		{"other.example", Decision{Host: "other.example", Rule: DefaultRule}},
 	} {
@@ -222,11 +232,11 @@ host_policy = [
 	}
 
 	// The defaults of an empty section allow everyone.
-	tab, err = FromConfig(config.Default())
+	tab, err = fromConfig(config.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := tab.Decide(context.Background(), "anyone.example"); !d.Allow || d.Rule != DefaultRule {
+	if d := tab.Decide(context.Background(), "anyone.example"); !d.Allowed() || d.Rule != DefaultRule {
 		t.Fatalf("default config: Decide = %v, want allow by default", d)
 	}
 }
@@ -244,9 +254,9 @@ func TestRulesFromConfigErrors(t *testing.T) {
 			`host_policy[1]: policy: duplicate host "a.example"`},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			_, err := FromConfig(tc.c)
+			_, err := RulesFromConfig(tc.c)
 			if err == nil || err.Error() != tc.err || !errors.Is(err, tc.is) {
-				t.Fatalf("FromConfig error = %v, want %s wrapping %v", err, tc.err, tc.is)
+				t.Fatalf("RulesFromConfig error = %v, want %s wrapping %v", err, tc.err, tc.is)
 			}
 		})
 	}
@@ -264,7 +274,7 @@ func TestStrings(t *testing.T) {
 		{InvalidHost.String(), "invalid host"},
 		{Failed.String(), "failed"},
 		{Rule(9).String(), "Rule(9)"},
-		{Decision{Host: "a.example", Allow: true, Rule: HostRule}.String(), `allow "a.example" (host rule)`},
+		{Decision{Host: "a.example", Action: Allow, Rule: HostRule}.String(), `allow "a.example" (host rule)`},
 		{Decision{Host: "b.example", Rule: DefaultRule}.String(), `deny "b.example" (default rule)`},
 		{Decision{Host: "c.example", Rule: Failed, Err: errors.New("db down")}.String(), `deny "c.example" (failed: db down)`},
 	} {
@@ -305,17 +315,17 @@ func TestFunc(t *testing.T) {
 		if host == "down.example" {
 			return Decision{Host: host, Rule: Failed, Err: lookupFailed}
 		}
-		return Decision{Host: host, Allow: true, Rule: HostRule}
+		return Decision{Host: host, Action: Allow, Rule: HostRule}
 	})
-	if d := p.Decide(context.Background(), "up.example"); !d.Allow {
+	if d := p.Decide(context.Background(), "up.example"); !d.Allowed() {
 		t.Fatalf("Decide = %v, want allow", d)
 	}
-	if d := p.Decide(context.Background(), "down.example"); d.Allow || !errors.Is(d.Err, lookupFailed) {
+	if d := p.Decide(context.Background(), "down.example"); d.Allowed() || !errors.Is(d.Err, lookupFailed) {
 		t.Fatalf("Decide = %v, want a failed denial", d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if d := p.Decide(ctx, "up.example"); d.Allow || !errors.Is(d.Err, context.Canceled) {
+	if d := p.Decide(ctx, "up.example"); d.Allowed() || !errors.Is(d.Err, context.Canceled) {
 		t.Fatalf("Decide with a cancelled context = %v, want a failed denial", d)
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/dialback"
-	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/policy"
 	"github.com/xmpp-s2s/federation/resolver"
 	"github.com/xmpp-s2s/federation/starttls"
@@ -185,10 +184,6 @@ type Config struct {
 	// from that address get the same answer without asking again. 0 means
 	// DefaultDialbackFailureTTL; negative remembers nothing.
 	DialbackFailureTTL time.Duration
-
-	// Limits bound what one peer can make a stream reader hold; the zero
-	// value means wire.DefaultLimits.
-	limits wire.Limits
 
 	// clock is replaced by tests.
 	clock clock

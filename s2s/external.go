@@ -228,7 +228,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 		}
 		return refuse(saslext.NotAuthorized, "", fmt.Errorf("%w: %w", ErrAuth, err))
 	}
-	if d := st.policy.Decide(s.ctx, s.peer); !d.Allow {
+	if d := st.policy.Decide(s.ctx, s.peer); !d.Allowed() {
 		return refuse(saslext.NotAuthorized, fmt.Sprintf("federation with %s is not allowed", s.peer),
 			fmt.Errorf("%w: %s", ErrDenied, d))
 	}

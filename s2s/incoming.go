@@ -442,7 +442,7 @@ func (s *inStream) inbound() dialback.Inbound {
 		IsLocal: m.cfg.IsLocal,
 		Allow: func(remote string) error {
 			st := m.settings()
-			if d := st.policy.Decide(s.ctx, remote); !d.Allow {
+			if d := st.policy.Decide(s.ctx, remote); !d.Allowed() {
 				return fmt.Errorf("%w: %w: %s", stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation,
 					Text: map[string]string{"": fmt.Sprintf("federation with %s is not allowed", remote)}}, ErrDenied, d)
 			}
@@ -706,7 +706,7 @@ func (s *inStream) infos() []LinkInfo {
 // records the reason for the stream's LinkDown events (Reload closes it).
 func (s *inStream) deniedBy(st *settings) (stream.Error, bool) {
 	for _, info := range s.infos() {
-		if d := st.policy.Decide(s.ctx, info.Remote); !d.Allow {
+		if d := st.policy.Decide(s.ctx, info.Remote); !d.Allowed() {
 			text := fmt.Sprintf("federation with %s is no longer allowed", info.Remote)
 			s.wmu.Lock()
 			if !s.closed {

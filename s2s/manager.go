@@ -98,7 +98,6 @@ func New(c Config) (*Manager, error) {
 		cfg:       c,
 		log:       c.Logger,
 		clock:     c.clock,
-		limits:    c.limits,
 		out:       make(map[pair]*outLink),
 		in:        make(map[*inStream]struct{}),
 		listeners: make(map[net.Listener]struct{}),
@@ -110,10 +109,10 @@ func New(c Config) (*Manager, error) {
 	if m.clock == nil {
 		m.clock = realClock{}
 	}
-	if m.limits == (wire.Limits{}) {
-		m.limits = wire.DefaultLimits
-		m.limits.MaxDepth = c.MaxDepth
-	}
+	// What an outgoing stream's peer may make our reader hold; incoming
+	// streams take max_stanza_size from the settings (inLimits).
+	m.limits = wire.DefaultLimits
+	m.limits.MaxDepth = c.MaxDepth
 	st, err := c.newSettings(c.S2S, nil)
 	if err != nil {
 		return nil, err
@@ -183,7 +182,7 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 		return nil
 	}
 	st := m.settings()
-	if d := st.policy.Decide(ctx, remote); !d.Allow {
+	if d := st.policy.Decide(ctx, remote); !d.Allowed() {
 		m.bounce(s, stanza.PolicyViolation, fmt.Sprintf("federation with %s is not allowed (%s)", remote, d),
 			&StepError{Step: StepPolicy, Err: fmt.Errorf("%w: %s", ErrDenied, d)})
 		return nil
@@ -379,7 +378,7 @@ func (m *Manager) Reload(s config.S2S) error {
 	m.mu.Lock()
 	var outs []*outLink
 	for p, l := range m.out {
-		if !st.policy.Decide(m.ctx, p.remote).Allow {
+		if !st.policy.Decide(m.ctx, p.remote).Allowed() {
 			outs = append(outs, l)
 		}
 	}

@@ -100,7 +100,7 @@ func (k keySource) Key(receiving, originating, streamID string) (string, error) 
 func (s *Server) decide(base policy.Policy) func(context.Context, string) policy.Decision {
 	return func(ctx context.Context, host string) policy.Decision {
 		if Dialback(s.dialback.Load()) == DialbackDeny {
-			return policy.Decision{Host: host, Allow: false, Rule: policy.HostRule}
+			return policy.Decision{Host: host, Action: policy.Deny, Rule: policy.HostRule}
 		}
 		return base.Decide(ctx, host)
 	}

@@ -165,7 +165,11 @@ func NewServer(t TB, domainName string, opts ...Option) *Server {
 	for h, a := range o.peers {
 		s.AddPeer(h, a)
 	}
-	table, err := policy.FromConfig(o.s2s)
+	rules, err := policy.RulesFromConfig(o.s2s)
+	var table *policy.Table
+	if err == nil {
+		table, err = policy.New(rules)
+	}
 	if err != nil {
 		t.Fatalf("s2stest: %v", err)
 		return nil
