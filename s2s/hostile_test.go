@@ -267,3 +267,23 @@ func TestLimitsAdvertised(t *testing.T) {
 		})
 	}
 }
+
+// TestTextBeforeHeader: bytes that are not XML where the stream header
+// should be get not-well-formed at once, not after the negotiation timeout
+// (set here far beyond the test's wait).
+func TestTextBeforeHeader(t *testing.T) {
+	for i, in := range []string{"hello\n", "<?xml version='1.0'?>hello"} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			b := newNode(t, listen(t), []string{"b.test"}, nil, withConfig(func(c *Config) { c.NegotiationTimeout = time.Hour }))
+			p := dialHostile(t, b, "")
+			p.write(in)
+			if _, err := p.r.ReadHeader(); err != nil {
+				t.Fatalf("our header: %v", err)
+			}
+			if cond := p.streamError(); cond != "not-well-formed" {
+				t.Fatalf("stream error %q", cond)
+			}
+			p.expectClosed()
+		})
+	}
+}

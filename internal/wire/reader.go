@@ -121,6 +121,21 @@ func (r *Reader) ReadHeader() (Header, error) {
 
 func (r *Reader) readHeader() (Header, error) {
 	for first := true; ; first = false {
+		// encoding/xml returns text only once it sees the '<' after it,
+		// and a peer that sent "hello\n" may send nothing more: look at
+		// the bytes ourselves, so that text fails as soon as it arrives.
+		skipped, err := r.skipSpace()
+		if err != nil {
+			return Header{}, r.classify(err)
+		}
+		if skipped {
+			first = false // the declaration may only come first
+		}
+		if c, err := r.src.peek(); err != nil {
+			return Header{}, r.classify(err)
+		} else if c != '<' {
+			return Header{}, streamErr(stream.NotWellFormed, "text before the stream header")
+		}
 		tok, err := r.dec.RawToken()
 		if err != nil {
 			return Header{}, r.classify(err)
@@ -145,6 +160,19 @@ func (r *Reader) readHeader() (Header, error) {
 		case xml.StartElement:
 			return r.header1(t)
 		}
+	}
+}
+
+// skipSpace consumes whitespace before a token of the prologue. The
+// decoder then starts each token at a '<' it has not read ahead of.
+func (r *Reader) skipSpace() (skipped bool, err error) {
+	for {
+		c, err := r.src.peek()
+		if err != nil || !isSpaceByte(c) {
+			return skipped, err
+		}
+		r.src.ReadByte()
+		skipped = true
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"mellium.im/xmpp/stream"
 )
@@ -348,5 +349,37 @@ func TestBufferShrinks(t *testing.T) {
 	}
 	if len(r.src.buf) > initialBufSize {
 		t.Fatalf("buffer stayed at %d bytes", len(r.src.buf))
+	}
+}
+
+// TestReadHeaderTextAtOnce: text where the stream header should be is
+// not-well-formed as soon as it arrives, not when a '<' or the end of the
+// connection finally comes (the peer may send neither).
+func TestReadHeaderTextAtOnce(t *testing.T) {
+	for i, in := range []string{
+		"hello\n",
+		"  \r\n hello",
+		"<?xml version='1.0'?>hello",
+		"<?xml version='1.0'?>\n x",
+		"\n<?xml version='1.0'?>", // a declaration that is not first
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			go pw.Write([]byte(in)) // and nothing more: the connection stays open
+			done := make(chan error, 1)
+			go func() {
+				_, err := NewReader(pr, DefaultLimits).ReadHeader()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if c := condOf(err); c != "not-well-formed" && c != "restricted-xml" {
+					t.Fatalf("ReadHeader(%q) = %v, want not-well-formed", in, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("ReadHeader(%q) still waiting for more bytes", in)
+			}
+		})
 	}
 }
