@@ -92,6 +92,17 @@ func (p *Pairs) Has(from, to string) bool {
 	return ok
 }
 
+// Clone returns a copy of the set, which changes apart from p from then on:
+// for a verification that must not touch the stream's set until its
+// stream is known to be still the one it was asked on.
+func (p *Pairs) Clone() *Pairs {
+	c := new(Pairs)
+	if m := p.set.Load(); m != nil {
+		c.set.Store(m) // the maps are never changed once stored
+	}
+	return c
+}
+
 // Len returns the number of authenticated pairs.
 func (p *Pairs) Len() int { return len(p.load()) }
 

@@ -100,3 +100,25 @@ func BenchmarkPairsHas(b *testing.B) {
 		p.Has("remote.example", "local.example")
 	}
 }
+
+// TestPairsClone: a clone starts with the pairs and then goes its own way.
+func TestPairsClone(t *testing.T) {
+	var p Pairs
+	if err := p.Add("a.example", "b.example"); err != nil {
+		t.Fatal(err)
+	}
+	c := p.Clone()
+	if err := c.Add("c.example", "b.example"); err != nil {
+		t.Fatal(err)
+	}
+	p.Remove("a.example", "b.example")
+	if !c.Has("a.example", "b.example") || !c.Has("c.example", "b.example") || c.Len() != 2 {
+		t.Errorf("clone lost pairs: len %d", c.Len())
+	}
+	if p.Has("c.example", "b.example") || p.Len() != 0 {
+		t.Errorf("original changed with its clone: len %d", p.Len())
+	}
+	if (new(Pairs)).Clone().Len() != 0 {
+		t.Error("clone of an empty set is not empty")
+	}
+}

@@ -241,6 +241,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 		return false, net.ErrClosed
 	}
 	s.saslDone = true
+	s.endEpoch() // what was asked before <success/> is not answered after it
 	if err := s.write([]byte(saslext.Success)); err != nil {
 		return false, err
 	}

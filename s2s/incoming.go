@@ -39,10 +39,10 @@ type inStream struct {
 	// (Reload's policy), which the reader reports instead of the closed
 	// connection.
 	why error
+	ep  *epoch // the stream in progress; nil during a restart (guarded by wmu)
 
 	pairs  dialback.Pairs
 	authed atomic.Bool
-	id     string
 	local  string // the 'to' of the stream header, normalised
 	peer   string // the 'from' of the stream header, normalised; may be ""
 	tls    tls.ConnectionState
@@ -61,6 +61,40 @@ type inStream struct {
 	key     addrKey // what the stream is counted under, when counted
 
 	began time.Time // when the connection was accepted, for Event.Setup
+}
+
+// epoch is one stream of a connection, between two restarts (STARTTLS,
+// SASL): its id and a context that ends with it. A dialback verification
+// carries the epoch it was asked on, so that it uses that stream's id
+// without racing the restart that replaces it, and so that its answer dies
+// with its stream instead of reaching the next one (a request made in
+// plaintext must never be answered, or authenticate a pair, under TLS).
+type epoch struct {
+	id     string
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// beginEpoch starts the epoch of a new stream header.
+func (s *inStream) beginEpoch() *epoch {
+	ep := &epoch{id: newStreamID()}
+	ep.ctx, ep.cancel = context.WithCancel(s.ctx)
+	s.wmu.Lock()
+	s.ep = ep
+	s.wmu.Unlock()
+	return ep
+}
+
+// endEpoch ends the current stream before a restart: before <proceed/> or
+// <success/> is written, so that nothing of the old stream follows them.
+func (s *inStream) endEpoch() {
+	s.wmu.Lock()
+	ep := s.ep
+	s.ep = nil
+	s.wmu.Unlock()
+	if ep != nil {
+		ep.cancel()
+	}
 }
 
 type inLink struct {
@@ -189,14 +223,14 @@ func (s *inStream) run() error {
 		if err := s.checkDirectPeer(st, h); err != nil {
 			return err
 		}
-		s.id = newStreamID()
-		if err := s.write(headerBytes(wire.Header{From: s.local, To: h.From, ID: s.id})); err != nil {
+		ep := s.beginEpoch()
+		if err := s.write(headerBytes(wire.Header{From: s.local, To: h.From, ID: ep.id})); err != nil {
 			return err
 		}
 		if err := s.writeFeatures(st, secured); err != nil {
 			return err
 		}
-		restart, err := s.read(r, secured, h.From)
+		restart, err := s.read(r, ep, secured, h.From)
 		if err != nil || !restart {
 			return err
 		}
@@ -296,7 +330,7 @@ var (
 
 // read handles the elements of one stream (between two restarts). It returns
 // restart=true after a successful STARTTLS.
-func (s *inStream) read(r *wire.Reader, secured bool, from string) (restart bool, err error) {
+func (s *inStream) read(r *wire.Reader, ep *epoch, secured bool, from string) (restart bool, err error) {
 	m := s.m
 	in := s.inbound()
 	// Moving the read deadline costs a timer update under the poller's
@@ -346,7 +380,7 @@ func (s *inStream) read(r *wire.Reader, secured bool, from string) (restart bool
 
 		switch {
 		case e.Name.Space == dialback.NS:
-			if err := s.dialback(in, e); err != nil {
+			if err := s.dialback(in, ep, e); err != nil {
 				return false, err
 			}
 		case e.Name.Space == saslext.NS:
@@ -411,6 +445,7 @@ func (s *inStream) startTLS(st *settings, r *wire.Reader, from string) error {
 		s.closeStream(nil)
 		return err
 	}
+	s.endEpoch()
 	if err := s.write([]byte(starttls.Proceed)); err != nil {
 		return err
 	}
@@ -500,7 +535,7 @@ func checkNames(from, to string) (pair, error) {
 	return pair{local: t, remote: f}, nil
 }
 
-func (s *inStream) dialback(in dialback.Inbound, e wire.Element) error {
+func (s *inStream) dialback(in dialback.Inbound, ep *epoch, e wire.Element) error {
 	el, err := decodeDialback(e)
 	if err != nil {
 		return s.fail(stream.BadFormat, domain.ClipText(err.Error()))
@@ -545,7 +580,7 @@ func (s *inStream) dialback(in dialback.Inbound, e wire.Element) error {
 			return nil // a repeat: answered with the request it repeats
 		}
 		// The verification asks another server: do not hold up the stream.
-		s.m.spawnAlways(func() { s.handleResult(in, k, el) })
+		s.m.spawnAlways(func() { s.handleResult(in, ep, k, el) })
 	}
 	return nil
 }
@@ -576,10 +611,18 @@ func (s *inStream) endPending(k pendingKey) int {
 	return 1 + n
 }
 
-func (s *inStream) handleResult(in dialback.Inbound, k pendingKey, r dialback.Result) {
+func (s *inStream) handleResult(in dialback.Inbound, ep *epoch, k pendingKey, r dialback.Result) {
 	m := s.m
-	ans, err := in.Handle(s.ctx, s.id, &s.pairs, r)
+	// The verification works on a copy of the stream's pairs; the pair
+	// joins the stream's own set only if its stream is still the one it
+	// was asked on (commit).
+	pairs := s.pairs.Clone()
+	ans, err := in.Handle(ep.ctx, ep.id, pairs, r)
 	n := s.endPending(k)
+	if !s.commit(ep, err == nil, k.p) {
+		m.log.Info("s2s: dropped a dialback answer: its stream restarted or ended", "from", k.p.remote, "to", k.p.local)
+		return
+	}
 	if err == nil {
 		// Register the link before the peer learns it may send, so that
 		// its first stanzas are counted and LinkUp comes before them.
@@ -588,7 +631,7 @@ func (s *inStream) handleResult(in dialback.Inbound, k pendingKey, r dialback.Re
 		}
 	}
 	// One answer per request, repeats included, as the peer may count them.
-	if werr := s.write(bytes.Repeat(encode(ans), n)); werr != nil {
+	if werr := s.writeIn(ep, bytes.Repeat(encode(ans), n)); werr != nil {
 		return
 	}
 	if err != nil {
@@ -602,6 +645,34 @@ func (s *inStream) handleResult(in dialback.Inbound, k pendingKey, r dialback.Re
 		}
 		return
 	}
+}
+
+// commit reports whether ep is still the stream in progress and, when
+// valid, adds p to the stream's authenticated pairs in the same step, so
+// that no restart can come between the check and the pair. A stream with a
+// pair refuses STARTTLS, so the pair stays with this stream.
+func (s *inStream) commit(ep *epoch, valid bool, p pair) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.ep != ep || s.closed {
+		return false
+	}
+	if valid {
+		s.pairs.Add(p.remote, p.local) // normalised already: cannot fail
+	}
+	return true
+}
+
+// writeIn writes b if ep is still the stream in progress.
+func (s *inStream) writeIn(ep *epoch, b []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed || s.ep != ep {
+		return net.ErrClosed
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
+	_, err := s.conn.Write(b)
+	return err
 }
 
 // pairUp records a pair dialback authenticated; false when the stream
