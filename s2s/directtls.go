@@ -126,14 +126,14 @@ func (s *inStream) acceptDirect(st *settings) (bool, error) {
 		s.dropConn()
 		return false, err
 	}
-	tc := tls.Server(raw, cfg)
 	ctx, cancel := context.WithTimeout(s.ctx, s.m.cfg.NegotiationTimeout)
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	tc, state, err := s.m.secure(ctx, raw, cfg, false)
+	if err != nil {
 		s.dropConn()
 		return false, fmt.Errorf("direct TLS handshake with %s: %w", raw.RemoteAddr(), err)
 	}
-	s.setConn(s.m.tapped(tc), tc.ConnectionState())
+	s.setConn(tc, state)
 	s.direct = true
 	return true, nil
 }

@@ -449,20 +449,14 @@ func (s *inStream) startTLS(st *settings, r *wire.Reader, from string) error {
 	if err := s.write([]byte(starttls.Proceed)); err != nil {
 		return err
 	}
-	tc := tls.Server(s.conn, cfg)
 	ctx, cancel := context.WithTimeout(s.ctx, s.m.cfg.NegotiationTimeout)
 	defer cancel()
-	if err := handshake(ctx, tc); err != nil {
-		s.wmu.Lock()
-		s.closed = true
-		s.conn.Close()
-		s.wmu.Unlock()
+	tc, state, err := s.m.secure(ctx, s.conn, cfg, false)
+	if err != nil {
+		s.dropConn()
 		return fmt.Errorf("TLS handshake with %s: %w", s.conn.RemoteAddr(), err)
 	}
-	s.wmu.Lock()
-	s.conn = s.m.tapped(tc)
-	s.tls = tc.ConnectionState()
-	s.wmu.Unlock()
+	s.setConn(tc, state)
 	return nil
 }
 

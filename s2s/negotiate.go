@@ -91,11 +91,10 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		if err != nil {
 			return nil, atStep(StepTLS, err)
 		}
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
+		if conn, state, err = m.secure(ctx, conn, cfg, true); err != nil {
 			return nil, atStep(StepTLS, fmt.Errorf("%w: direct TLS with %s: %w", ErrNegotiation, p.remote, err))
 		}
-		conn, secured, state = m.tapped(tc), true, tc.ConnectionState()
+		secured = true
 	}
 	for {
 		if err := wire.WriteHeader(conn, wire.Header{From: p.local, To: p.remote}); err != nil {
@@ -126,11 +125,10 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 				return nil, atStep(StepTLS, fmt.Errorf("%w: %s: %w", ErrNegotiation, p.remote, err))
 			}
 			if start {
-				tc, err := startTLS(ctx, st, conn, r, p.remote)
-				if err != nil {
+				if conn, state, err = m.startTLS(ctx, st, conn, r, p.remote); err != nil {
 					return nil, atStep(StepTLS, err)
 				}
-				conn, secured, state = m.tapped(tc), true, tc.ConnectionState()
+				secured = true
 				continue // a new stream over TLS (RFC 6120 §5.4.3.3)
 			}
 		}
@@ -178,35 +176,36 @@ func readFeatures(r *wire.Reader) ([]wire.Feature, error) {
 }
 
 // startTLS runs the STARTTLS exchange (RFC 6120 §5.4.2) and the handshake.
-func startTLS(ctx context.Context, st *settings, conn net.Conn, r *wire.Reader, remote string) (*tls.Conn, error) {
+func (m *Manager) startTLS(ctx context.Context, st *settings, conn net.Conn, r *wire.Reader, remote string) (net.Conn, tls.ConnectionState, error) {
+	fail := func(err error) (net.Conn, tls.ConnectionState, error) { return nil, tls.ConnectionState{}, err }
 	if _, err := io.WriteString(conn, starttls.StartTLS); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	e, err := next(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: waiting for <proceed/> from %s: %w", ErrNegotiation, remote, err)
+		return fail(fmt.Errorf("%w: waiting for <proceed/> from %s: %w", ErrNegotiation, remote, err))
 	}
 	switch e.Name {
 	case xml.Name{Space: starttls.NS, Local: "proceed"}:
 	case xml.Name{Space: starttls.NS, Local: "failure"}:
-		return nil, fmt.Errorf("%w: %s refused STARTTLS", ErrNegotiation, remote)
+		return fail(fmt.Errorf("%w: %s refused STARTTLS", ErrNegotiation, remote))
 	default:
-		return nil, fmt.Errorf("%w: %s answered STARTTLS with <%s xmlns='%s'>", ErrNegotiation, remote, e.Name.Local, e.Name.Space)
+		return fail(fmt.Errorf("%w: %s answered STARTTLS with <%s xmlns='%s'>", ErrNegotiation, remote, e.Name.Local, e.Name.Space))
 	}
 	if n := r.Buffered(); n > 0 {
 		// Bytes after <proceed/> came before TLS: someone in the middle
 		// is trying to feed us plaintext as if it were protected.
-		return nil, fmt.Errorf("%w: %s sent %d bytes of plaintext after <proceed/>", ErrNegotiation, remote, n)
+		return fail(fmt.Errorf("%w: %s sent %d bytes of plaintext after <proceed/>", ErrNegotiation, remote, n))
 	}
 	cfg, err := st.tls.ClientConfig(remote)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	tc := tls.Client(conn, cfg)
-	if err := handshake(ctx, tc); err != nil {
-		return nil, fmt.Errorf("%w: TLS with %s: %w", ErrNegotiation, remote, err)
+	tc, state, err := m.secure(ctx, conn, cfg, true)
+	if err != nil {
+		return fail(fmt.Errorf("%w: TLS with %s: %w", ErrNegotiation, remote, err))
 	}
-	return tc, nil
+	return tc, state, nil
 }
 
 // authenticate asks the peer to accept p with dialback and waits for the
