@@ -43,4 +43,18 @@
 // Session (see negotiate.go for why), using mellium for JIDs, stanza and
 // stream errors. Stanzas cross the API as their exact bytes (Stanza.Raw,
 // default namespace jabber:server) with the parsed envelope.
+//
+// # Where negotiation lives
+//
+// TLS is one step for both directions and both kinds (STARTTLS, direct
+// TLS): Manager.secure in handshake.go, with the tls.Config the starttls
+// package builds per mode. An incoming connection is a series of streams
+// (epochs, incoming.go), one per header, ended by a restart; work started
+// on one stream (a dialback verification) never answers on the next. The
+// features an incoming stream offers are listed in inStream.writeFeatures
+// and handled in inStream.read (incoming.go, external.go, limits.go); an
+// outgoing stream reads and acts on them in negotiateOut (negotiate.go,
+// external.go). A new stream feature is, for now, an entry in each of
+// those places; the tests in transcript_test.go pin the bytes of every
+// negotiation, so that such a change shows in testdata/transcript-*.xml.
 package s2s
