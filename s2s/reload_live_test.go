@@ -101,6 +101,9 @@ func TestReloadLiveTLSMode(t *testing.T) {
 	if cond := p.streamError(); cond != "policy-violation" {
 		t.Fatalf("stream error %q, want policy-violation", cond)
 	}
+	// The stream error is written before the stream is dropped from
+	// Links(); its LinkDown event comes after.
+	waitEvent(t, b, LinkDown)
 	if links := b.m.Links(); len(links) != 0 {
 		t.Fatalf("links %+v", links)
 	}
