@@ -110,12 +110,15 @@ func (n *testNet) dial(ctx context.Context, name string) (net.Conn, error) {
 }
 
 type testServer struct {
-	net      *testNet
-	domains  []string
-	secret   Secret
-	mode     verifyMode
-	allow    func(string) error
-	timeout  time.Duration
+	net     *testNet
+	domains []string
+	secret  Secret
+	mode    verifyMode
+	allow   func(string) error
+	// timeouts gives Inbound.Timeout per originating domain (zero: the
+	// default), so that one test authority can be cut short without
+	// cutting short the valid requests that share its stream.
+	timeouts map[string]time.Duration
 	streamID func() string
 	reuse    bool // verify over an existing outgoing stream when there is one
 
@@ -274,7 +277,7 @@ func (s *testServer) serve(c net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pairs := new(Pairs)
-	in := Inbound{Keys: s.secret, IsLocal: s.isLocal, Allow: s.allow, Authority: s, Timeout: s.timeout}
+	in := Inbound{Keys: s.secret, IsLocal: s.isLocal, Allow: s.allow, Authority: s}
 	st.each(func(start xml.StartElement) error {
 		if start.Name.Space != NS {
 			// A stanza: only authenticated pairs may send one.
@@ -303,6 +306,8 @@ func (s *testServer) serve(c net.Conn) {
 		}
 		switch el := el.(type) {
 		case Result:
+			in := in
+			in.Timeout = s.timeouts[el.From]
 			go func() {
 				ans, err := in.Handle(ctx, id, pairs, el)
 				s.handled <- err
@@ -545,7 +550,7 @@ func TestRolesRefused(t *testing.T) {
 		{name: "authority times out", from: "silent.example", to: "z.example", cond: stanza.RemoteServerTimeout,
 			setup: func(n *testNet, a, z *testServer) {
 				n.server("secret-of-silent", "silent.example").mode = neverAnswer
-				z.timeout = 10 * time.Millisecond
+				z.timeouts = map[string]time.Duration{"silent.example": 10 * time.Millisecond}
 			}},
 		{name: "authority closes", from: "closing.example", to: "z.example", cond: stanza.RemoteServerTimeout,
 			setup: func(n *testNet, a, z *testServer) {
