@@ -62,6 +62,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 			keep = append(keep, t)
 		}
 	}
+	// The fired and stopped timers past keep's end must not stay
+	// reachable through the backing array (their funcs hold links).
+	clear(c.timers[len(keep):])
 	c.timers = keep
 	c.mu.Unlock()
 	for _, f := range due {

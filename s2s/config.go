@@ -187,6 +187,9 @@ type Config struct {
 
 	// clock is replaced by tests.
 	clock clock
+	// forgot, set by tests, is called after a failed pair's link has been
+	// forgotten (forget.go).
+	forgot func(pair)
 
 	// tap, set by tests, wraps each connection layer of a stream (the TCP
 	// connection, then TLS over it) to record the XML on the wire.

@@ -39,11 +39,16 @@ type outLink struct {
 	conn     *outConn // while up
 	cancel   context.CancelFunc
 
-	failures  int       // consecutive failed attempts
-	retryAt   time.Time // no attempt before this
-	lastCond  stanza.Condition
-	lastText  string
-	lastCause error
+	failures int       // consecutive failed attempts
+	retryAt  time.Time // no attempt before this
+	// forgetTimer checks, once the retry delay has passed, whether the
+	// failed link can be forgotten; askedInWait says a stanza asked for
+	// the pair during the delay (forget.go).
+	forgetTimer timer
+	askedInWait bool
+	lastCond    stanza.Condition
+	lastText    string
+	lastCause   error
 	// failWhy is why fail closed the stream: down reports it instead of
 	// the write or read error that closing caused.
 	failWhy error
@@ -121,6 +126,7 @@ func (l *outLink) enqueue(s Stanza) bool {
 	if now := l.m.clock.Now(); now.Before(l.retryAt) {
 		cond, cause := l.lastCond, l.lastCause
 		text := fmt.Sprintf("%s; next attempt in %s", l.lastText, l.retryAt.Sub(now).Round(time.Millisecond))
+		l.askedInWait = true
 		l.mu.Unlock()
 		l.m.bounce(s, cond, text, cause)
 		return true
@@ -230,6 +236,7 @@ func (l *outLink) connectFailed(st *settings, err error, took time.Duration) {
 	l.failures++
 	delay := retryDelay(l.failures, st.s2s.MaxRetryDelay)
 	l.retryAt = l.m.clock.Now().Add(delay)
+	l.armForget(delay)
 	l.lastCond, l.lastText, l.lastCause = cond, text, err
 	l.state = stIdle
 	q := l.queue
