@@ -29,23 +29,7 @@ type rawPeer struct {
 // features.
 func dialRaw(t *testing.T, n *node, from, to string) *rawPeer {
 	t.Helper()
-	conn, err := net.Dial("tcp", n.addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(wait))
-	p := &rawPeer{t: t, conn: conn, r: wire.NewReader(conn, wire.DefaultLimits)}
-	p.write(headerString(from, to))
-	h, err := p.r.ReadHeader()
-	if err != nil {
-		t.Fatalf("header: %v", err)
-	}
-	p.id = h.ID
-	if _, err := p.r.Next(); err != nil {
-		t.Fatalf("features: %v", err)
-	}
-	return p
+	return dialRawWith(t, n, &net.Dialer{}, from, to)
 }
 
 func headerString(from, to string) string {
