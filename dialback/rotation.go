@@ -52,6 +52,11 @@ func FirstGeneration(s Secret) Generation {
 // Next is the generation that follows g when s becomes the current secret
 // at now: g's current secret stays accepted for grace. Stores use it inside
 // the transaction that replaces g, so that every store rotates alike.
+//
+// Only one previous secret is kept: g's own previous secret is dropped
+// even if its grace has not ended, so a key made two rotations ago is
+// refused. Rotate no more often than a verification can take (dialback's
+// DefaultTimeout, plus the time to set up a link).
 func (g Generation) Next(s Secret, grace time.Duration, now time.Time) Generation {
 	n := Generation{Version: g.Version + 1, Current: s}
 	if grace > 0 {
