@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -197,23 +196,7 @@ func TestBounceNotFoundAndTimeout(t *testing.T) {
 	refusedAddr := addrOf(refused)
 	refused.Close()
 	// A listener that accepts and never speaks: the negotiation stalls.
-	stall := listen(t)
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := stall.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	t.Cleanup(func() { stall.Close() })
+	stall := stallListener(t)
 
 	a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{
 		"refused.test": refusedAddr,
