@@ -3,10 +3,14 @@ package etcdcluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -27,24 +31,56 @@ type Options struct {
 	// lives; 0 means DefaultTTL. etcd rounds it up to whole seconds and
 	// to its own minimum.
 	TTL time.Duration
+	// Logger receives a warning when the node's lease was lost and
+	// replaced; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Registry is one node's view of the cluster's link registry on etcd: an
 // [s2s.Registry]. Every entry it writes is under one lease of this node,
 // kept alive while the Registry is open, so that when the node dies its
-// entries expire with the lease and other nodes can claim its links. It is
-// safe for concurrent use.
+// entries expire with the lease and other nodes can claim its links.
+//
+// A lease can end while the node lives: etcd unreachable for longer than
+// the TTL, a partition, an operator's revoke. Its entries are then gone
+// from etcd while the node's links are still up, and other nodes would
+// open second links for those pairs. So the Registry grants itself a new
+// lease and writes its entries again under it: each incoming pair, and
+// each outgoing claim that no other node took in the meantime (one that was
+// taken stays the other node's; this node's link keeps working until it
+// closes, and the next Claim names the new holder). It is safe for
+// concurrent use.
 type Registry struct {
 	cli    *clientv3.Client
-	sess   *concurrency.Session
 	node   string
 	prefix string
+	ttl    int
+	ctx    context.Context // NewRegistry's: leases are renewed while it lasts
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	sess   *concurrency.Session // the lease in force
+	fresh  chan struct{}        // closed when sess is replaced
+	held   map[heldKey]struct{} // the entries this node wrote, to write again
+	closed bool
+	lost   chan struct{} // closed when the Registry stops for good
+	lapses int           // leases lost and replaced
+}
+
+// heldKey is an entry of this node's: an outgoing claim or an incoming pair.
+type heldKey struct {
+	out           bool
+	local, remote string
 }
 
 var _ s2s.Registry = (*Registry)(nil)
 
+// ErrClosed is returned by a Registry's methods after Close, or once the
+// context given to NewRegistry ended.
+var ErrClosed = errors.New("etcdcluster: registry closed")
+
 // NewRegistry opens node's registry: it grants the node's lease and keeps
-// it alive until Close or until ctx ends.
+// it alive, replacing it when it is lost, until Close or until ctx ends.
 func NewRegistry(ctx context.Context, cli *clientv3.Client, o Options) (*Registry, error) {
 	if o.Node == "" || strings.Contains(o.Node, "/") {
 		return nil, fmt.Errorf("etcdcluster: node name %q: must be non-empty and without '/'", o.Node)
@@ -55,23 +91,193 @@ func NewRegistry(ctx context.Context, cli *clientv3.Client, o Options) (*Registr
 	if o.TTL <= 0 {
 		o.TTL = DefaultTTL
 	}
-	ttl := int((o.TTL + time.Second - 1) / time.Second)
-	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	r := &Registry{cli: cli, node: o.Node, prefix: o.Prefix, ctx: ctx, log: o.Logger,
+		ttl:   int((o.TTL + time.Second - 1) / time.Second),
+		fresh: make(chan struct{}), held: make(map[heldKey]struct{}), lost: make(chan struct{})}
+	sess, err := r.grant()
 	if err != nil {
 		return nil, fmt.Errorf("etcdcluster: the lease of node %s: %w", o.Node, err)
 	}
-	return &Registry{cli: cli, sess: sess, node: o.Node, prefix: o.Prefix}, nil
+	r.sess = sess
+	go r.keep()
+	return r, nil
+}
+
+func (r *Registry) grant() (*concurrency.Session, error) {
+	return concurrency.NewSession(r.cli, concurrency.WithTTL(r.ttl), concurrency.WithContext(r.ctx))
 }
 
 // Close revokes the node's lease: its entries are gone at once. The
 // client stays open.
-func (r *Registry) Close() error { return r.sess.Close() }
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	sess := r.sess
+	r.mu.Unlock()
+	return sess.Close()
+}
 
-// Lost is closed when the node's lease ends: Close was called, or the
-// node could not renew it in time (etcd unreachable for its TTL). From
-// then on the node's entries are gone; a host should stop the node's
-// Manager, or open a new Registry and restart it.
-func (r *Registry) Lost() <-chan struct{} { return r.sess.Done() }
+// Lost is closed when the Registry stops for good: Close was called, or
+// the context given to NewRegistry ended. From then on the node's entries
+// are gone (once its last lease runs out); a host should stop the node's
+// Manager, or open a new Registry and restart it. A lease lost while the
+// Registry is open does not close it: see Registry.
+func (r *Registry) Lost() <-chan struct{} { return r.lost }
+
+// Lapses returns how many times the node's lease was lost and replaced
+// while the Registry was open.
+func (r *Registry) Lapses() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lapses
+}
+
+// keep replaces the lease each time it is lost, until the Registry stops.
+func (r *Registry) keep() {
+	defer close(r.lost)
+	for {
+		r.mu.Lock()
+		sess := r.sess
+		r.mu.Unlock()
+		<-sess.Done()
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed || r.ctx.Err() != nil {
+			return
+		}
+		next, ok := r.regrant()
+		if !ok {
+			return
+		}
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			next.Close()
+			return
+		}
+		r.sess = next
+		r.lapses++
+		held := make([]heldKey, 0, len(r.held))
+		for k := range r.held {
+			held = append(held, k)
+		}
+		close(r.fresh)
+		r.fresh = make(chan struct{})
+		r.mu.Unlock()
+		taken := r.rewrite(held)
+		r.log.Warn("etcdcluster: the node's lease was lost; its entries are written again under a new one",
+			"node", r.node, "entries", len(held), "taken_by_others", taken)
+	}
+}
+
+// regrant asks for a new lease until it gets one, waiting longer after each
+// failure (up to the TTL), or until the Registry stops.
+func (r *Registry) regrant() (*concurrency.Session, bool) {
+	delay := 100 * time.Millisecond
+	for {
+		sess, err := r.grant()
+		if err == nil {
+			return sess, true
+		}
+		r.log.Warn("etcdcluster: no new lease yet", "node", r.node, "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.ctx.Done():
+			t.Stop()
+			return nil, false
+		}
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		delay = min(2*delay, time.Duration(r.ttl)*time.Second)
+	}
+}
+
+// rewrite writes held again under the lease in force, and returns how many
+// outgoing claims another node took while this node had no lease.
+func (r *Registry) rewrite(held []heldKey) (taken int) {
+	for _, k := range held {
+		ctx, cancel := context.WithTimeout(r.ctx, time.Duration(r.ttl)*time.Second)
+		var err error
+		if k.out {
+			var owner string
+			owner, err = r.Claim(ctx, k.local, k.remote, 0)
+			if err == nil && owner != r.node {
+				taken++
+			}
+		} else {
+			err = r.AddIncoming(ctx, k.local, k.remote)
+		}
+		cancel()
+		if err != nil && r.ctx.Err() == nil {
+			// The lease in force ended again, or etcd is down: the next
+			// lease writes it; keep stays on it.
+			r.log.Warn("etcdcluster: could not write an entry again", "node", r.node,
+				"local", k.local, "remote", k.remote, "err", err)
+		}
+	}
+	return taken
+}
+
+// lease returns the lease in force, waiting for its replacement while a
+// lost one is being replaced.
+func (r *Registry) lease(ctx context.Context) (clientv3.LeaseID, error) {
+	for {
+		r.mu.Lock()
+		sess, fresh, closed := r.sess, r.fresh, r.closed
+		r.mu.Unlock()
+		if closed {
+			return 0, ErrClosed
+		}
+		select {
+		case <-sess.Done():
+		default:
+			return sess.Lease(), nil
+		}
+		select {
+		case <-fresh:
+		case <-r.lost:
+			return 0, ErrClosed
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// current reports whether lease is still the one in force.
+func (r *Registry) current(lease clientv3.LeaseID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sess.Lease() == lease
+}
+
+func (r *Registry) hold(k heldKey, keep bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if keep {
+		r.held[k] = struct{}{}
+	} else {
+		delete(r.held, k)
+	}
+}
+
+// leaseGone reports an etcd answer saying a lease no longer exists: the
+// write raced the lease's end, and is made again under the next one.
+func leaseGone(err error) bool {
+	return errors.Is(err, rpctypes.ErrLeaseNotFound) || errors.Is(err, rpctypes.ErrGRPCLeaseNotFound)
+}
 
 // Node implements s2s.Registry.
 func (r *Registry) Node() string { return r.node }
@@ -101,8 +307,23 @@ func (r *Registry) inKey(local, remote string) string {
 // limit holds cluster-wide however many nodes claim at once.
 func (r *Registry) Claim(ctx context.Context, local, remote string, limit int) (string, error) {
 	key, rp := r.outKey(local, remote), r.outPrefix(remote)
-	lease := r.sess.Lease()
+	// Held before it is written, so that a lease replaced meanwhile
+	// writes it again; given up below if another node holds it.
+	k := heldKey{out: true, local: local, remote: remote}
+	r.hold(k, true)
+	owner, err := r.claim(ctx, key, rp, local, remote, limit)
+	if err != nil || owner != r.node {
+		r.hold(k, false)
+	}
+	return owner, err
+}
+
+func (r *Registry) claim(ctx context.Context, key, rp, local, remote string, limit int) (string, error) {
 	for range maxAttempts {
+		lease, err := r.lease(ctx)
+		if err != nil {
+			return "", fmt.Errorf("etcdcluster: claim %s to %s: %w", local, remote, err)
+		}
 		resp, err := r.cli.Get(ctx, rp, clientv3.WithPrefix())
 		if err != nil {
 			return "", fmt.Errorf("etcdcluster: claim %s to %s: %w", local, remote, err)
@@ -135,12 +356,16 @@ func (r *Registry) Claim(ctx context.Context, local, remote string, limit int) (
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(rp), "<", resp.Header.Revision+1).WithPrefix())
 		}
 		t, err := r.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(key, r.value(), clientv3.WithLease(lease))).Commit()
-		if err != nil {
+		switch {
+		case leaseGone(err):
+			continue // under the next lease
+		case err != nil:
 			return "", fmt.Errorf("etcdcluster: claim %s to %s: %w", local, remote, err)
-		}
-		if t.Succeeded {
+		case t.Succeeded && r.current(lease):
 			return r.node, nil
 		}
+		// Lost the race, or the lease was replaced as we wrote: look
+		// again (an entry of ours under an old lease is taken over).
 	}
 	return "", fmt.Errorf("%w: claim %s to %s", ErrContention, local, remote)
 }
@@ -148,9 +373,14 @@ func (r *Registry) Claim(ctx context.Context, local, remote string, limit int) (
 // Release implements s2s.Registry: it deletes the claim only if it is
 // under this node's lease.
 func (r *Registry) Release(ctx context.Context, local, remote string) error {
+	r.hold(heldKey{out: true, local: local, remote: remote}, false)
 	key := r.outKey(local, remote)
-	_, err := r.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.LeaseValue(key), "=", r.sess.Lease())).
+	lease, err := r.lease(ctx)
+	if err != nil {
+		return fmt.Errorf("etcdcluster: release %s to %s: %w", local, remote, err)
+	}
+	_, err = r.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(key), "=", lease)).
 		Then(clientv3.OpDelete(key)).
 		Commit()
 	if err != nil {
@@ -161,14 +391,26 @@ func (r *Registry) Release(ctx context.Context, local, remote string) error {
 
 // AddIncoming implements s2s.Registry.
 func (r *Registry) AddIncoming(ctx context.Context, local, remote string) error {
-	if _, err := r.cli.Put(ctx, r.inKey(local, remote), r.value(), clientv3.WithLease(r.sess.Lease())); err != nil {
-		return fmt.Errorf("etcdcluster: incoming %s from %s: %w", local, remote, err)
+	r.hold(heldKey{local: local, remote: remote}, true)
+	for {
+		lease, err := r.lease(ctx)
+		if err == nil {
+			_, err = r.cli.Put(ctx, r.inKey(local, remote), r.value(), clientv3.WithLease(lease))
+		}
+		switch {
+		case leaseGone(err):
+		case err != nil:
+			return fmt.Errorf("etcdcluster: incoming %s from %s: %w", local, remote, err)
+		case r.current(lease):
+			return nil
+		}
+		// The lease ended as we wrote: write under the next one.
 	}
-	return nil
 }
 
 // RemoveIncoming implements s2s.Registry.
 func (r *Registry) RemoveIncoming(ctx context.Context, local, remote string) error {
+	r.hold(heldKey{local: local, remote: remote}, false)
 	if _, err := r.cli.Delete(ctx, r.inKey(local, remote)); err != nil {
 		return fmt.Errorf("etcdcluster: incoming %s from %s: %w", local, remote, err)
 	}

@@ -223,3 +223,84 @@ func TestRegistryOptions(t *testing.T) {
 		}
 	}
 }
+
+// A node whose lease ends while it lives (revoked here; etcd unreachable
+// for its TTL in production) gets a new lease and writes its entries again,
+// except a claim another node took while it had none.
+func TestRegistryLeaseLostRenewed(t *testing.T) {
+	p := prefix()
+	a := newRegistry(t, client(t), p, "a", 2*time.Second)
+	ctx := testCtx(t)
+	for _, local := range []string{"one.test", "two.test"} {
+		if o, err := a.Claim(ctx, local, "remote.test", 0); err != nil || o != "a" {
+			t.Fatalf("claim %s: %q, %v", local, o, err)
+		}
+	}
+	if err := a.AddIncoming(ctx, "cluster.test", "peer.test"); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	old := a.sess.Lease()
+	a.mu.Unlock()
+
+	obs := client(t)
+	start, err := obs.Get(ctx, p, clientv3.WithPrefix())
+	if err != nil || len(start.Kvs) != 3 {
+		t.Fatalf("before: %v, %v", start, err)
+	}
+	w := obs.Watch(ctx, p, clientv3.WithPrefix(), clientv3.WithRev(start.Header.Revision+1))
+	if _, err := obs.Revoke(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// Another node claims one of the pairs while a has no lease (or just
+	// after it got one back: either may win, but only one).
+	b := newRegistry(t, client(t), p, "b", 0)
+	winner, err := b.Claim(ctx, "two.test", "remote.test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	one, two, in := p+"out/remote.test/one.test", p+"out/remote.test/two.test", p+"in/a/cluster.test/peer.test"
+	put := map[string]bool{}
+	for resp := range w {
+		for _, ev := range resp.Events {
+			if ev.Type == clientv3.EventTypePut {
+				put[string(ev.Kv.Key)] = true
+			}
+		}
+		if put[one] && put[two] && put[in] {
+			break
+		}
+	}
+	if !put[one] || !put[two] || !put[in] {
+		t.Fatalf("written again: %v", put)
+	}
+	if o, err := a.Claim(ctx, "two.test", "remote.test", 0); err != nil || o != winner {
+		t.Fatalf("a's claim on the contested pair: %q, %v; b's said %q", o, err, winner)
+	}
+	a.mu.Lock()
+	lease := a.sess.Lease()
+	a.mu.Unlock()
+	if lease == old {
+		t.Fatal("the lease was not replaced")
+	}
+	for _, key := range []string{one, in} {
+		r, err := obs.Get(ctx, key)
+		if err != nil || len(r.Kvs) != 1 || clientv3.LeaseID(r.Kvs[0].Lease) != lease {
+			t.Fatalf("%s is not under the new lease: %v, %v", key, r, err)
+		}
+	}
+	if n := a.Lapses(); n != 1 {
+		t.Errorf("Lapses() = %d, want 1", n)
+	}
+	select {
+	case <-a.Lost():
+		t.Fatal("Lost closed on a lease that was replaced")
+	default:
+	}
+	a.Close()
+	<-a.Lost()
+	if _, err := a.Claim(ctx, "three.test", "remote.test", 0); !errors.Is(err, ErrClosed) {
+		t.Errorf("Claim after Close: %v, want ErrClosed", err)
+	}
+}
