@@ -1,0 +1,206 @@
+package sm
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+
+func ms(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+
+// TestSenderAck: acknowledged stanzas leave in order; an 'h' that
+// acknowledges more than was written is refused and changes nothing.
+func TestSenderAck(t *testing.T) {
+	s := NewSender[int](Policy{})
+	for i := range 10 {
+		s.Wrote(i, t0)
+	}
+	var done []int
+	n, err := s.Ack(4, t0, func(v int) { done = append(done, v) })
+	if err != nil || n != 4 || !slices.Equal(done, []int{0, 1, 2, 3}) || s.Unacked() != 6 {
+		t.Fatalf("Ack(4) = %d, %v; done %v, unacked %d", n, err, done, s.Unacked())
+	}
+	if n, err := s.Ack(4, t0, nil); err != nil || n != 0 {
+		t.Fatalf("repeated Ack(4) = %d, %v", n, err)
+	}
+	for _, h := range []uint32{11, 3, 1<<32 - 1} {
+		if _, err := s.Ack(h, t0, nil); !errors.Is(err, ErrCountTooHigh) {
+			t.Fatalf("Ack(%d) = %v, want ErrCountTooHigh", h, err)
+		}
+	}
+	if s.Unacked() != 6 || s.Room() != DefaultMaxUnacked-6 {
+		t.Fatalf("after refused acks: unacked %d, room %d", s.Unacked(), s.Room())
+	}
+	if got := s.Take(nil); !slices.Equal(got, []int{4, 5, 6, 7, 8, 9}) || s.Unacked() != 0 {
+		t.Fatalf("Take = %v, unacked %d", got, s.Unacked())
+	}
+}
+
+// TestSenderWraps: 'h' counts modulo 2^32 (XEP-0198 §4), on both sides.
+func TestSenderWraps(t *testing.T) {
+	s := NewSender[int](Policy{})
+	s.sent, s.acked = 1<<32-3, 1<<32-3 // as after 2^32-3 stanzas, all acknowledged
+	for i := range 6 {
+		s.Wrote(i, t0)
+	}
+	if s.Sent() != 3 {
+		t.Fatalf("sent %d after wrapping, want 3", s.Sent())
+	}
+	if n, err := s.Ack(1<<32-1, t0, nil); err != nil || n != 2 {
+		t.Fatalf("Ack(2^32-1) = %d, %v", n, err)
+	}
+	if n, err := s.Ack(1, t0, nil); err != nil || n != 2 {
+		t.Fatalf("Ack(1) across the wrap = %d, %v", n, err)
+	}
+	if _, err := s.Ack(4, t0, nil); !errors.Is(err, ErrCountTooHigh) {
+		t.Fatalf("Ack(4) with 3 sent: %v", err)
+	}
+	if got := s.Take(nil); !slices.Equal(got, []int{4, 5}) {
+		t.Fatalf("Take = %v", got)
+	}
+	r := Receiver{h: 1<<32 - 1}
+	r.Handled()
+	if r.H() != 0 || string(r.AppendAnswer(nil)) != `<a xmlns='urn:xmpp:sm:3' h='0'/>` {
+		t.Fatalf("receiver after wrapping: %d", r.H())
+	}
+}
+
+// TestSenderRequests: when a <r/> is due.
+func TestSenderRequests(t *testing.T) {
+	type step struct {
+		at    int // ms
+		write int // stanzas written at this time
+		ack   int // -1: none; else the peer's h
+		need  bool
+		ask   bool // write a <r/> now (after checking need)
+	}
+	for i, tc := range []struct {
+		p     Policy
+		steps []step
+	}{
+		// Every 4 stanzas.
+		{Policy{RequestEvery: 4, RequestDelay: time.Second}, []step{
+			{at: 0, write: 3, ack: -1, need: false},
+			{at: 1, write: 1, ack: -1, need: true, ask: true},
+			{at: 2, write: 0, ack: -1, need: false},
+			{at: 3, write: 4, ack: -1, need: true},
+		}},
+		// After the delay, counted from the first write a <r/> did not cover.
+		{Policy{RequestEvery: 100, RequestDelay: 10 * time.Millisecond}, []step{
+			{at: 0, write: 1, ack: -1, need: false},
+			{at: 5, write: 1, ack: -1, need: false},
+			{at: 10, write: 0, ack: -1, need: true, ask: true},
+			{at: 11, write: 0, ack: 2, need: false},
+			{at: 30, write: 1, ack: -1, need: false},
+			{at: 40, write: 0, ack: -1, need: true},
+		}},
+		// At the bound, at once.
+		{Policy{RequestEvery: 100, RequestDelay: time.Second, MaxUnacked: 3}, []step{
+			{at: 0, write: 2, ack: -1, need: false},
+			{at: 1, write: 1, ack: -1, need: true, ask: true},
+			{at: 2, write: 0, ack: 1, need: false},
+		}},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			s := NewSender[int](tc.p)
+			for j, st := range tc.steps {
+				for range st.write {
+					s.Wrote(0, ms(st.at))
+				}
+				if st.ack >= 0 {
+					if _, err := s.Ack(uint32(st.ack), ms(st.at), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got := s.NeedRequest(ms(st.at)); got != st.need {
+					t.Fatalf("step %d: NeedRequest = %v", j, got)
+				}
+				if due, ok := s.RequestDue(); ok && !st.need && !due.After(ms(st.at)) {
+					t.Fatalf("step %d: RequestDue %v is not after now", j, due)
+				}
+				if st.ask {
+					s.Requested(ms(st.at))
+				}
+			}
+		})
+	}
+}
+
+// TestSenderAwaiting: a <r/> without an answer is how a dead link shows.
+func TestSenderAwaiting(t *testing.T) {
+	s := NewSender[int](Policy{})
+	if _, ok := s.AwaitingSince(); ok {
+		t.Fatal("awaiting before any request")
+	}
+	s.Wrote(1, ms(0))
+	s.Requested(ms(1))
+	s.Wrote(2, ms(2))
+	s.Requested(ms(3))
+	if since, ok := s.AwaitingSince(); !ok || !since.Equal(ms(1)) {
+		t.Fatalf("AwaitingSince = %v, %v", since, ok)
+	}
+	// The answer to the first: the second is still out, counted from now.
+	s.Ack(1, ms(5), nil)
+	if since, ok := s.AwaitingSince(); !ok || !since.Equal(ms(5)) {
+		t.Fatalf("after the first answer: %v, %v", since, ok)
+	}
+	s.Ack(2, ms(6), nil)
+	if _, ok := s.AwaitingSince(); ok {
+		t.Fatal("awaiting after every request was answered")
+	}
+	// An <a/> covering everything asked answers every <r/> at once.
+	s.Wrote(3, ms(7))
+	s.Requested(ms(7))
+	s.Wrote(4, ms(8))
+	s.Requested(ms(8))
+	s.Ack(4, ms(9), nil)
+	if _, ok := s.AwaitingSince(); ok {
+		t.Fatal("awaiting after an answer to the last request")
+	}
+}
+
+// TestSenderSteadyAllocs: once the ring has grown, writing and
+// acknowledging allocate nothing (the per-stanza path of a link).
+func TestSenderSteadyAllocs(t *testing.T) {
+	type stanza struct{ raw []byte }
+	s := NewSender[stanza](Policy{})
+	v := stanza{raw: []byte("<message/>")}
+	for range 200 {
+		s.Wrote(v, t0)
+	}
+	s.Ack(200, t0, nil)
+	h := uint32(200)
+	n := testing.AllocsPerRun(100, func() {
+		for range 64 {
+			s.Wrote(v, t0)
+		}
+		if s.NeedRequest(t0) {
+			s.Requested(t0)
+		}
+		h += 64
+		s.Ack(h, t0, nil)
+	})
+	if n != 0 {
+		t.Fatalf("%v allocations per batch", n)
+	}
+}
+
+func BenchmarkSender(b *testing.B) {
+	type stanza struct{ raw []byte }
+	s := NewSender[stanza](Policy{})
+	v := stanza{raw: []byte("<message/>")}
+	b.ReportAllocs()
+	var h uint32
+	for i := 0; b.Loop(); i++ {
+		s.Wrote(v, t0)
+		if i%64 == 63 {
+			s.Requested(t0)
+			h += 64
+			s.Ack(h, t0, nil)
+		}
+	}
+}
