@@ -117,8 +117,8 @@ func (k *Keyring) Key(receiving, originating, streamID string) (string, error) {
 	return k.gen.Load().Current.Key(receiving, originating, streamID)
 }
 
-// CheckKey implements [KeyChecker]: the current secret, then the previous
-// one while its grace lasts, then (for a Keyring made by Follow) the
+// CheckKey implements [KeyChecker]: the current secret, then the retired
+// ones (Previous, Older) while their grace lasts, then (for a Keyring made by Follow) the
 // newest generation of the store, if it is a newer one.
 func (k *Keyring) CheckKey(key, receiving, originating, streamID string) (bool, error) {
 	if key == "" {
@@ -142,8 +142,18 @@ func (k *Keyring) check(g *Generation, key, receiving, originating, streamID str
 	if ok || err != nil {
 		return ok, err
 	}
-	if g.Previous != "" && k.now().Before(g.PreviousUntil) {
-		return checkSecret(g.Previous, key, receiving, originating, streamID)
+	now := k.now()
+	if g.Previous != "" && now.Before(g.PreviousUntil) {
+		if ok, err := checkSecret(g.Previous, key, receiving, originating, streamID); ok || err != nil {
+			return ok, err
+		}
+	}
+	for _, r := range g.Older {
+		if now.Before(r.Until) {
+			if ok, err := checkSecret(r.Secret, key, receiving, originating, streamID); ok || err != nil {
+				return ok, err
+			}
+		}
 	}
 	return false, nil
 }

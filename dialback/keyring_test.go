@@ -125,6 +125,68 @@ func TestKeyringGrace(t *testing.T) {
 	}
 }
 
+// Rotations that follow each other within one grace period keep every
+// retired secret until its own grace ends, so a key made several rotations
+// ago still verifies; a rotation without grace drops them all.
+func TestKeyringBackToBackRotations(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := FirstGeneration("s1")
+	for i := 2; i <= 4; i++ { // three rotations, a second apart
+		g = g.Next(Secret(fmt.Sprintf("s%d", i)), time.Minute, t0.Add(time.Duration(i-2)*time.Second))
+	}
+	if g.Version != 4 || g.Previous != "s3" || len(g.Older) != 2 || g.Older[0].Secret != "s2" || g.Older[1].Secret != "s1" {
+		t.Fatalf("after three rotations: %v, older %d", g, len(g.Older))
+	}
+	key := func(s string) string {
+		k, err := Secret(s).Key(kRecv, kOrig, kSID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	for i, tc := range []struct {
+		at   time.Duration
+		key  string
+		want bool
+	}{
+		{0, key("s4"), true},
+		{0, key("s3"), true},
+		{0, key("s2"), true},
+		{0, key("s1"), true}, // three rotations ago
+		{time.Minute - time.Nanosecond, key("s1"), true},
+		{time.Minute, key("s1"), false}, // its grace (from the first rotation) is over
+		{time.Minute, key("s2"), true},
+		{time.Minute + 2*time.Second, key("s3"), false},
+		{0, key("s0"), false},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			k := NewKeyring(g)
+			k.now = func() time.Time { return t0.Add(tc.at) }
+			if got, err := Check(k, tc.key, kRecv, kOrig, kSID); err != nil || got != tc.want {
+				t.Fatalf("Check = %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	// A secret whose grace ended is not carried into the next generation.
+	if n := g.Next("s5", time.Minute, t0.Add(time.Minute)); len(n.Older) != 2 || n.Older[0].Secret != "s3" || n.Older[1].Secret != "s2" {
+		t.Fatalf("expired secrets carried on: previous %q, older %v", string(n.Previous), len(n.Older))
+	}
+	// After a leak: grace 0 accepts the new secret only.
+	if n := g.Next("s5", 0, t0); n.Previous != "" || len(n.Older) != 0 {
+		t.Fatalf("a rotation without grace kept %d older secrets", len(n.Older))
+	}
+	// However often one rotates, at most MaxRetired secrets are kept.
+	for i := range 3 * MaxRetired {
+		g = g.Next(Secret(fmt.Sprintf("x%d", i)), time.Hour, t0)
+	}
+	if n := 1 + len(g.Older); n != MaxRetired {
+		t.Fatalf("%d retired secrets kept, want %d", n, MaxRetired)
+	}
+	if g.Previous != Secret(fmt.Sprintf("x%d", 3*MaxRetired-2)) || g.Older[0].Secret != Secret(fmt.Sprintf("x%d", 3*MaxRetired-3)) {
+		t.Fatal("the newest retired secrets were not the ones kept")
+	}
+}
+
 func TestKeyringMakesCurrentKeys(t *testing.T) {
 	k := NewKeyring(FirstGeneration("one"))
 	k.Set(FirstGeneration("one").Next("two", time.Minute, time.Now()))

@@ -11,9 +11,10 @@ import (
 
 // Generation is the set of dialback secrets a cluster uses at one time.
 // New keys are made with Current; a key made with Previous is still
-// accepted until PreviousUntil, so that a verification in flight during a
-// rotation (a key handed out just before it, checked by a node just after
-// it) does not fail.
+// accepted until PreviousUntil, and one made with an Older secret until its
+// own Until, so that a verification in flight during a rotation (a key
+// handed out just before it, checked by a node just after it) does not
+// fail, however many rotations follow each other meanwhile.
 //
 // Like [Secret], a Generation never prints its secrets: its fields are
 // Secrets, and its own String says only its version.
@@ -26,14 +27,35 @@ type Generation struct {
 	// Previous, when not empty, still verifies keys until PreviousUntil.
 	Previous      Secret
 	PreviousUntil time.Time
+	// Older are the secrets retired before Previous whose grace had not
+	// ended when this generation was made, newest first; each still
+	// verifies keys until its Until. Next keeps at most MaxRetired
+	// secrets besides Current (Previous included).
+	Older []Retired
 }
+
+// Retired is a secret that makes no more keys but still verifies them
+// until Until.
+type Retired struct {
+	Secret Secret
+	Until  time.Time
+}
+
+// MaxRetired bounds the secrets a Generation keeps besides Current: a store
+// rotated more often than that within one grace period drops the oldest,
+// so that the set a node checks every key against stays small.
+const MaxRetired = 8
 
 // String describes the generation without its secrets.
 func (g Generation) String() string {
 	if g.Previous == "" {
 		return fmt.Sprintf("dialback secrets v%d", g.Version)
 	}
-	return fmt.Sprintf("dialback secrets v%d (previous accepted until %s)", g.Version, g.PreviousUntil.UTC().Format(time.RFC3339))
+	older := ""
+	if len(g.Older) > 0 {
+		older = fmt.Sprintf(", %d older", len(g.Older))
+	}
+	return fmt.Sprintf("dialback secrets v%d (previous accepted until %s%s)", g.Version, g.PreviousUntil.UTC().Format(time.RFC3339), older)
 }
 
 // NewSecret returns a random secret of 32 hex digits (16 bytes from
@@ -50,17 +72,31 @@ func FirstGeneration(s Secret) Generation {
 }
 
 // Next is the generation that follows g when s becomes the current secret
-// at now: g's current secret stays accepted for grace. Stores use it inside
-// the transaction that replaces g, so that every store rotates alike.
+// at now: g's current secret stays accepted for grace, and g's earlier
+// secrets until their own grace ends (at most MaxRetired in all, the
+// newest kept). Stores use it inside the transaction that replaces g, so
+// that every store rotates alike.
 //
-// Only one previous secret is kept: g's own previous secret is dropped
-// even if its grace has not ended, so a key made two rotations ago is
-// refused. Rotate no more often than a verification can take (dialback's
-// DefaultTimeout, plus the time to set up a link).
+// A grace of 0 or less accepts nothing but s from now on, earlier secrets
+// included: the rotation after a secret leaked.
 func (g Generation) Next(s Secret, grace time.Duration, now time.Time) Generation {
 	n := Generation{Version: g.Version + 1, Current: s}
-	if grace > 0 {
-		n.Previous, n.PreviousUntil = g.Current, now.Add(grace)
+	if grace <= 0 {
+		return n
+	}
+	n.Previous, n.PreviousUntil = g.Current, now.Add(grace)
+	older := make([]Retired, 0, len(g.Older)+1)
+	if g.Previous != "" {
+		older = append(older, Retired{g.Previous, g.PreviousUntil})
+	}
+	older = append(older, g.Older...)
+	for _, r := range older {
+		if len(n.Older) == MaxRetired-1 {
+			break
+		}
+		if now.Before(r.Until) {
+			n.Older = append(n.Older, r)
+		}
 	}
 	return n
 }

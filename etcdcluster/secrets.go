@@ -50,10 +50,22 @@ type stored struct {
 	Current       string    `json:"current"`
 	Previous      string    `json:"previous,omitempty"`
 	PreviousUntil time.Time `json:"previous_until,omitzero"`
+	// Older is read as nothing by nodes of a version that predates it:
+	// they accept fewer old keys during a rolling upgrade, nothing worse.
+	Older []storedRetired `json:"older,omitempty"`
+}
+
+type storedRetired struct {
+	Secret string    `json:"secret"`
+	Until  time.Time `json:"until"`
 }
 
 func encode(g dialback.Generation) string {
-	b, _ := json.Marshal(stored{g.Version, string(g.Current), string(g.Previous), g.PreviousUntil})
+	s := stored{Version: g.Version, Current: string(g.Current), Previous: string(g.Previous), PreviousUntil: g.PreviousUntil}
+	for _, r := range g.Older {
+		s.Older = append(s.Older, storedRetired{string(r.Secret), r.Until})
+	}
+	b, _ := json.Marshal(s)
 	return string(b)
 }
 
@@ -63,8 +75,12 @@ func decode(v []byte) (dialback.Generation, error) {
 		// Never wrap the JSON error: it could quote the secret.
 		return dialback.Generation{}, errors.New("etcdcluster: the stored secret is not a generation this package wrote")
 	}
-	return dialback.Generation{Version: s.Version, Current: dialback.Secret(s.Current),
-		Previous: dialback.Secret(s.Previous), PreviousUntil: s.PreviousUntil}, nil
+	g := dialback.Generation{Version: s.Version, Current: dialback.Secret(s.Current),
+		Previous: dialback.Secret(s.Previous), PreviousUntil: s.PreviousUntil}
+	for _, r := range s.Older {
+		g.Older = append(g.Older, dialback.Retired{Secret: dialback.Secret(r.Secret), Until: r.Until})
+	}
+	return g, nil
 }
 
 // Secrets implements dialback.SecretSource: it reads the generation, and

@@ -155,3 +155,38 @@ func TestSecretsNotPrinted(t *testing.T) {
 		t.Fatalf("a corrupt secret: err = %v", err)
 	}
 }
+
+// Rotations back to back keep every retired secret whose grace runs, in
+// the stored generation that all nodes read.
+func TestSecretsBackToBackRotations(t *testing.T) {
+	p := prefix()
+	s := NewSecrets(client(t), p)
+	ctx := testCtx(t)
+	g1, err := s.Secrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g dialback.Generation
+	for range 3 {
+		if g, err = s.Rotate(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read, err := NewSecrets(client(t), p).Secrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read.Version != 4 || read.Current != g.Current || len(read.Older) != 2 || read.Older[1].Secret != g1.Current ||
+		!read.Older[1].Until.Equal(g.Older[1].Until) {
+		t.Fatalf("stored after three rotations: %v (older %d), v1's secret kept: %v", read, len(read.Older),
+			len(read.Older) == 2 && read.Older[1].Secret == g1.Current)
+	}
+	k := dialback.NewKeyring(read)
+	key, err := dialback.Secret(g1.Current).Key("cluster.test", "remote.test", "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := dialback.Check(k, key, "cluster.test", "remote.test", "id"); !ok || err != nil {
+		t.Fatalf("a key of v1 at v4: %v, %v", ok, err)
+	}
+}
