@@ -46,24 +46,106 @@ const (
 
 // events writes events as JSON lines. The Manager calls it from many
 // goroutines; a mutex keeps each line whole.
+//
+// A line is encoded into a buffer under the mutex and written by a
+// goroutine of its own, which takes everything pending in one Write: a
+// stanza used to cost a write(2) on the goroutine that delivered it, the
+// stub's largest single cost when a suite pipelines pings. No line waits for
+// a timer or for more lines: the writer starts on the first pending line,
+// and lines that arrive while it writes go out in its next Write. Emitters
+// block only while maxPending bytes wait for a consumer that stopped
+// reading, as they blocked in write(2) before.
 type events struct {
-	mu  sync.Mutex
-	enc *json.Encoder
+	w io.Writer
+
+	mu      sync.Mutex
+	ready   sync.Cond // the writer waits here for pending lines, or closing
+	room    sync.Cond // emitters wait here while pending is full
+	pending []byte    // encoded lines the writer has not taken yet
+	enc     *json.Encoder
+	closed  bool          // close was called
+	stopped bool          // the writer has returned: emitters write themselves
+	done    chan struct{} // closed when the writer has returned
+}
+
+// maxPending is how many bytes of lines may wait for the writer before
+// emitters block.
+const maxPending = 1 << 20
+
+// pendingBuf is where the encoder appends: always the current pending
+// buffer, which the writer swaps out.
+type pendingBuf struct{ e *events }
+
+func (p pendingBuf) Write(b []byte) (int, error) {
+	p.e.pending = append(p.e.pending, b...)
+	return len(b), nil
 }
 
 func newEvents(w io.Writer) *events {
-	enc := json.NewEncoder(w)
+	e := &events{w: w, done: make(chan struct{})}
+	e.ready.L, e.room.L = &e.mu, &e.mu
+	e.enc = json.NewEncoder(pendingBuf{e})
 	// The xml fields are for people and test suites to read: keep < and >.
-	enc.SetEscapeHTML(false)
-	return &events{enc: enc}
+	e.enc.SetEscapeHTML(false)
+	go e.write()
+	return e
 }
 
-// emit writes one event. A consumer that went away is not the stub's
-// problem: the error is dropped, as the stub has nowhere else to report it.
+// write hands pending lines to w until close, then writes what is left and
+// returns. A write error is dropped with its lines: a consumer that went
+// away is not the stub's problem, and it has nowhere else to report it.
+func (e *events) write() {
+	defer close(e.done)
+	var out []byte
+	e.mu.Lock()
+	for {
+		for len(e.pending) == 0 && !e.closed {
+			e.ready.Wait()
+		}
+		if len(e.pending) == 0 {
+			e.stopped = true
+			e.mu.Unlock()
+			return
+		}
+		// Two buffers, swapped: emitters fill one while the other is
+		// written.
+		out, e.pending = e.pending, out[:0]
+		e.room.Broadcast()
+		e.mu.Unlock()
+		_, _ = e.w.Write(out)
+		e.mu.Lock()
+	}
+}
+
+// close writes every line emitted so far and stops the writer; lines
+// emitted later are written at once by their emitter. run calls it before
+// it returns, so that nothing is lost when the process exits.
+func (e *events) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.ready.Signal()
+	e.mu.Unlock()
+	<-e.done
+}
+
+// emit queues one event line.
 func (e *events) emit(ev event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for len(e.pending) >= maxPending && !e.closed {
+		e.room.Wait()
+	}
+	wasEmpty := len(e.pending) == 0
 	_ = e.enc.Encode(ev)
+	switch {
+	case e.stopped:
+		// A late event (a callback still running after run's end): the
+		// mutex orders it after everything the writer wrote.
+		_, _ = e.w.Write(e.pending)
+		e.pending = e.pending[:0]
+	case wasEmpty:
+		e.ready.Signal()
+	}
 }
 
 func (e *events) stanza(s s2s.Stanza) {

@@ -60,6 +60,7 @@ func TestEventLines(t *testing.T) {
 			var buf bytes.Buffer
 			e := newEvents(&buf)
 			tc.emit(e)
+			e.close()
 			want := tc.want
 			if want != "" {
 				want += "\n"

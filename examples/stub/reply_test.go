@@ -109,14 +109,57 @@ func TestFirstChild(t *testing.T) {
 		4: {in: `<iq/>`, err: errNoElement},
 		5: {in: `<iq>text</iq>`, err: errNoElement},
 		6: {in: ``, err: errNoElement},
+		// The shapes of the fast path, and those it leaves to the decoder.
+		7:  {in: `<iq type='get' id='a>b'><ping xmlns="urn:xmpp:ping"></ping></iq>`, space: "urn:xmpp:ping", local: "ping"},
+		8:  {in: "<iq>\n  <ping\tid='x' xmlns = 'urn:xmpp:ping' /></iq>", space: "urn:xmpp:ping", local: "ping"},
+		9:  {in: `<iq><ping a='1' xmlns='urn:x&amp;y'/></iq>`, space: "urn:x&y", local: "ping"},
+		10: {in: `<iq><![CDATA[x]]><q xmlns='a'/></iq>`, space: "a", local: "q"},
+		11: {in: `<iq xmlns='jabber:server'><q xmlns:a='b'/></iq>`, space: "jabber:server", local: "q"},
+		12: {in: `<iq xmlns:p='urn:xmpp:ping'><p:ping xmlns='urn:x'/></iq>`, space: "urn:xmpp:ping", local: "ping"},
+		13: {in: "<iq><q xmlns='a\r\nb'/></iq>", space: "a\nb", local: "q"},
+		14: {in: `<p:iq xmlns:p='jabber:server'><query xmlns="jabber:iq:version"/></p:iq>`, space: "jabber:iq:version", local: "query"},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			space, local, err := firstChild([]byte(tc.in))
 			if !errors.Is(err, tc.err) || space != tc.space || local != tc.local {
 				t.Errorf("firstChild = %q, %q, %v; want %q, %q, %v", space, local, err, tc.space, tc.local, tc.err)
 			}
+			// The fast path, where it answers, answers as the decoder.
+			if fs, fl, ok := firstChildFast([]byte(tc.in)); ok {
+				xs, xl, err := firstChildXML([]byte(tc.in))
+				if err != nil || fs != xs || fl != xl {
+					t.Errorf("fast path: %q, %q; decoder: %q, %q, %v", fs, fl, xs, xl, err)
+				}
+			}
 		})
 	}
+}
+
+// FuzzFirstChild holds the fast path to the decoder on every stanza the
+// Manager would deliver: where it answers, it answers the same.
+func FuzzFirstChild(f *testing.F) {
+	for _, s := range []string{
+		`<iq from='h.test' to='s.test' id='p' type='get'><ping xmlns='urn:xmpp:ping'/></iq>`,
+		`<iq id='a>b' type='get'> <q xmlns="x&amp;y" a='1'><r/></q></iq>`,
+		`<iq xmlns:p='urn:xmpp:ping' type='get'><p:ping/></iq>`,
+		"<iq><q a='\t' xmlns='a\r\nb'/></iq>",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		in, err := s2s.ParseStanza(raw)
+		if err != nil {
+			return
+		}
+		fs, fl, ok := firstChildFast(in.Raw)
+		if !ok {
+			return
+		}
+		xs, xl, err := firstChildXML(in.Raw)
+		if err != nil || fs != xs || fl != xl {
+			t.Fatalf("%q: fast path %q, %q; decoder %q, %q, %v", in.Raw, fs, fl, xs, xl, err)
+		}
+	})
 }
 
 // FuzzAnswer checks, for every stanza the Manager would deliver, that an

@@ -157,6 +157,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ev := newEvents(stdout)
+	// Every line emitted is on stdout before the process exits.
+	defer ev.close()
 
 	local := make(map[string]bool, len(o.domains))
 	for _, d := range o.domains {

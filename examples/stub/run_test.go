@@ -205,7 +205,7 @@ func (p *stubProc) exitCode() int {
 
 // host is the Manager under test: the server the stub federates with.
 type host struct {
-	t         *testing.T
+	t         testing.TB
 	m         *s2s.Manager
 	addr      netip.AddrPort
 	delivered chan s2s.Stanza
@@ -235,13 +235,13 @@ func (h *host) next() s2s.Stanza {
 // world is a test CA, a temporary directory holding the stub's files, and a
 // host Manager whose port is reserved before the stub starts.
 type world struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	ca  *testcert.CA
 	ln  net.Listener
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	ca, err := testcert.NewCA("stub test CA")
 	if err != nil {
