@@ -97,45 +97,45 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 // acceptDirect runs the server side of direct TLS when the connection came
-// from ServeTLS or ServeMixed; it reports whether the stream is now
-// encrypted.
-func (s *inStream) acceptDirect(st *settings) (bool, error) {
+// from ServeTLS or ServeMixed (the one TLS step, negotiator.secure); the
+// stream is then secure before its first header.
+func (s *inStream) acceptDirect(st *settings) error {
 	mc, ok := s.conn.(*markedConn)
 	if !ok {
-		return false, nil
+		return nil
 	}
 	raw := mc.Conn
 	if mc.mode == sniffTLS {
 		var b [1]byte
 		if _, err := io.ReadFull(raw, b[:]); err != nil {
 			s.dropConn()
-			return false, fmt.Errorf("reading the first byte from %s: %w", raw.RemoteAddr(), err)
+			return fmt.Errorf("reading the first byte from %s: %w", raw.RemoteAddr(), err)
 		}
 		raw = &prefixConn{Conn: raw, prefix: b[:]}
+		s.swap(raw, tls.ConnectionState{})
 		if b[0] != tlsRecordHandshake {
-			s.setConn(raw, tls.ConnectionState{})
-			return false, nil
+			return nil
 		}
+	} else {
+		s.swap(raw, tls.ConnectionState{})
 	}
 	if st.tls.Mode == starttls.False {
 		s.dropConn()
-		return false, ErrDirectTLSDisabled
+		return ErrDirectTLSDisabled
 	}
 	cfg, err := st.tls.DirectServerConfig()
 	if err != nil {
 		s.dropConn()
-		return false, err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.m.cfg.NegotiationTimeout)
 	defer cancel()
-	tc, state, err := s.m.secure(ctx, raw, cfg, false)
-	if err != nil {
+	if err := s.secure(ctx, cfg); err != nil {
 		s.dropConn()
-		return false, fmt.Errorf("direct TLS handshake with %s: %w", raw.RemoteAddr(), err)
+		return fmt.Errorf("direct TLS handshake with %s: %w", raw.RemoteAddr(), err)
 	}
-	s.setConn(tc, state)
-	s.direct = true
-	return true, nil
+	s.set(stateDirect)
+	return nil
 }
 
 // dropConn closes the connection without a word: before or during a TLS
@@ -147,20 +147,13 @@ func (s *inStream) dropConn() {
 	s.wmu.Unlock()
 }
 
-func (s *inStream) setConn(c net.Conn, state tls.ConnectionState) {
-	s.wmu.Lock()
-	s.conn = c
-	s.tls = state
-	s.wmu.Unlock()
-}
-
 // checkDirectPeer applies required_trusted to the 'from' of a direct TLS
 // stream: the handshake checked the chain only, since the peer's name was
 // not known yet; with STARTTLS the header came first and the handshake
 // checked the name too. A header without 'from' leaves the check to each
 // domain dialback or SASL claims.
 func (s *inStream) checkDirectPeer(st *settings, h wire.Header) error {
-	if !s.direct || st.tls.Mode != starttls.RequiredTrusted || s.peer == "" {
+	if !s.is(stateDirect) || st.tls.Mode != starttls.RequiredTrusted || s.peer == "" {
 		return nil
 	}
 	if err := st.tls.VerifyPeer(s.peer, s.tls); err != nil {

@@ -46,15 +46,41 @@
 //
 // # Where negotiation lives
 //
-// TLS is one step for both directions and both kinds (STARTTLS, direct
-// TLS): Manager.secure in handshake.go, with the tls.Config the starttls
-// package builds per mode. An incoming connection is a series of streams
-// (epochs, incoming.go), one per header, ended by a restart; work started
-// on one stream (a dialback verification) never answers on the next. The
-// features an incoming stream offers are listed in inStream.writeFeatures
-// and handled in inStream.read (incoming.go, external.go, limits.go); an
-// outgoing stream reads and acts on them in negotiateOut (negotiate.go,
-// external.go). A new stream feature is, for now, an entry in each of
-// those places; the tests in transcript_test.go pin the bytes of every
-// negotiation, so that such a change shows in testdata/transcript-*.xml.
+// Both directions negotiate through one core, stream.go: a negotiator
+// (the connection layer, swapped by the one TLS step Manager.secure in
+// handshake.go for STARTTLS and direct TLS alike, and the state bits:
+// secure, direct, SASL, authenticated) and an ordered table of stream
+// features. An incoming stream (inStream) lists the entries that fit its
+// state in <stream:features> and gives each element it reads to the entry
+// of its namespace; an outgoing one (outStream, negotiateOut) reads the
+// peer's features and lets each entry act in table order until one
+// restarts the stream or it is authenticated. An incoming connection is a
+// series of streams (epochs, incoming.go), one per header, ended by a
+// restart; work started on one stream (a dialback verification) never
+// answers on the next.
+//
+// # Where a new stream feature goes
+//
+// A stream feature is one entry of streamFeatures (stream.go) in a file of
+// its own, named after it: starttls.go, external.go (SASL EXTERNAL),
+// dialback.go, limits.go (XEP-0478). An entry says which state bits it
+// needs and rules out, and sets the funcs it uses: list (the child of our
+// <stream:features>), guard (sees every incoming element first, as
+// required STARTTLS does), handle (the incoming elements of its
+// namespace), and negotiate (acts on the peer's features when we
+// initiate; an entry placed after authentication in the table, with
+// stateAuthed necessary, runs on the authenticated stream). State of its
+// own per stream goes in a field of inStream or outStream, or in the
+// epoch; which entries an incoming stream listed is epoch.listed. The
+// tests in transcript_test.go pin the bytes of every negotiation, so that
+// a change shows in testdata/transcript-*.xml.
+//
+// # Reading the code
+//
+// Incoming, accept → negotiate → authenticate → deliver: Serve
+// (manager.go), inStream.run, read and deliver (incoming.go), with the
+// core and its entries (stream.go; dialback.go and external.go
+// authenticate). Outgoing, Send → queue → dial → negotiate → write: Send
+// (manager.go), the link's queue and writer (outgoing.go), dialTargets
+// (dial.go), negotiateOut (stream.go).
 package s2s

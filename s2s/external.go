@@ -48,6 +48,24 @@ var (
 	saslAuthName       = xml.Name{Space: saslext.NS, Local: "auth"}
 )
 
+// saslExternalEntry is the entry: offered and tried on an encrypted
+// stream that SASL has not authenticated yet. As the initiating server we
+// try it before dialback when the peer lists EXTERNAL and we have a
+// certificate; a refusal falls back to dialback on a new stream (dial.go).
+var saslExternalEntry = feature{
+	id:         featSASLExternal,
+	name:       saslMechanismsName,
+	ns:         saslext.NS,
+	necessary:  stateSecure,
+	prohibited: stateSASL,
+	list:       (*inStream).listExternal,
+	handle:     (*inStream).external,
+	negotiate:  (*outStream).external,
+}
+
+// externalFeature is our <mechanisms/> feature, EXTERNAL alone.
+var externalFeature = saslext.Feature(saslext.Name)
+
 // offersExternal reports whether the features list EXTERNAL. An empty
 // <mechanisms/> (ejabberd) or a malformed one means no SASL.
 func offersExternal(feats []wire.Feature) bool {
@@ -84,9 +102,25 @@ func canPresentCert(st *settings) bool {
 	return err == nil && c != nil && len(c.Certificate) > 0
 }
 
-// externalOut runs EXTERNAL as the initiating server, on an encrypted stream
-// whose features offered it. nil means <success/>: the caller restarts the
-// stream. dialbackOffered goes into a refusal, for the fallback.
+// external runs EXTERNAL as the initiating server when the peer offers it
+// and we can present a certificate. After <success/> the stream restarts,
+// authenticated (RFC 6120 §6.4.6).
+func (o *outStream) external(f *wire.Feature) (flow, error) {
+	if !o.tryExternal || f == nil || !offersExternal([]wire.Feature{*f}) || !canPresentCert(o.st) {
+		return flowOn, nil
+	}
+	dialbackOffered := o.offered(dialbackEntry.name) != nil || o.h.Dialback
+	if err := externalOut(o.conn, o.r, o.p, dialbackOffered); err != nil {
+		wire.WriteClose(o.conn)
+		return flowOn, atStep(StepAuth, err)
+	}
+	o.auth = AuthSASLExternal
+	o.set(stateSASL | stateAuthed)
+	return flowRestart, nil
+}
+
+// externalOut runs the EXTERNAL exchange on conn. nil means <success/>.
+// dialbackOffered goes into a refusal, for the fallback.
 func externalOut(conn net.Conn, r *wire.Reader, p pair, dialbackOffered bool) error {
 	// The empty authzid: the receiving server takes our identity from the
 	// stream's 'from' (XEP-0178 §3); sending it again buys nothing.
@@ -137,28 +171,34 @@ func externalOut(conn net.Conn, r *wire.Reader, p pair, dialbackOffered bool) er
 	}
 }
 
-// offerExternal decides whether this stream's features list EXTERNAL: it
-// must be enabled, encrypted, not yet authenticated by SASL, and the peer's
-// certificate must chain to our roots and name the stream's 'from', the RFC
+// listExternal offers EXTERNAL when it is enabled and the peer's
+// certificate chains to our roots and names the stream's 'from', the RFC
 // 6125 checks required_trusted makes. A peer that could not succeed is not
 // offered the mechanism, so that it goes straight to dialback.
-func (s *inStream) offerExternal(st *settings, secured bool) bool {
-	s.externalOK = false
-	if s.m.cfg.DisableSASLExternal || !secured || s.saslDone || s.peer == "" {
-		return false
+func (s *inStream) listExternal(st *settings) []byte {
+	if s.m.cfg.DisableSASLExternal || s.peer == "" {
+		return nil
 	}
 	if err := st.tls.VerifyPeer(s.peer, s.tls); err != nil {
 		s.m.log.Debug("s2s: not offering SASL EXTERNAL", "peer", s.peer, "err", err)
-		return false
+		return nil
 	}
-	s.externalOK = true
-	return true
+	return externalFeature
 }
 
 // external answers an <auth/> as the receiving server. restart is true after
 // <success/>: the peer opens a new stream, which the caller reads.
-func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (restart bool, err error) {
+func (s *inStream) external(st *settings, ep *epoch, e wire.Element) (flow, error) {
+	restart, err := s.externalAuth(st, ep, e)
+	if restart {
+		return flowRestart, err
+	}
+	return flowOn, err
+}
+
+func (s *inStream) externalAuth(st *settings, ep *epoch, e wire.Element) (restart bool, err error) {
 	m := s.m
+	r := s.r
 	if e.Name != saslAuthName {
 		if e.Name == (xml.Name{Space: saslext.NS, Local: "abort"}) {
 			return false, s.write(saslext.Failure(saslext.Aborted, ""))
@@ -180,12 +220,12 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 	switch {
 	case err != nil:
 		return refuse(saslext.MalformedRequest, "", err)
-	case mech != saslext.Name || !s.externalOK:
+	case mech != saslext.Name || ep.listed&featSASLExternal == 0:
 		return refuse(saslext.InvalidMechanism, "", fmt.Errorf("%w: mechanism %s not offered", ErrAuth, domain.Clip(mech)))
 	}
 	// One attempt per stream: the peer's certificate will not change, and a
 	// refused peer should fall back to dialback.
-	s.externalOK = false
+	ep.listed &^= featSASLExternal
 	if !initial {
 		if err := s.write(saslext.Challenge(nil)); err != nil {
 			return false, err
@@ -240,7 +280,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 	if !s.pairUpAuth(s.local, s.peer, AuthSASLExternal) {
 		return false, net.ErrClosed
 	}
-	s.saslDone = true
+	s.set(stateSASL)
 	s.endEpoch() // what was asked before <success/> is not answered after it
 	if err := s.write([]byte(saslext.Success)); err != nil {
 		return false, err
@@ -251,7 +291,7 @@ func (s *inStream) external(st *settings, r *wire.Reader, e wire.Element) (resta
 // checkRestartPeer refuses a stream restarted after SASL that claims
 // another origin than the one SASL authenticated.
 func (s *inStream) checkRestartPeer(prev string, h wire.Header) error {
-	if !s.saslDone || s.peer == prev {
+	if !s.is(stateSASL) || s.peer == prev {
 		return nil
 	}
 	s.replyHeader(h)

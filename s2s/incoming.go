@@ -1,10 +1,7 @@
 package s2s
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -15,41 +12,38 @@ import (
 	"sync/atomic"
 	"time"
 
-	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
-	"github.com/xmpp-s2s/federation/internal/saslext"
 	"github.com/xmpp-s2s/federation/internal/wire"
-	"github.com/xmpp-s2s/federation/starttls"
 )
 
-// inStream is one incoming stream: its connection, the domain pairs dialback
-// authenticated on it, and the goroutine that reads it.
+// inStream is one incoming stream: its connection, the domain pairs
+// authenticated on it, and the goroutine that reads it. Its negotiation
+// (the connection layer, the state bits) is the embedded negotiator's; the
+// features it offers and the elements it takes are the entries of the
+// table (stream.go).
 type inStream struct {
-	m      *Manager
+	negotiator
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	wmu    sync.Mutex // serialises writes: answers come from several goroutines
-	conn   net.Conn
+	// Under wmu, with conn and tls: writes are serialised there, as
+	// answers come from several goroutines.
 	closed bool
 	// why is the reason we closed the stream from outside its reader
 	// (Reload's policy), which the reader reports instead of the closed
 	// connection.
 	why error
-	ep  *epoch // the stream in progress; nil during a restart (guarded by wmu)
+	ep  *epoch // the stream in progress; nil during a restart
 
-	pairs  dialback.Pairs
-	authed atomic.Bool
-	local  string // the 'to' of the stream header, normalised
-	peer   string // the 'from' of the stream header, normalised; may be ""
-	tls    tls.ConnectionState
+	pairs dialback.Pairs
+	local string // the 'to' of the stream header, normalised
+	peer  string // the 'from' of the stream header, normalised; may be ""
 
-	direct     bool // the stream began with direct TLS (ServeTLS)
-	externalOK bool // SASL EXTERNAL is offered on the current stream
-	saslDone   bool // SASL EXTERNAL authenticated the peer
+	inb   dialback.Inbound // the dialback configuration, made on first use
+	inbOK bool
 
 	mu        sync.Mutex
 	links     map[dialback.Pair]*inLink
@@ -73,6 +67,9 @@ type epoch struct {
 	id     string
 	ctx    context.Context
 	cancel context.CancelFunc
+	// listed is the entries this stream's features offered (set by the
+	// reader, read by entries' handle on the reader's goroutine).
+	listed featureID
 }
 
 // beginEpoch starts the epoch of a new stream header.
@@ -110,7 +107,8 @@ func (m *Manager) startIncoming(conn net.Conn) bool {
 	} else {
 		conn = m.tapped(conn)
 	}
-	s := &inStream{m: m, conn: conn, links: make(map[dialback.Pair]*inLink), began: m.clock.Now()}
+	s := &inStream{links: make(map[dialback.Pair]*inLink), began: m.clock.Now()}
+	s.m, s.conn = m, conn
 	s.ctx, s.cancel = context.WithCancel(m.ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -195,23 +193,24 @@ func (s *inStream) serve() {
 	}
 }
 
-// run negotiates and reads the stream until it ends.
+// run negotiates and reads the stream until it ends: direct TLS when the
+// listener says so, then one stream per header, each answered with our
+// header and features (stream.go) and read until it restarts or ends.
 func (s *inStream) run() error {
 	m := s.m
 	s.conn.SetReadDeadline(time.Now().Add(m.cfg.NegotiationTimeout))
-	secured, err := s.acceptDirect(m.settings())
-	if err != nil {
+	if err := s.acceptDirect(m.settings()); err != nil {
 		return err
 	}
 	for {
 		st := m.settings()
 		prev := s.peer
-		r := wire.NewReader(s.conn, m.inLimits(st))
-		h, err := r.ReadHeader()
+		s.r = wire.NewReader(s.conn, m.inLimits(st))
+		h, err := s.r.ReadHeader()
 		if err != nil {
 			return s.headerFailed(err)
 		}
-		if err := s.checkHeader(h, secured); err != nil {
+		if err := s.checkHeader(h); err != nil {
 			return err
 		}
 		if err := s.checkRestartPeer(prev, h); err != nil {
@@ -227,14 +226,13 @@ func (s *inStream) run() error {
 		if err := s.write(headerBytes(wire.Header{From: s.local, To: h.From, ID: ep.id})); err != nil {
 			return err
 		}
-		if err := s.writeFeatures(st, secured); err != nil {
+		if err := s.writeFeatures(st, ep); err != nil {
 			return err
 		}
-		restart, err := s.read(r, ep, secured, h.From)
+		restart, err := s.read(s.r, ep)
 		if err != nil || !restart {
 			return err
 		}
-		secured = true
 	}
 }
 
@@ -269,7 +267,7 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-func (s *inStream) checkHeader(h wire.Header, secured bool) error {
+func (s *inStream) checkHeader(h wire.Header) error {
 	m := s.m
 	reply := func() { s.write(headerBytes(wire.Header{From: h.To, To: h.From, ID: newStreamID()})) }
 	if h.To == "" {
@@ -281,7 +279,7 @@ func (s *inStream) checkHeader(h wire.Header, secured bool) error {
 		reply()
 		return s.fail(stream.HostUnknown, fmt.Sprintf("%s is not served here", domain.Clip(h.To)))
 	}
-	if secured && s.local != "" && local != s.local { // s.local is unset on a direct TLS stream's first header
+	if s.is(stateSecure) && s.local != "" && local != s.local { // s.local is unset on a direct TLS stream's first header
 		reply()
 		return s.fail(stream.HostUnknown, "the stream restarted for another domain")
 	}
@@ -297,42 +295,11 @@ func (s *inStream) checkHeader(h wire.Header, secured bool) error {
 	return nil
 }
 
-func (s *inStream) writeFeatures(st *settings, secured bool) error {
-	var feats [][]byte
-	offer, required := st.tls.Offer()
-	if !secured && offer {
-		feats = append(feats, st.tls.Feature())
-	}
-	if s.offerExternal(st, secured) {
-		feats = append(feats, externalFeature)
-	}
-	if secured || !required {
-		feats = append(feats, dialbackFeature)
-	}
-	if lf := s.m.limitsFeature(st); lf != nil {
-		feats = append(feats, lf)
-	}
-	var b writerBuf
-	if err := wire.WriteFeatures(&b, feats...); err != nil {
-		return err
-	}
-	return s.write(b)
-}
-
-var (
-	dialbackFeature = encode(dialback.Feature{Errors: true})
-	externalFeature = saslext.Feature(saslext.Name)
-)
-
-var (
-	startTLSName = xml.Name{Space: starttls.NS, Local: "starttls"}
-)
-
-// read handles the elements of one stream (between two restarts). It returns
-// restart=true after a successful STARTTLS.
-func (s *inStream) read(r *wire.Reader, ep *epoch, secured bool, from string) (restart bool, err error) {
+// read takes the elements of one stream (between two restarts) and hands
+// each to dispatch (stream.go). It returns restart=true when an entry
+// restarted the stream (STARTTLS, SASL).
+func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 	m := s.m
-	in := s.inbound()
 	// Moving the read deadline costs a timer update under the poller's
 	// lock, about 7% of a ping round trip when done per element; so it is
 	// set IdleTimeout plus a sixteenth ahead and moved only once less than
@@ -340,7 +307,7 @@ func (s *inStream) read(r *wire.Reader, ep *epoch, secured bool, from string) (r
 	// silence, and at most a sixteenth after.
 	var readBy time.Time
 	for {
-		if t := m.cfg.IdleTimeout; t > 0 && s.authed.Load() {
+		if t := m.cfg.IdleTimeout; t > 0 && s.is(stateAuthed) {
 			if now := time.Now(); readBy.Sub(now) < t {
 				readBy = now.Add(t + t/16)
 				s.conn.SetReadDeadline(readBy)
@@ -352,52 +319,12 @@ func (s *inStream) read(r *wire.Reader, ep *epoch, secured bool, from string) (r
 		}
 		// What Reload changed (TLS mode, certificate, policy) applies to
 		// each element from now on, not only to new streams.
-		st := m.settings()
-		if !secured {
-			start, err := st.tls.Incoming(e.Name)
-			switch {
-			case errors.Is(err, starttls.ErrDisabled):
-				s.write([]byte(starttls.Failure))
-				s.closeStream(nil)
-				return false, err
-			case err != nil:
-				var se stream.Error
-				if !errors.As(err, &se) {
-					se = stream.PolicyViolation
-				}
-				s.closeStream(&se)
-				return false, err
-			case start && s.pairs.Len() > 0:
-				// RFC 6120 §5.3.1: TLS comes before authentication; pairs
-				// authenticated in plaintext must not be carried into TLS.
-				return false, s.fail(stream.PolicyViolation, "STARTTLS after dialback")
-			case start:
-				return true, s.startTLS(st, r, from)
-			}
-		} else if e.Name == startTLSName {
-			return false, s.fail(stream.PolicyViolation, "STARTTLS on a stream that is already encrypted")
-		}
-
-		switch {
-		case e.Name.Space == dialback.NS:
-			if err := s.dialback(in, ep, e); err != nil {
-				return false, err
-			}
-		case e.Name.Space == saslext.NS:
-			if restart, err := s.external(st, r, e); err != nil || restart {
-				return restart, err
-			}
-		case e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local):
-			if err := s.deliver(e); err != nil {
-				return false, err
-			}
-		default:
-			return false, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s xmlns='%s'> is not handled here", domain.ClipText(e.Name.Local), domain.ClipText(e.Name.Space)))
+		fl, err := s.dispatch(m.settings(), ep, e)
+		if err != nil || fl == flowRestart {
+			return fl == flowRestart, err
 		}
 	}
 }
-
-func isStanzaName(n string) bool { return n == "message" || n == "presence" || n == "iq" }
 
 // readFailed answers a read error: our own stream error for bad input, a
 // close for the peer's close, nothing for a vanished peer.
@@ -426,246 +353,12 @@ func (s *inStream) readFailed(err error) error {
 		s.closeStream(&se)
 		return err
 	case isTimeout(err):
-		if s.authed.Load() {
+		if s.is(stateAuthed) {
 			s.closeStream(nil)
 			return ErrIdle
 		}
 		return s.fail(stream.ConnectionTimeout, "negotiation took longer than the negotiation timeout")
 	}
-	return err
-}
-
-func (s *inStream) startTLS(st *settings, r *wire.Reader, from string) error {
-	if n := r.Buffered(); n > 0 {
-		return s.fail(stream.PolicyViolation, "data after <starttls/> before TLS")
-	}
-	cfg, err := st.tls.ServerConfig(s.peer)
-	if err != nil {
-		s.write([]byte(starttls.Failure))
-		s.closeStream(nil)
-		return err
-	}
-	s.endEpoch()
-	if err := s.write([]byte(starttls.Proceed)); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.m.cfg.NegotiationTimeout)
-	defer cancel()
-	tc, state, err := s.m.secure(ctx, s.conn, cfg, false)
-	if err != nil {
-		s.dropConn()
-		return fmt.Errorf("TLS handshake with %s: %w", s.conn.RemoteAddr(), err)
-	}
-	s.setConn(tc, state)
-	return nil
-}
-
-// inbound is the dialback configuration of this stream. It reads the
-// settings at each request, so that a Reload applies to live streams: a
-// rotated secret stops confirming keys made with the old one at once, and
-// a stricter TLS mode or trust pool judges the next request.
-func (s *inStream) inbound() dialback.Inbound {
-	m := s.m
-	return dialback.Inbound{
-		Keys:    liveKeys{m},
-		IsLocal: m.cfg.IsLocal,
-		Allow: func(remote string) error {
-			st := m.settings()
-			if d := st.policy.Decide(s.ctx, remote); !d.Allowed() {
-				return fmt.Errorf("%w: %w: %s", stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation,
-					Text: map[string]string{"": fmt.Sprintf("federation with %s is not allowed", remote)}}, ErrDenied, d)
-			}
-			if st.tls.Mode == starttls.RequiredTrusted {
-				// The handshake checked the header's 'from' at most; every
-				// domain claimed on the stream must be named by the
-				// certificate (piggybacked ones included).
-				s.wmu.Lock()
-				state := s.tls
-				s.wmu.Unlock()
-				if err := st.tls.VerifyPeer(remote, state); err != nil {
-					return fmt.Errorf("%w: %w", stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized,
-						Text: map[string]string{"": err.Error()}}, err)
-				}
-			}
-			return nil
-		},
-		Authority: authority{m: m, src: s.ip},
-		Timeout:   m.cfg.NegotiationTimeout,
-	}
-}
-
-// liveKeys is the KeySource of the settings in force. It is a
-// KeyChecker too, so that a source that accepts more than the key it makes
-// now (a Keyring in its grace period) keeps doing so.
-type liveKeys struct{ m *Manager }
-
-func (k liveKeys) Key(receiving, originating, streamID string) (string, error) {
-	return k.m.settings().keys.Key(receiving, originating, streamID)
-}
-
-func (k liveKeys) CheckKey(key, receiving, originating, streamID string) (bool, error) {
-	return dialback.Check(k.m.settings().keys, key, receiving, originating, streamID)
-}
-
-// pendingKey is a <db:result> request as its verification is shared: the
-// pair (normalised) and the key.
-type pendingKey struct {
-	p   pair
-	key string
-}
-
-// checkNames validates the 'from' and 'to' of a dialback element and
-// returns them normalised. It comes before anything about the element is
-// counted, stored or logged: the names are the peer's, as long as a stanza.
-func checkNames(from, to string) (pair, error) {
-	f, err := domain.Normalize(from)
-	if err != nil {
-		return pair{}, fmt.Errorf("dialback 'from': %w", err)
-	}
-	t, err := domain.Normalize(to)
-	if err != nil {
-		return pair{}, fmt.Errorf("dialback 'to': %w", err)
-	}
-	return pair{local: t, remote: f}, nil
-}
-
-func (s *inStream) dialback(in dialback.Inbound, ep *epoch, e wire.Element) error {
-	el, err := decodeDialback(e)
-	if err != nil {
-		return s.fail(stream.BadFormat, domain.ClipText(err.Error()))
-	}
-	switch el := el.(type) {
-	case dialback.Verify:
-		p, err := checkNames(el.From, el.To)
-		if err != nil {
-			return s.fail(stream.ImproperAddressing, err.Error())
-		}
-		ans, err := in.Answer(el)
-		// Per-element lines are Debug: a peer may send as many
-		// <db:verify> as it likes, and a line each at Info or Warn
-		// would let any stream flood the host's logs.
-		if ans == (dialback.Verify{}) {
-			s.m.log.Debug("s2s: dropped a dialback element", "from", p.remote, "to", p.local, "err", err)
-			return nil
-		}
-		if err != nil {
-			s.m.log.Debug("s2s: answered a key verification negatively", "from", p.remote, "to", p.local, "err", err)
-		}
-		return s.write(encode(ans))
-	case dialback.Result:
-		p, err := checkNames(el.From, el.To)
-		if err != nil {
-			return s.fail(stream.ImproperAddressing, err.Error())
-		}
-		if len(el.Key) > maxDialbackKey {
-			return s.fail(stream.PolicyViolation, fmt.Sprintf("a dialback key longer than %d bytes", maxDialbackKey))
-		}
-		if !s.countDialback() {
-			return s.fail(stream.PolicyViolation, fmt.Sprintf("more than %d dialback requests on one stream", s.m.cfg.MaxDialbackPerStream))
-		}
-		if el.Type != dialback.Request {
-			// A peer using XEP-0288, or spoofing an answer: XEP-0220
-			// §3.1 says to drop it.
-			s.m.log.Warn("s2s: dropped an unsolicited dialback result", "from", p.remote, "to", p.local, "type", domain.Clip(string(el.Type)))
-			return nil
-		}
-		k := pendingKey{p, el.Key}
-		if !s.startPending(k) {
-			return nil // a repeat: answered with the request it repeats
-		}
-		// The verification asks another server: do not hold up the stream.
-		s.m.spawnAlways(func() { s.handleResult(in, ep, k, el) })
-	}
-	return nil
-}
-
-// startPending registers a verification for k; false when one is running,
-// which then answers this request too.
-func (s *inStream) startPending(k pendingKey) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n, ok := s.pending[k]; ok {
-		s.pending[k] = n + 1
-		return false
-	}
-	if s.pending == nil {
-		s.pending = make(map[pendingKey]int)
-	}
-	s.pending[k] = 0
-	return true
-}
-
-// endPending forgets the verification of k and returns how many requests
-// its answer is for.
-func (s *inStream) endPending(k pendingKey) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.pending[k]
-	delete(s.pending, k)
-	return 1 + n
-}
-
-func (s *inStream) handleResult(in dialback.Inbound, ep *epoch, k pendingKey, r dialback.Result) {
-	m := s.m
-	// The verification works on a copy of the stream's pairs; the pair
-	// joins the stream's own set only if its stream is still the one it
-	// was asked on (commit).
-	pairs := s.pairs.Clone()
-	ans, err := in.Handle(ep.ctx, ep.id, pairs, r)
-	n := s.endPending(k)
-	if !s.commit(ep, err == nil, k.p) {
-		m.log.Info("s2s: dropped a dialback answer: its stream restarted or ended", "from", k.p.remote, "to", k.p.local)
-		return
-	}
-	if err == nil {
-		// Register the link before the peer learns it may send, so that
-		// its first stanzas are counted and LinkUp comes before them.
-		if !s.pairUp(k.p.local, k.p.remote) {
-			return
-		}
-	}
-	// One answer per request, repeats included, as the peer may count them.
-	if werr := s.writeIn(ep, bytes.Repeat(encode(ans), n)); werr != nil {
-		return
-	}
-	if err != nil {
-		m.log.Warn("s2s: refused an incoming dialback request", "from", k.p.remote, "to", k.p.local, "requests", n, "err", err)
-		m.observe(Event{Kind: AuthFailed, Link: linkInfo(Incoming, k.p, nil, AuthDialback, time.Time{}, 0, 0, 0), Err: err,
-			Setup: m.clock.Now().Sub(s.began)})
-		if ans.Type == dialback.Invalid {
-			// XEP-0220 §2.2.1: an invalid key ends the stream.
-			se := withText(stream.NotAuthorized, fmt.Sprintf("dialback key for %s not valid", k.p.remote))
-			s.closeStream(&se)
-		}
-		return
-	}
-}
-
-// commit reports whether ep is still the stream in progress and, when
-// valid, adds p to the stream's authenticated pairs in the same step, so
-// that no restart can come between the check and the pair. A stream with a
-// pair refuses STARTTLS, so the pair stays with this stream.
-func (s *inStream) commit(ep *epoch, valid bool, p pair) bool {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.ep != ep || s.closed {
-		return false
-	}
-	if valid {
-		s.pairs.Add(p.remote, p.local) // normalised already: cannot fail
-	}
-	return true
-}
-
-// writeIn writes b if ep is still the stream in progress.
-func (s *inStream) writeIn(ep *epoch, b []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed || s.ep != ep {
-		return net.ErrClosed
-	}
-	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
-	_, err := s.conn.Write(b)
 	return err
 }
 
@@ -691,7 +384,7 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 	}
 	s.links[dialback.Pair{From: remote, To: local}] = &inLink{auth: auth, since: m.clock.Now()}
 	s.mu.Unlock()
-	if !s.authed.Swap(true) {
+	if s.set(stateAuthed) {
 		// The first pair ends the negotiation timeout; from now on the
 		// stream may idle for IdleTimeout (or forever).
 		var d time.Time

@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"encoding/xml"
 	"fmt"
 	"net"
 	"net/netip"
@@ -71,10 +72,18 @@ func (m *Manager) inLimits(st *settings) wire.Limits {
 	return wire.Limits{MaxElementSize: st.s2s.MaxStanzaSize, MaxDepth: m.cfg.MaxDepth}
 }
 
-// limitsFeature advertises our limits to the peer (XEP-0478), so that a
+// limitsEntry is the XEP-0478 entry: the receiving side lists our
+// limits. (What a peer lists for us is not acted on yet.)
+var limitsEntry = feature{
+	id:   featLimits,
+	name: xml.Name{Space: nsStreamLimits, Local: "limits"},
+	list: func(s *inStream, st *settings) []byte { return s.m.limitsXML(st) },
+}
+
+// limitsXML advertises our limits to the peer (XEP-0478), so that a
 // well-behaved sender does not try a stanza we would refuse, and knows how
 // long an idle stream stays open. nil when there is nothing to say.
-func (m *Manager) limitsFeature(st *settings) []byte {
+func (m *Manager) limitsXML(st *settings) []byte {
 	max := st.s2s.MaxStanzaSize
 	idle := m.cfg.IdleTimeout
 	if max <= 0 && idle <= 0 {
