@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/xml"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -22,7 +23,20 @@ type fastParser struct {
 	scope  []fastBinding
 	inject []string
 	attrs  []fastAttr
+	env    [envFields][]byte // the top element's from, to, id and type values
 }
+
+// maxSharedEnvelope is the most envelope bytes that share one string.
+const maxSharedEnvelope = 512
+
+// The envelope attributes, in the order of fastParser.env.
+const (
+	envFrom = iota
+	envTo
+	envID
+	envType
+	envFields
+)
 
 type fastBinding struct {
 	prefix, uri []byte
@@ -31,12 +45,57 @@ type fastBinding struct {
 
 type fastAttr struct {
 	name, value []byte
+	colon       int  // of the name; -1: unprefixed
 	plain       bool // no reference and no control character
 }
 
 // parse returns the element in rec, which must hold exactly one element.
 // Raw is left unset; p.inject lists the outer prefixes to declare.
 func (p *fastParser) parse(rec []byte) (e Element, top xml.Name, ok bool) {
+	e, top, ok = p.parseElement(rec)
+	if ok {
+		p.setEnvelope(&e)
+	}
+	p.env = [envFields][]byte{}
+	return e, top, ok
+}
+
+// setEnvelope gives e its envelope strings, sharing one allocation: a
+// stanza carries up to four of them, and a string each was the largest
+// share of the allocations on the stanza path. Whoever keeps one of them
+// (a domain taken from a dialback element's from, say) keeps all four, so
+// they share only while that costs little: a peer must not pin a huge id
+// by way of a from that a link holds for its lifetime.
+func (p *fastParser) setEnvelope(e *Element) {
+	n := 0
+	for _, v := range p.env {
+		n += len(v)
+	}
+	dst := [envFields]*string{&e.From, &e.To, &e.ID, &e.Type}
+	if n > maxSharedEnvelope {
+		for i, v := range p.env {
+			*dst[i] = string(v)
+		}
+		return
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, v := range p.env {
+		b.Write(v)
+	}
+	all := b.String()
+	off := 0
+	for i, v := range p.env {
+		*dst[i] = all[off : off+len(v)]
+		off += len(v)
+	}
+}
+
+// parseElement is parse without the envelope's strings.
+func (p *fastParser) parseElement(rec []byte) (e Element, top xml.Name, ok bool) {
 	p.stack = p.stack[:0]
 	p.scope = p.scope[:0]
 	p.inject = p.inject[:0]
@@ -56,7 +115,7 @@ func (p *fastParser) parse(rec []byte) (e Element, top xml.Name, ok bool) {
 		}
 		switch rec[i+1] {
 		case '/':
-			name, j, ok := scanName(rec, i+2)
+			name, _, j, ok := scanName(rec, i+2)
 			if !ok || len(p.stack) == 0 || !bytes.Equal(name, p.stack[len(p.stack)-1]) {
 				return e, top, false
 			}
@@ -99,7 +158,7 @@ func (p *fastParser) parse(rec []byte) (e Element, top xml.Name, ok bool) {
 
 // startTag scans the tag at rec[i] and pushes it.
 func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (next int, selfClose, ok bool) {
-	name, j, ok := scanName(rec, i+1)
+	name, colon, j, ok := scanName(rec, i+1)
 	if !ok {
 		return 0, false, false
 	}
@@ -126,7 +185,7 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 			return 0, false, false
 		}
 		var a fastAttr
-		if a.name, k, ok = scanName(rec, k); !ok {
+		if a.name, a.colon, k, ok = scanName(rec, k); !ok {
 			return 0, false, false
 		}
 		k = skipSpace(rec, k)
@@ -137,14 +196,26 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 		if k >= len(rec) || (rec[k] != '\'' && rec[k] != '"') {
 			return 0, false, false
 		}
-		end := bytes.IndexByte(rec[k+1:], rec[k])
-		if end < 0 {
-			return 0, false, false
+		// A plain value (the usual kind) is found and checked in one
+		// pass; anything else is checked on its own.
+		q, end := rec[k], k+1
+		for end < len(rec) && rec[end] != q && (plainByte[rec[end]] || rec[end] == '>') {
+			end++
 		}
-		a.value = rec[k+1 : k+1+end]
-		if a.plain, ok = scanAttrValue(a.value); !ok {
-			return 0, false, false
+		if end < len(rec) && rec[end] == q {
+			a.value, a.plain = rec[k+1:end], true
+		} else {
+			n := bytes.IndexByte(rec[end:], q)
+			if n < 0 {
+				return 0, false, false
+			}
+			end += n
+			a.value = rec[k+1 : end]
+			if a.plain, ok = scanAttrValue(a.value); !ok {
+				return 0, false, false
+			}
 		}
+		end -= k + 1
 		for _, b := range p.attrs {
 			if bytes.Equal(a.name, b.name) {
 				return 0, false, false
@@ -160,7 +231,7 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 	var defNS []byte
 	hasDefNS := false
 	for _, a := range p.attrs {
-		prefix, local := splitName(a.name)
+		prefix, local := splitName(a.name, a.colon)
 		switch {
 		case string(prefix) == "xmlns":
 			if len(a.value) == 0 || string(local) == "xmlns" || !a.plain {
@@ -171,16 +242,16 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 			if string(local) == "xmlns" {
 				defNS, hasDefNS = a.value, true
 			}
-			var dst *string
+			f := -1
 			switch string(local) {
 			case "from":
-				dst = &e.From
+				f = envFrom
 			case "to":
-				dst = &e.To
+				f = envTo
 			case "id":
-				dst = &e.ID
+				f = envID
 			case "type":
-				dst = &e.Type
+				f = envType
 			default:
 				if string(local) != "xmlns" {
 					continue
@@ -191,19 +262,19 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 				// unescaping rules to get the same string.
 				return 0, false, false
 			}
-			if dst != nil {
-				*dst = string(a.value)
+			if f >= 0 {
+				p.env[f] = a.value
 			}
 		}
 	}
 	for _, a := range p.attrs {
-		if prefix, _ := splitName(a.name); prefix != nil && string(prefix) != "xmlns" {
+		if prefix, _ := splitName(a.name, a.colon); prefix != nil && string(prefix) != "xmlns" {
 			if _, ok := p.resolve(prefix); !ok {
 				return 0, false, false
 			}
 		}
 	}
-	prefix, local := splitName(name)
+	prefix, local := splitName(name, colon)
 	if isTop {
 		top.Local = internLocal(local)
 		e.Name.Local = top.Local
@@ -268,45 +339,53 @@ func (p *fastParser) resolve(prefix []byte) (string, bool) {
 	return uri, true
 }
 
-// splitName splits a qualified name at its colon; prefix is nil when there
-// is none (scanName guarantees at most one colon, not at either end).
-func splitName(n []byte) (prefix, local []byte) {
-	if i := bytes.IndexByte(n, ':'); i >= 0 {
-		return n[:i], n[i+1:]
+// splitName splits a qualified name at its colon, at index colon (-1:
+// none, and prefix is nil), as scanName found it.
+func splitName(n []byte, colon int) (prefix, local []byte) {
+	if colon >= 0 {
+		return n[:colon], n[colon+1:]
 	}
 	return nil, n
 }
 
+// nameStart and nameByte are the ASCII bytes that may start and continue
+// an NCName.
+var nameStart, nameByte = func() (start, more [256]bool) {
+	for c := 0; c < 256; c++ {
+		start[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		more[c] = start[c] || c >= '0' && c <= '9' || c == '.' || c == '-'
+	}
+	return start, more
+}()
+
 // scanName scans an ASCII qualified name at rec[i]: NCName, optionally
-// "NCName:NCName". Other names are legal XML but left to encoding/xml.
-func scanName(rec []byte, i int) (name []byte, next int, ok bool) {
+// "NCName:NCName"; colon is the colon's index in name, or -1. Other names
+// are legal XML but left to encoding/xml. The name must be followed by a
+// byte that is neither a name byte nor non-ASCII.
+func scanName(rec []byte, i int) (name []byte, colon, next int, ok bool) {
 	start := i
-	colon := -1
-	for i < len(rec) {
-		c := rec[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
-		case c >= '0' && c <= '9', c == '.', c == '-':
-			if i == start || i == colon+1 {
-				return nil, 0, false
-			}
-		case c == ':':
-			if colon >= 0 || i == start {
-				return nil, 0, false
-			}
-			colon = i
-		default:
-			if i == start || i == colon+1 {
-				return nil, 0, false
-			}
-			if c >= utf8.RuneSelf {
-				return nil, 0, false
-			}
-			return rec[start:i], i, true
+	colon = -1
+	for {
+		if i >= len(rec) || !nameStart[rec[i]] {
+			return nil, 0, 0, false
 		}
 		i++
+		for i < len(rec) && nameByte[rec[i]] {
+			i++
+		}
+		if i >= len(rec) {
+			return nil, 0, 0, false
+		}
+		if rec[i] != ':' || colon >= 0 {
+			break
+		}
+		colon = i - start
+		i++
 	}
-	return nil, 0, false
+	if c := rec[i]; c == ':' || c >= utf8.RuneSelf {
+		return nil, 0, 0, false
+	}
+	return rec[start:i], colon, i, true
 }
 
 func skipSpace(rec []byte, i int) int {
@@ -316,9 +395,25 @@ func skipSpace(rec []byte, i int) int {
 	return i
 }
 
+// plainByte marks the bytes that text and attribute values may hold
+// without a closer look: printable ASCII other than '<', '&' and '>'.
+// Scanning runs of them is most of the fast parser's work.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '<' && c != '&' && c != '>'
+	}
+	return t
+}()
+
 // scanText checks character data from rec[i] to the next '<'.
 func scanText(rec []byte, i int) (next int, ok bool) {
 	for i < len(rec) {
+		for i < len(rec) && plainByte[rec[i]] {
+			i++
+		}
+		if i >= len(rec) {
+			break
+		}
 		c := rec[i]
 		switch {
 		case c == '<':
@@ -355,6 +450,10 @@ func scanText(rec []byte, i int) (next int, ok bool) {
 func scanAttrValue(v []byte) (plain, ok bool) {
 	plain = true
 	for i := 0; i < len(v); {
+		if plainByte[v[i]] || v[i] == '>' {
+			i++
+			continue
+		}
 		c := v[i]
 		switch {
 		case c == '<':

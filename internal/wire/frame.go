@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"bytes"
+
 	"mellium.im/xmpp/stream"
 )
 
@@ -45,9 +47,15 @@ func (r *Reader) frame() (closing bool, err error) {
 			b := buf[i]
 			switch state {
 			case frText:
-				if b == '<' {
-					state = frLT
+				// Most of an element is text and attribute values:
+				// jump to the byte that matters instead of stepping.
+				j := bytes.IndexByte(buf[i:], '<')
+				if j < 0 {
+					i = len(buf) - 1
+					continue
 				}
+				i += j
+				state = frLT
 			case frLT:
 				switch b {
 				case '/':
@@ -66,9 +74,14 @@ func (r *Reader) frame() (closing bool, err error) {
 			case frStart:
 				switch {
 				case quote != 0:
-					if b == quote {
-						quote = 0
+					j := bytes.IndexByte(buf[i:], quote)
+					if j < 0 {
+						i = len(buf) - 1
+						continue
 					}
+					i += j
+					quote = 0
+					b = buf[i]
 				case b == '\'' || b == '"':
 					quote = b
 				case b == '<':

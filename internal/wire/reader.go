@@ -328,7 +328,7 @@ func (r *Reader) next() (Element, error) {
 	}
 	rec := r.src.recorded()
 	if closing {
-		if name, j, ok := scanName(rec, 2); !ok || string(name) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
+		if name, _, j, ok := scanName(rec, 2); !ok || string(name) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
 			return Element{}, streamErr(stream.NotWellFormed, "end tag %q does not close the stream", rec)
 		}
 		return Element{}, io.EOF

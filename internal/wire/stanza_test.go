@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -99,5 +100,45 @@ func TestParseStanzaConcurrent(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestEnvelopeStrings: the fast parser's envelope strings share one
+// allocation up to maxSharedEnvelope bytes and are separate above it; either
+// way each field is its own value, absent and empty ones included, through
+// ParseStanza and through Reader.Next.
+func TestEnvelopeStrings(t *testing.T) {
+	long := strings.Repeat("x", maxSharedEnvelope)
+	for i, tc := range []struct {
+		attrs             string
+		from, to, id, typ string
+	}{
+		0: {attrs: ``},
+		1: {attrs: ` to='b@b.example'`, to: "b@b.example"},
+		2: {attrs: ` type='get' from='a.example' id='' to='b.example'`, from: "a.example", to: "b.example", typ: "get"},
+		3: {attrs: ` id='` + long + `' from='a.example'`, from: "a.example", id: long},
+		4: {attrs: ` from='a' to='b' id='c' type='d'`, from: "a", to: "b", id: "c", typ: "d"},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			raw := `<iq` + tc.attrs + `/>`
+			want := [4]string{tc.from, tc.to, tc.id, tc.typ}
+			e, err := ParseStanza([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := [4]string{e.From, e.To, e.ID, e.Type}; got != want {
+				t.Errorf("ParseStanza: %q, want %q", got, want)
+			}
+			r := NewReader(strings.NewReader(testHeader+raw), DefaultLimits)
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			if e, err = r.Next(); err != nil {
+				t.Fatal(err)
+			}
+			if got := [4]string{e.From, e.To, e.ID, e.Type}; got != want {
+				t.Errorf("Next: %q, want %q", got, want)
+			}
+		})
 	}
 }
