@@ -59,12 +59,19 @@ func TestRunRefuses(t *testing.T) {
 	}
 }
 
-// lineWriter hands each Write to a channel: the events writer writes one
-// whole line per call.
+// lineWriter hands each line written to a channel. The events writer
+// writes whole lines, as many as are pending in one call.
 type lineWriter chan string
 
 func (w lineWriter) Write(p []byte) (int, error) {
-	w <- string(p)
+	for rest := string(p); rest != ""; {
+		line, after, ok := strings.Cut(rest, "\n")
+		if !ok {
+			panic("a write that does not end a line: " + rest)
+		}
+		w <- line + "\n"
+		rest = after
+	}
 	return len(p), nil
 }
 
