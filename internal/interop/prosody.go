@@ -50,6 +50,14 @@ type ProsodyConfig struct {
 	// neither offers nor uses Server Dialback, as a server set up for
 	// certificates only is.
 	NoDialback bool
+	// Bidi loads mod_s2s_bidi (XEP-0288): Prosody offers bidirectional
+	// streams to its peers and asks for them on the streams it opens.
+	// Prosody 0.12 leaves it off unless configured.
+	Bidi bool
+	// MoreDomains are further VirtualHosts next to Domain, with the same
+	// certificate (which should name them all), for tests of several
+	// domain pairs on one stream.
+	MoreDomains []string
 }
 
 // User is an account on a peer's domain, for a client test.
@@ -229,6 +237,9 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 		// Subscriptions need the roster; clients ask for disco#info.
 		modules = append(modules, "roster", "disco")
 	}
+	if c.Bidi {
+		modules = append(modules, "s2s_bidi")
+	}
 	var b bytes.Buffer
 	f := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	f("-- Written by the federation interop tests.")
@@ -298,9 +309,11 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	if len(ssl) > 0 {
 		f("ssl = { %s }", strings.Join(ssl, "; "))
 	}
-	f("VirtualHost %s", quoted(c.Domain))
-	if len(ssl) > 0 {
-		f("\tssl = { %s }", strings.Join(ssl, "; "))
+	for _, d := range append([]string{c.Domain}, c.MoreDomains...) {
+		f("VirtualHost %s", quoted(d))
+		if len(ssl) > 0 {
+			f("\tssl = { %s }", strings.Join(ssl, "; "))
+		}
 	}
 	return b.Bytes(), nil
 }
