@@ -108,6 +108,12 @@ type Config struct {
 	// which method won.
 	DisableSASLExternal bool
 
+	// DisableStreamManagement turns XEP-0198 off: incoming streams do not
+	// offer it. By default they do, and a peer that enables it learns
+	// which of its stanzas the host was given (counted once Deliver
+	// returns), so that it can send again what a dead stream took.
+	DisableStreamManagement bool
+
 	// Cluster, if set, makes the Manager one node of a cluster that serves
 	// the same domains: links are claimed in a shared Registry and stanzas
 	// for a link another node holds are forwarded to it (see Cluster).

@@ -75,6 +75,10 @@ type LinkInfo struct {
 	// Queued is the number of stanzas waiting to be written on an
 	// outgoing link; always 0 for an incoming one.
 	Queued int
+	// StreamManagement says XEP-0198 is on for the stream: on an incoming
+	// link, the peer keeps each stanza it sends until we acknowledge it,
+	// which we do once the host's Deliver returned.
+	StreamManagement bool
 }
 
 // linkInfo is the one place a LinkInfo is made, for every event and for

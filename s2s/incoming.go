@@ -45,6 +45,8 @@ type inStream struct {
 	inb   dialback.Inbound // the dialback configuration, made on first use
 	inbOK bool
 
+	sm smIn // XEP-0198, once the peer enabled it (sm.go)
+
 	mu        sync.Mutex
 	links     map[dialback.Pair]*inLink
 	dialbacks int                // <db:result> requests received (limits.go)
@@ -144,6 +146,9 @@ func (s *inStream) closeStream(se *stream.Error) {
 	if se != nil {
 		wire.WriteError(s.conn, *se)
 	} else {
+		if a := s.sm.finalAnswer(); a != nil {
+			s.conn.Write(a)
+		}
 		wire.WriteClose(s.conn)
 	}
 	s.conn.Close()
@@ -442,6 +447,7 @@ func (s *inStream) deliver(e wire.Element) error {
 		m.observe(Event{Kind: StanzaIn, Link: s.linkInfo(p, lk), Stanza: st, Bytes: len(e.Raw)})
 	}
 	m.cfg.Deliver(st)
+	s.sm.handled()
 	return nil
 }
 
@@ -454,7 +460,9 @@ func (s *inStream) infos() []LinkInfo {
 	defer s.mu.Unlock()
 	infos := make([]LinkInfo, 0, len(s.links))
 	for p, lk := range s.links {
-		infos = append(infos, lk.info(p, &state))
+		info := lk.info(p, &state)
+		info.StreamManagement = s.sm.on.Load()
+		infos = append(infos, info)
 	}
 	return infos
 }

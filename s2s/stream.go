@@ -75,6 +75,7 @@ const (
 	featSASLExternal
 	featDialback
 	featLimits
+	featSM
 )
 
 // feature is one stream feature, both sides of it. Only the funcs a feature
@@ -120,6 +121,7 @@ var streamFeatures = []feature{
 	saslExternalEntry,
 	dialbackEntry,
 	limitsEntry,
+	smEntry,
 }
 
 // negotiator is what both directions keep of a connection while they

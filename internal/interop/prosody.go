@@ -58,6 +58,12 @@ type ProsodyConfig struct {
 	// certificate (which should name them all), for tests of several
 	// domain pairs on one stream.
 	MoreDomains []string
+	// StreamManagement loads mod_smacks (XEP-0198), which Prosody 0.12
+	// ships: it offers SM on s2s streams once they are authenticated
+	// (with dialback that is never, since the features came before; after
+	// SASL EXTERNAL it is on the restarted stream) and enables it on its
+	// outgoing streams when the peer offers it.
+	StreamManagement bool
 }
 
 // User is an account on a peer's domain, for a client test.
@@ -232,6 +238,9 @@ func (p *Prosody) write(c ProsodyConfig) ([]byte, error) {
 	}
 	if c.SASLExternal || len(c.Users) > 0 {
 		modules = append(modules, "saslauth")
+	}
+	if c.StreamManagement {
+		modules = append(modules, "smacks")
 	}
 	if len(c.Users) > 0 {
 		// Subscriptions need the roster; clients ask for disco#info.

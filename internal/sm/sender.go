@@ -123,6 +123,21 @@ func (s *Sender[T]) NeedRequest(now time.Time) bool {
 	return s.sinceReq >= s.p.RequestEvery || s.Room() <= 0 || now.Sub(s.uncov) >= s.p.RequestDelay
 }
 
+// NeedRequestAfter is NeedRequest as it will be once n more stanzas are
+// written at now, so that a link can put the <r/> in the same write as
+// the batch that makes it due.
+func (s *Sender[T]) NeedRequestAfter(n int, now time.Time) bool {
+	since := s.sinceReq + n
+	if since == 0 {
+		return false
+	}
+	uncov := s.uncov
+	if s.sinceReq == 0 {
+		uncov = now
+	}
+	return since >= s.p.RequestEvery || s.Room()-n <= 0 || now.Sub(uncov) >= s.p.RequestDelay
+}
+
 // RequestDue is when NeedRequest turns true by time alone (for a timer),
 // and false when nothing written waits for a <r/>.
 func (s *Sender[T]) RequestDue() (time.Time, bool) {

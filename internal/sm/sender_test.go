@@ -108,12 +108,19 @@ func TestSenderRequests(t *testing.T) {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			s := NewSender[int](tc.p)
 			for j, st := range tc.steps {
+				foresaw := s.NeedRequestAfter(st.write, ms(st.at))
 				for range st.write {
 					s.Wrote(0, ms(st.at))
 				}
 				if st.ack >= 0 {
 					if _, err := s.Ack(uint32(st.ack), ms(st.at), nil); err != nil {
 						t.Fatal(err)
+					}
+				}
+				if st.write > 0 {
+					// What NeedRequestAfter foresaw before the writes.
+					if got := foresaw; got != st.need {
+						t.Fatalf("step %d: NeedRequestAfter = %v", j, got)
 					}
 				}
 				if got := s.NeedRequest(ms(st.at)); got != st.need {
