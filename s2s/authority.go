@@ -10,7 +10,6 @@ import (
 
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
-	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/resolver"
 )
 
@@ -44,7 +43,7 @@ func (a authority) Verify(ctx context.Context, v dialback.Verify) (dialback.Type
 func (m *Manager) verify(ctx context.Context, p pair, v dialback.Verify) (dialback.Type, error) {
 	if l := m.outLinkFor(p); l != nil {
 		l.mu.Lock()
-		oc := l.conn
+		oc, _ := l.conn.(*outConn) // a stream of its own, where our dialback state is
 		l.mu.Unlock()
 		if oc != nil {
 			typ, err := oc.ob.Verify(ctx, v, func(v dialback.Verify) error {
@@ -83,8 +82,7 @@ func (m *Manager) verifyOnce(ctx context.Context, p pair, v dialback.Verify) (di
 		_, err := oc.conn.Write(encode(v))
 		return err
 	})
-	wire.WriteClose(oc.conn)
-	oc.close(nil)
+	oc.close(true, nil)
 	<-oc.done
 	return typ, err
 }

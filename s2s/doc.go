@@ -75,12 +75,28 @@
 // tests in transcript_test.go pin the bytes of every negotiation, so that
 // a change shows in testdata/transcript-*.xml.
 //
+// # Outgoing links: one owner goroutine each
+//
+// An outgoing link (outgoing.go) changes state only in its owner
+// goroutine: connect, up, write, close when idle or drained, down, retry.
+// The owner runs while the link has work and parks when it has none, so
+// an idle up link costs its stream's reader and no more. Send, the
+// stream's reader, timers, Shutdown and Reload only put work or a request
+// in the link's mailbox under its mutex and wake the owner (wakeLocked,
+// the one place an owner starts). The stream a link writes to is a
+// linkStream (outconn.go): write a batch, learn that it ended, close it
+// (one </stream:stream>, whoever asks), and give back what the peer did
+// not acknowledge, which the link puts at the head of its queue for the
+// next stream; XEP-0198 and streams shared by several links (XEP-0288,
+// piggybacking) plug in there.
+//
 // # Reading the code
 //
 // Incoming, accept → negotiate → authenticate → deliver: Serve
 // (manager.go), inStream.run, read and deliver (incoming.go), with the
 // core and its entries (stream.go; dialback.go and external.go
 // authenticate). Outgoing, Send → queue → dial → negotiate → write: Send
-// (manager.go), the link's queue and writer (outgoing.go), dialTargets
-// (dial.go), negotiateOut (stream.go).
+// (manager.go), enqueue and the owner's run (outgoing.go), dialTargets
+// (dial.go), negotiateOut (stream.go), writeBatch (outconn.go). Every
+// LinkInfo, of events and of Links, comes from linkInfo (event.go).
 package s2s

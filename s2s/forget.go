@@ -23,29 +23,25 @@ func (l *outLink) armForget(delay time.Duration) {
 // forgetIfUnused removes an idle, empty link from the Manager once its
 // retry delay has passed, unless stanzas asked for it during the delay.
 func (m *Manager) forgetIfUnused(l *outLink, delay time.Duration) {
-	m.mu.Lock()
 	l.mu.Lock()
-	if l.removed || l.state != stIdle || len(l.queue) > 0 || m.clock.Now().Before(l.retryAt) {
-		// Gone already, or busy again (an attempt runs, or a new failure
-		// armed its own check).
+	if l.removed || l.conn != nil || len(l.queue) > 0 || m.clock.Now().Before(l.retryAt) {
+		// Gone already, or busy again (an attempt runs for what is
+		// queued, or a new failure armed its own check). An owner that
+		// is still running with nothing queued and no stream is about
+		// to park: the link may go.
 		l.mu.Unlock()
-		m.mu.Unlock()
 		return
 	}
 	if l.askedInWait {
 		l.askedInWait = false
 		l.forgetTimer = m.clock.AfterFunc(delay, func() { m.forgetIfUnused(l, delay) })
 		l.mu.Unlock()
-		m.mu.Unlock()
 		return
 	}
 	l.forgetTimer = nil
 	l.removed = true
-	if m.out[l.pair] == l {
-		delete(m.out, l.pair)
-	}
 	l.mu.Unlock()
-	m.mu.Unlock()
+	m.dropOut(l)
 	if m.cfg.forgot != nil {
 		m.cfg.forgot(l.pair)
 	}

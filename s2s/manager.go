@@ -216,7 +216,9 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 		if l.enqueue(s) {
 			return nil
 		}
-		// The link was retired between the lookup and enqueue: look again.
+		// The link was retired between the lookup and enqueue: look again,
+		// without it.
+		m.dropOut(l)
 	}
 }
 
@@ -541,25 +543,27 @@ func (m *Manager) outLinkFor(p pair) *outLink {
 	return m.out[p]
 }
 
-// spawnOut runs f, the goroutine of an outgoing link, unless the Manager is
-// stopping (false). It takes m.mu.
-func (m *Manager) spawnOut(f func()) bool {
+// holdOut counts a link that starts its owner goroutine (outgoing.go) in
+// m.wg and m.outWG, unless the Manager is stopping (false).
+func (m *Manager) holdOut() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.spawnOutLocked(f)
-}
-
-// spawnOutLocked is spawnOut for a caller that holds m.mu.
-func (m *Manager) spawnOutLocked(f func()) bool {
 	if m.stopping {
 		return false
 	}
+	m.wg.Add(1)
 	m.outWG.Add(1)
-	m.spawnAlways(func() {
-		defer m.outWG.Done()
-		f()
-	})
 	return true
+}
+
+// dropOut takes a retired link (removed set) out of m.out, unless another
+// link took its place already.
+func (m *Manager) dropOut(l *outLink) {
+	m.mu.Lock()
+	if m.out[l.pair] == l {
+		delete(m.out, l.pair)
+	}
+	m.mu.Unlock()
 }
 
 // spawnAlways runs f as one of the Manager's goroutines, which Shutdown

@@ -371,26 +371,24 @@ func (l *outLink) claimOut(ctx context.Context, st *settings, began time.Time) b
 	m := l.m
 	reached := true
 	for {
-		m.mu.Lock()
 		l.mu.Lock()
 		q := l.queue
 		l.queue = nil
 		if len(q) == 0 {
 			l.cancel = nil
-			l.state = stIdle
 			l.removed = true
+			l.mu.Unlock()
+			m.mu.Lock()
 			if m.out[l.pair] == l {
 				delete(m.out, l.pair)
 			}
 			if reached {
 				c.setOwner(l.pair, owner)
 			}
-			l.mu.Unlock()
 			m.mu.Unlock()
 			return false
 		}
 		l.mu.Unlock()
-		m.mu.Unlock()
 		for _, s := range q {
 			if !c.forward(m.ctx, l.pair, owner, s) {
 				reached = false

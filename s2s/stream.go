@@ -301,7 +301,7 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		case fl == flowRestart:
 			continue
 		}
-		return &outConn{conn: o.conn, r: o.r, ob: o.ob, tls: o.tls, auth: o.auth, done: make(chan struct{})}, nil
+		return &outConn{conn: o.conn, r: o.r, ob: o.ob, tls: o.tls, auth: o.auth, done: make(chan struct{}), writeTimeout: m.cfg.WriteTimeout}, nil
 	}
 }
 

@@ -1,0 +1,178 @@
+package s2s
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// linkStream is an authenticated stream an outgoing link writes its
+// stanzas to: the seam between a link's queue (outgoing.go) and the
+// stream that carries it. Today each link has a stream of its own, an
+// outConn; a link may later write to a stream it does not own (an incoming
+// XEP-0288 bidi stream, another link's stream carrying several pairs), and
+// a stream with XEP-0198 keeps what it wrote until acknowledged. Only the
+// link's owner goroutine calls writeBatch and unacked; close may come from
+// any goroutine.
+type linkStream interface {
+	// writeBatch writes ctrl (dialback elements), then the stanzas, and
+	// flushes; done counts the stanzas that reached the connection
+	// whole.
+	writeBatch(ctrl [][]byte, batch []Stanza) (done int, err error)
+	// ended is closed when the stream can carry nothing more (its reader
+	// stopped); endErr then says why (ErrPeerClosed for the peer's
+	// </stream:stream>).
+	ended() <-chan struct{}
+	endErr() error
+	// unacked returns, once the stream ended, the stanzas it took that
+	// the peer did not acknowledge, in order, for the link to put back at
+	// the head of its queue; nil on a stream without stream management,
+	// where written is final.
+	unacked() []Stanza
+	// close ends the stream: with </stream:stream> when say is set (at
+	// most once on the stream, whoever asks), then the connection. Safe
+	// to call more than once, from any goroutine.
+	close(say bool, why error)
+	// security is the stream's TLS state and how the link's pair was
+	// authenticated on it, for LinkInfo.
+	security() (*tls.ConnectionState, Auth)
+}
+
+var _ linkStream = (*outConn)(nil)
+
+// outConn is an outgoing stream after negotiation: the connection (TLS or
+// not), its reader, and the dialback state that matches answers to requests.
+type outConn struct {
+	conn net.Conn
+	r    *wire.Reader
+	ob   *dialback.Outbound
+	tls  tls.ConnectionState // zero when not encrypted
+	auth Auth
+
+	done chan struct{} // closed when the reader stops
+	err  error         // why the reader stopped; set before done closes
+
+	// writeTimeout bounds each write; w is the coalescing writer of a
+	// link's batches, made on the first.
+	writeTimeout time.Duration
+	w            *wire.Writer
+
+	said      atomic.Bool // </stream:stream> was written (or tried)
+	closeOnce sync.Once
+}
+
+func (oc *outConn) ended() <-chan struct{} { return oc.done }
+func (oc *outConn) endErr() error          { return oc.err }
+func (oc *outConn) unacked() []Stanza      { return nil }
+
+func (oc *outConn) security() (*tls.ConnectionState, Auth) { return &oc.tls, oc.auth }
+
+func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
+	if oc.w == nil {
+		oc.w = wire.NewWriter(oc.conn, 0)
+	}
+	oc.conn.SetWriteDeadline(time.Now().Add(oc.writeTimeout))
+	return writeBatch(oc.w, ctrl, batch)
+}
+
+// sayClose writes </stream:stream> unless it was written already: our
+// close and our answer to the peer's are the same element, and whichever
+// comes first is the only one.
+func (oc *outConn) sayClose() {
+	if oc.said.Swap(true) {
+		return
+	}
+	oc.conn.SetWriteDeadline(time.Now().Add(oc.writeTimeout))
+	wire.WriteClose(oc.conn)
+}
+
+func (oc *outConn) close(say bool, why error) {
+	if say {
+		oc.sayClose()
+	}
+	oc.closeOnce.Do(func() {
+		if why == nil {
+			why = net.ErrClosed
+		}
+		oc.ob.Close(why)
+		oc.conn.Close()
+	})
+}
+
+// readLoop reads an up outgoing stream: dialback answers to our
+// verification requests, the peer's close or its stream error. Peers do not
+// send stanzas over a stream they did not open (RFC 6120 §4.1 without
+// XEP-0288); such stanzas are logged and dropped.
+func (oc *outConn) readLoop(m *Manager) {
+	var err error
+	for {
+		var e wire.Element
+		e, err = next(oc.r)
+		if err != nil {
+			break
+		}
+		if e.Name.Space != dialback.NS {
+			m.log.Warn("s2s: dropped an element on an outgoing stream", "name", e.Name.Local, "ns", e.Name.Space, "from", e.From, "to", e.To)
+			continue
+		}
+		el, derr := decodeDialback(e)
+		if derr != nil {
+			m.log.Warn("s2s: malformed dialback element on an outgoing stream", "err", derr)
+			continue
+		}
+		switch el := el.(type) {
+		case dialback.Verify:
+			if derr := oc.ob.Deliver(el); derr != nil {
+				m.log.Warn("s2s: dropped a dialback answer", "err", derr)
+			}
+		case dialback.Result:
+			if _, derr := oc.ob.Resolve(el); derr != nil {
+				m.log.Warn("s2s: dropped a dialback answer", "err", derr)
+			}
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		// The peer closed its side; whoever ends the stream answers
+		// with ours (RFC 6120 §4.4), once: the link's owner, or a
+		// verification's caller.
+		err = ErrPeerClosed
+	}
+	oc.err = err
+	close(oc.done)
+}
+
+// writeBatch writes the dialback elements, then the stanzas, and flushes. It
+// flushes itself before the buffer would overflow, so that it knows how many
+// stanzas went out whole when a write fails: done counts them.
+func writeBatch(w *wire.Writer, ctrl [][]byte, batch []Stanza) (done int, err error) {
+	for _, raw := range ctrl {
+		if _, err := w.Write(raw); err != nil {
+			return 0, err
+		}
+	}
+	for i, s := range batch {
+		if n := w.Buffered(); n > 0 && n+len(s.Raw) > wire.DefaultWriterSize {
+			if err := w.Flush(); err != nil {
+				return done, err
+			}
+			done = i
+		}
+		if _, err := w.Write(s.Raw); err != nil {
+			return done, err
+		}
+		if w.Buffered() == 0 { // too large to buffer: written through
+			done = i + 1
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return done, err
+	}
+	return len(batch), nil
+}
