@@ -407,7 +407,7 @@ func (m *Manager) Reload(s config.S2S) error {
 		}
 	}
 	for i, l := range outs {
-		l.fail(stanza.PolicyViolation, texts[i], ErrDenied)
+		l.fail(stanza.PolicyViolation, texts[i], ErrDenied, false)
 	}
 	for i, s := range denied {
 		s.closeStream(&errs[i])
@@ -481,7 +481,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.cancel()
 	if err != nil {
 		for _, l := range outs {
-			l.fail(stanza.ServiceUnavailable, "the s2s service shut down", ErrClosed)
+			l.fail(stanza.ServiceUnavailable, "the s2s service shut down", ErrClosed, true)
 		}
 	}
 	return err

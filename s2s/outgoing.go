@@ -405,27 +405,33 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// fail ends the link now whatever its state, bouncing what waits with cond:
-// a reload that denies the remote host, or a forced shutdown. The stream is
-// closed from here, which also ends a write the owner is stuck in; the
-// owner then takes the link down.
-func (l *outLink) fail(cond stanza.Condition, text string, cause error) {
+// fail ends the link whatever its state, bouncing what waits with cond: a
+// reload that denies the remote host, or (at once set) a forced shutdown.
+// An attempt in progress is cancelled. A stream is closed by the owner,
+// after the write it may be in, so that </stream:stream> never lands in
+// the middle of a batch; at once, the connection is closed from here too,
+// which ends a write the owner is stuck in.
+func (l *outLink) fail(cond stanza.Condition, text string, cause error, atOnce bool) {
+	why := fmt.Errorf("%w: %s", cause, text)
 	l.mu.Lock()
 	q := l.queue
 	l.queue = nil
 	ls := l.conn
 	cancel := l.cancel
 	l.draining = true
-	if ls != nil && l.failWhy == nil {
-		l.failWhy = fmt.Errorf("%w: %s", cause, text)
+	if ls != nil {
+		if l.failWhy == nil {
+			l.failWhy = why
+		}
+		l.wakeLocked()
 	}
 	l.mu.Unlock()
 	l.m.bounceAll(q, cond, text, cause)
 	if cancel != nil {
 		cancel()
 	}
-	if ls != nil {
-		ls.close(true, fmt.Errorf("%w: %s", cause, text))
+	if ls != nil && atOnce {
+		ls.close(true, why)
 	}
 }
 
