@@ -9,10 +9,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"mellium.im/xmpp/stream"
+
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/internal/wire"
-	"mellium.im/xmpp/stream"
 )
 
 // The negotiation core: one table of stream features, read by both
@@ -27,6 +28,7 @@ import (
 //	external.go   SASL EXTERNAL (RFC 6120 §6, XEP-0178)
 //	dialback.go   Server Dialback (XEP-0220, XEP-0185)
 //	limits.go     stream limits (XEP-0478)
+//	sm.go         stream management (XEP-0198)
 //
 // The shape is mellium's StreamFeature (Necessary, Prohibited, List,
 // Parse+Negotiate) with a Handle for the receiving side, which mellium's
