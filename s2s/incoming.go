@@ -446,8 +446,11 @@ func (s *inStream) deliver(e wire.Element) error {
 	if m.cfg.Observer != nil {
 		m.observe(Event{Kind: StanzaIn, Link: s.linkInfo(p, lk), Stanza: st, Bytes: len(e.Raw)})
 	}
-	m.cfg.Deliver(st)
+	// Counted before the host sees it: Deliver cannot refuse a stanza, and
+	// a host that reacts to it (a Shutdown, say) must find it in the last
+	// <a/> of the stream.
 	s.sm.handled()
+	m.cfg.Deliver(st)
 	return nil
 }
 
