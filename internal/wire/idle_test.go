@@ -88,3 +88,28 @@ func TestIdleRead(t *testing.T) {
 		t.Fatal("no error at the end of the stream")
 	}
 }
+
+// TestSettledReaderHoldsNothing: once everything read has been handed out
+// and the last read came back short, a Reader holds no buffer even before
+// it reads again, so one that is never read again (the stream before a
+// STARTTLS or SASL restart) keeps nothing.
+func TestSettledReaderHoldsNothing(t *testing.T) {
+	msg := `<message to='b.example' from='a.example'><body>hi</body></message>`
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(testHeader + msg)) // and nothing more: the connection stays open
+	r := NewReader(pr, DefaultLimits)
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if r.src.buf == nil {
+		t.Fatal("the stanza read with the header is not buffered")
+	}
+	e, err := r.Next()
+	if err != nil || string(e.Raw) != msg {
+		t.Fatalf("got %q, %v", e.Raw, err)
+	}
+	if r.src.buf != nil {
+		t.Fatalf("a settled Reader holds a %d-byte buffer", len(r.src.buf))
+	}
+}

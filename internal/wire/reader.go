@@ -108,6 +108,7 @@ func (r *Reader) ReadHeader() (Header, error) {
 	r.src.setMark()
 	h, err := r.readHeader()
 	r.src.clearMark()
+	r.src.settle()
 	if err != nil {
 		r.err = err
 		return Header{}, err
@@ -301,6 +302,7 @@ func (r *Reader) Next() (Element, error) {
 	}
 	e, err := r.next()
 	r.src.clearMark()
+	r.src.settle()
 	if err != nil {
 		r.err = err
 	}

@@ -333,7 +333,9 @@ func TestBuffered(t *testing.T) {
 // on the link once it has been consumed.
 func TestBufferShrinks(t *testing.T) {
 	big := `<message>` + strings.Repeat("x", 100_000) + `</message>`
-	r := NewReader(strings.NewReader(testHeader+big), Limits{})
+	// A small element after the big one keeps the buffer in use (bytes
+	// are still buffered) until it is read.
+	r := NewReader(strings.NewReader(testHeader+big+`<message/>`), Limits{})
 	if _, err := r.ReadHeader(); err != nil {
 		t.Fatal(err)
 	}
@@ -343,6 +345,9 @@ func TestBufferShrinks(t *testing.T) {
 	}
 	if len(r.src.buf) < len(big) {
 		t.Fatalf("buffer of %d bytes cannot have held the element", len(r.src.buf))
+	}
+	if e, err = r.Next(); err != nil || string(e.Raw) != `<message/>` {
+		t.Fatalf("got %q, %v", e.Raw, err)
 	}
 	if _, err := r.Next(); !errors.Is(err, ErrUnexpectedEOF) {
 		t.Fatal(err)

@@ -31,8 +31,6 @@ type source struct {
 	// pooled is buf's box from readPool while buf came from it, so that
 	// giving it back allocates nothing.
 	pooled *[]byte
-	// small is where an idle source waits for the peer (see fillIdle).
-	small []byte
 	// short says the last read from src returned less than it asked for:
 	// the peer had nothing more to say for the moment.
 	short bool
@@ -232,25 +230,27 @@ func (s *source) releaseBuf() {
 // working buffer for the bytes that arrived. Under load reads come back
 // full and this path is not taken; when it is, the cost is a copy of at
 // most idleReadSize bytes.
+//
+// The small buffer too comes from a pool and goes back once its bytes are
+// copied, so that a source holds it only while it waits.
 func (s *source) fillIdle() error {
 	s.releaseBuf()
-	if s.small == nil {
-		s.small = make([]byte, idleReadSize)
-	}
 	s.pos, s.end = 0, 0
 	if s.mark >= 0 {
 		s.mark = 0
 	}
+	small := smallPool.Get().(*[idleReadSize]byte)
+	defer smallPool.Put(small)
 	for i := 0; i < 100; i++ {
-		n, err := s.src.Read(s.small)
+		n, err := s.src.Read(small[:])
 		if err != nil {
 			s.err = err
 			s.eof = errors.Is(err, io.EOF)
 		}
 		if n > 0 {
 			s.takeBuf()
-			s.end = copy(s.buf, s.small[:n])
-			s.short = n < len(s.small)
+			s.end = copy(s.buf, small[:n])
+			s.short = n < len(small)
 			s.resetStop()
 			return nil
 		}
@@ -260,6 +260,23 @@ func (s *source) fillIdle() error {
 	}
 	s.err = io.ErrNoProgress
 	return s.err
+}
+
+// smallPool holds the buffers idle sources wait in.
+var smallPool = sync.Pool{New: func() any { return new([idleReadSize]byte) }}
+
+// settle gives the working buffer back when everything read has been
+// handed out and the last read came back short: the next read would wait
+// in the small buffer anyway (fillIdle), and a Reader that is never read
+// again (the stream before a STARTTLS or SASL restart, kept by whoever
+// held it) must not keep 4 KiB for nothing. A busy peer's reads come back
+// full, and then the buffer stays.
+func (s *source) settle() {
+	if s.pos == s.end && s.mark < 0 && s.short && s.buf != nil && s.src != nil {
+		s.releaseBuf()
+		s.pos, s.end = 0, 0
+		s.resetStop()
+	}
 }
 
 // more makes at least one byte available at pos, reading if needed. It
