@@ -202,3 +202,53 @@ func echo(c net.Conn, n, size int, result []byte) error {
 	}
 	return err
 }
+
+// rawFirstStanza is the ceiling of a new link: from the dial to the server
+// reading msg, over a fresh loopback connection that, with TLS, does what
+// our link's TLS does and nothing else: a TLS 1.3 handshake in which each
+// side presents the same kind of certificate and checks the other's chain.
+// No stream headers, no features, no authentication protocol. The listener
+// is up before the clock starts, as the Manager's is.
+func rawFirstStanza(e *env, tlsOn bool, msg []byte) (time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	read := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			read <- err
+			return
+		}
+		defer c.Close()
+		if tlsOn {
+			c = tls.Server(c, &tls.Config{
+				Certificates: []tls.Certificate{e.leaf.TLS}, MinVersion: tls.VersionTLS13,
+				ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: e.ca.Pool(),
+			})
+		}
+		_, err = io.ReadFull(c, make([]byte, len(msg)))
+		read <- err
+	}()
+	start := time.Now()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if tlsOn {
+		c = tls.Client(c, &tls.Config{
+			Certificates: []tls.Certificate{e.leaf.TLS}, MinVersion: tls.VersionTLS13,
+			RootCAs: e.ca.Pool(), ServerName: receiverDomain,
+		})
+	}
+	if _, err := c.Write(msg); err != nil {
+		return 0, err
+	}
+	if err := <-read; err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}

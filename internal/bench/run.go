@@ -190,18 +190,22 @@ func latency(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
 		return nil, err
 	}
 	defer p.close()
-	var ms, rtA, rtB []float64
+	var ms, rawMS, rtA, rtB []float64
 	for i := range c.FirstStanza {
 		d, a, b, err := p.firstStanza(ctx, 1+i)
 		if err != nil {
 			return nil, fmt.Errorf("first stanza over %s: %w", tlsName(tlsOn), err)
 		}
 		ms = append(ms, float64(d)/float64(time.Millisecond))
+		if d, err = rawFirstStanza(e, tlsOn, messageFor(senderDomain(1+i))); err != nil {
+			return nil, fmt.Errorf("raw first stanza over %s: %w", tlsName(tlsOn), err)
+		}
+		rawMS = append(rawMS, float64(d)/float64(time.Millisecond))
 		rtA = append(rtA, float64(a))
 		rtB = append(rtB, float64(b))
 	}
 	return []Row{
-		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: median(rawMS), TwoProc: nan, Prosody: nan, Ejabberd: nan},
 		{Name: "round trips of the new link, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtA), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 		{Name: "round trips of the verification stream, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtB), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 	}, nil
