@@ -16,6 +16,7 @@ import (
 // with the freed pages given back to the OS.
 type memSample struct {
 	heap       uint64 // live heap objects plus goroutine stacks, bytes
+	stacks     uint64 // goroutine stacks alone, bytes
 	rss        uint64 // resident set size, bytes; 0 where /proc is missing
 	goroutines int
 }
@@ -29,16 +30,17 @@ func sampleMem() memSample {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{heap: ms.HeapAlloc + ms.StackInuse, rss: rss(), goroutines: runtime.NumGoroutine()}
+	return memSample{heap: ms.HeapAlloc + ms.StackInuse, stacks: ms.StackInuse, rss: rss(), goroutines: runtime.NumGoroutine()}
 }
 
 // perEnd is the growth from before to after divided over ends link ends.
-func perEnd(before, after memSample, ends int) (heap, rssPer float64) {
+func perEnd(before, after memSample, ends int) (heap, stacks, rssPer float64) {
 	heap = (float64(after.heap) - float64(before.heap)) / float64(ends)
+	stacks = (float64(after.stacks) - float64(before.stacks)) / float64(ends)
 	if before.rss > 0 && after.rss > 0 {
 		rssPer = (float64(after.rss) - float64(before.rss)) / float64(ends)
 	}
-	return heap, rssPer
+	return heap, stacks, rssPer
 }
 
 // rss reads VmRSS from /proc/self/status.

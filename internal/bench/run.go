@@ -236,7 +236,7 @@ func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, erro
 	if c.WhileIdle != nil {
 		c.WhileIdle(n, tlsOn)
 	}
-	heap, rssPer := perEnd(before, after, 2*n)
+	heap, stacks, rssPer := perEnd(before, after, 2*n)
 	gor := float64(after.goroutines-before.goroutines) / float64(n)
 
 	settle(ctx)
@@ -248,9 +248,10 @@ func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, erro
 	settle(ctx)
 	ra := sampleMem()
 	closeRaw()
-	rawHeap, rawRSS := perEnd(rb, ra, 2*n)
+	rawHeap, rawStacks, rawRSS := perEnd(rb, ra, 2*n)
 	return []Row{
 		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: heap / 1024, Raw: rawHeap / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": of which goroutine stacks", Unit: "KiB", Ours: stacks / 1024, Raw: rawStacks / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 		{Name: name + ": RSS per link end", Unit: "KiB", Ours: rssPer / 1024, Raw: rawRSS / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: gor, Raw: 2, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 		{Name: name + ": time to bring them up", Unit: "s", Ours: d.Seconds(), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
