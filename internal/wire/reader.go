@@ -294,6 +294,19 @@ func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c =
 //   - any other error is the connection's, wrapped (a read deadline, a
 //     reset).
 func (r *Reader) Next() (Element, error) {
+	if r.err == nil && r.header {
+		r.src.await()
+	}
+	return r.nextElement()
+}
+
+// nextElement is Next once a byte is at hand or the connection failed.
+// The split is for idle links: their goroutine spends its life blocked in
+// Next, and the runtime halves a goroutine's stack only while less than a
+// quarter of it is in use, so every byte of frame on that path counts.
+// Waiting in await, above the parser's frames, keeps those frames off the
+// stack of a blocked reader.
+func (r *Reader) nextElement() (Element, error) {
 	if r.err != nil {
 		return Element{}, r.err
 	}

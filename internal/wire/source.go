@@ -240,7 +240,6 @@ func (s *source) fillIdle() error {
 		s.mark = 0
 	}
 	small := smallPool.Get().(*[idleReadSize]byte)
-	defer smallPool.Put(small)
 	for i := 0; i < 100; i++ {
 		n, err := s.src.Read(small[:])
 		if err != nil {
@@ -252,14 +251,31 @@ func (s *source) fillIdle() error {
 			s.end = copy(s.buf, small[:n])
 			s.short = n < len(small)
 			s.resetStop()
+			smallPool.Put(small)
 			return nil
 		}
 		if err != nil {
+			smallPool.Put(small)
 			return err
 		}
 	}
+	smallPool.Put(small)
 	s.err = io.ErrNoProgress
 	return s.err
+}
+
+// await skips whitespace between elements (keepalives) and waits until
+// another byte is buffered or reading failed; the failure is kept in
+// s.err, for the next read to return.
+func (s *source) await() {
+	for {
+		for s.pos < s.end && isSpaceByte(s.buf[s.pos]) {
+			s.pos++
+		}
+		if s.pos < s.end || s.fill() != nil {
+			return
+		}
+	}
 }
 
 // smallPool holds the buffers idle sources wait in.
