@@ -149,7 +149,20 @@ func servePeer(specJSON string, stdin io.Reader, stdout io.Writer) error {
 	if _, err := fmt.Fprintln(stdout, self.String()); err != nil {
 		return err
 	}
-	io.Copy(io.Discard, stdin)
+	// Until stdin ends, each line "mem" asks for the child's memory (the
+	// two-process idle experiment), answered with one JSON line.
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		if sc.Text() != "mem" {
+			continue
+		}
+		settle(ctx)
+		ms := sampleMem()
+		js, _ := json.Marshal(childMem{Heap: ms.heap, Stacks: ms.stacks, RSS: ms.rss, Goroutines: ms.goroutines})
+		if _, err := fmt.Fprintf(stdout, "%s\n", js); err != nil {
+			return err
+		}
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := m.Shutdown(sctx); err != nil {
@@ -172,10 +185,17 @@ func (f peerResolver) Resolve(_ context.Context, d string) ([]resolver.Target, e
 	return []resolver.Target{{Host: d, Addr: a}}, nil
 }
 
+// childMem is a memSample on the wire from the child.
+type childMem struct {
+	Heap, Stacks, RSS uint64
+	Goroutines        int
+}
+
 // childPeer is a running child process, as far as a load needs it.
 type childPeer struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	out   *bufio.Reader // the child's stdout, after its address
 	addr  netip.AddrPort
 	dir   string
 	// errText holds the child's stderr when no writer was given for it.
@@ -237,8 +257,8 @@ func startChildPeer(ctx context.Context, e *env, tlsOn bool, parent netip.AddrPo
 	if err := cmd.Start(); err != nil {
 		return fail(err)
 	}
-	c := &childPeer{cmd: cmd, stdin: stdin, dir: dir, errText: &errText}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	c := &childPeer{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), dir: dir, errText: &errText}
+	line, err := c.out.ReadString('\n')
 	if err == nil {
 		c.addr, err = netip.ParseAddrPort(strings.TrimSpace(line))
 	}
@@ -247,6 +267,22 @@ func startChildPeer(ctx context.Context, e *env, tlsOn bool, parent netip.AddrPo
 		return nil, fmt.Errorf("bench: child peer did not start: %w %s", err, strings.TrimSpace(errText.String()))
 	}
 	return c, nil
+}
+
+// mem asks the child for its memory, once its goroutines have settled.
+func (c *childPeer) mem() (memSample, error) {
+	if _, err := io.WriteString(c.stdin, "mem\n"); err != nil {
+		return memSample{}, fmt.Errorf("bench: child peer: %w", err)
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		return memSample{}, fmt.Errorf("bench: child peer: %w %s", err, strings.TrimSpace(c.errText.String()))
+	}
+	var cm childMem
+	if err := json.Unmarshal([]byte(line), &cm); err != nil {
+		return memSample{}, fmt.Errorf("bench: child peer: %q: %w", line, err)
+	}
+	return memSample{heap: cm.Heap, stacks: cm.Stacks, rss: cm.RSS, goroutines: cm.Goroutines}, nil
 }
 
 // stop closes the child's stdin, which ends it, waits for it and removes

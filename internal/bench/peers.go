@@ -258,6 +258,15 @@ func (l *peerLoad) pings(ctx context.Context, n, window int) (time.Duration, err
 	return time.Since(start), l.check()
 }
 
+// pingFrom sends one ping from senderDomain(i) and waits for its result.
+func (l *peerLoad) pingFrom(ctx context.Context, i int, acked <-chan struct{}) error {
+	ping, _ := pingFor(senderDomain(i))
+	if err := l.m.Send(ctx, ping); err != nil {
+		return err
+	}
+	return l.wait(ctx, acked, "warm-up ping")
+}
+
 // messageBatch is how many messages one ping acknowledges: a peer
 // handles a stream's stanzas in order, so the ping's result says every
 // message before it was processed.

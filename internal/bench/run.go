@@ -115,10 +115,11 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	}
 	for _, tlsOn := range c.TLS {
 		for _, n := range c.IdleLinks {
-			rows, err := idle(ctx, e, c, tlsOn, n)
+			rows, notes, err := idle(ctx, e, c, tlsOn, n)
 			for _, r := range rows {
 				add(r)
 			}
+			rep.Notes = append(rep.Notes, notes...)
 			if err != nil {
 				return rep, err
 			}
@@ -212,24 +213,79 @@ func latency(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
 }
 
 // idle brings n links up and measures what they hold while idle, against
-// n raw connections with a reading goroutine per end.
-func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, error) {
+// n raw connections with a reading goroutine per end, and with the
+// receiving Manager in a child process when c.TwoProcess. Each
+// measurement that would hold more descriptors than one process may open
+// is left out with a note: in one process a link costs two, one per end.
+func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, []string, error) {
 	name := fmt.Sprintf("%d idle links, %s", n, tlsName(tlsOn))
+	limit := fileLimit()
+	var notes []string
+	fits := func(conns int) bool { return limit <= 0 || conns+fdMargin <= limit }
+	ours, raw, two := nanFigures(), nanFigures(), nanFigures()
+	if fits(2 * n) {
+		var err error
+		if ours, err = idleInProcess(ctx, e, c, tlsOn, n); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if raw, err = idleRaw(ctx, e, tlsOn, n); err != nil {
+			return nil, nil, fmt.Errorf("%s, raw: %w", name, err)
+		}
+	} else {
+		notes = append(notes, fmt.Sprintf("%s: in one process both ends of %d links need %d descriptors, over the open-file limit of %d (less %d for the rest): only the two-process figures are given.",
+			name, n, 2*n, limit, fdMargin))
+	}
+	if c.TwoProcess {
+		if !fits(n) {
+			notes = append(notes, fmt.Sprintf("%s: %d links are over the open-file limit of %d even with one end per process.", name, n, limit))
+		} else {
+			var err error
+			if two, err = idleTwoProcess(ctx, e, tlsOn, n); err != nil {
+				return nil, notes, fmt.Errorf("%s, two processes: %w", name, err)
+			}
+		}
+	}
+	return []Row{
+		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: ours.heap / 1024, Raw: raw.heap / 1024, TwoProc: two.heap / 1024, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": of which goroutine stacks", Unit: "KiB", Ours: ours.stacks / 1024, Raw: raw.stacks / 1024, TwoProc: two.stacks / 1024, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": RSS per link end", Unit: "KiB", Ours: ours.rss / 1024, Raw: raw.rss / 1024, TwoProc: two.rss / 1024, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: ours.goroutines, Raw: raw.goroutines, TwoProc: two.goroutines, Prosody: nan, Ejabberd: nan},
+		{Name: name + ": time to bring them up", Unit: "s", Ours: ours.setup, Raw: nan, TwoProc: two.setup, Prosody: nan, Ejabberd: nan},
+	}, notes, nil
+}
+
+// fileLimit is openFileLimit, replaced in tests.
+var fileLimit = openFileLimit
+
+// fdMargin is what a process keeps open besides the links' connections:
+// listeners, pipes, the poller, the runtime's own.
+const fdMargin = 100
+
+// idleFigures are an idle experiment's results: memory per link end,
+// goroutines per link (both ends), set-up in seconds.
+type idleFigures struct {
+	heap, stacks, rss, goroutines, setup float64
+}
+
+func nanFigures() idleFigures { return idleFigures{nan, nan, nan, nan, nan} }
+
+// idleInProcess is the experiment with both Managers in this process.
+func idleInProcess(ctx context.Context, e *env, c Config, tlsOn bool, n int) (idleFigures, error) {
 	p, err := newLibPair(e.ca, tlsOn)
 	if err != nil {
-		return nil, err
+		return idleFigures{}, err
 	}
 	defer p.close()
 	// One link first, so that what every Manager allocates once (pools,
 	// the certificate's parsed form) is not charged to the links.
 	if _, err := p.idleLinks(ctx, 0, 1); err != nil {
-		return nil, err
+		return idleFigures{}, err
 	}
 	settle(ctx)
 	before := sampleMem()
 	d, err := p.idleLinks(ctx, 1, n)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return idleFigures{}, err
 	}
 	settle(ctx)
 	after := sampleMem()
@@ -238,22 +294,21 @@ func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, erro
 	}
 	heap, stacks, rssPer := perEnd(before, after, 2*n)
 	gor := float64(after.goroutines-before.goroutines) / float64(n)
+	return idleFigures{heap, stacks, rssPer, gor, d.Seconds()}, nil
+}
 
+// idleRaw is the bare connections' figure, taken once the Managers of
+// idleInProcess are gone (so that the two never hold descriptors at once).
+func idleRaw(ctx context.Context, e *env, tlsOn bool, n int) (idleFigures, error) {
 	settle(ctx)
 	rb := sampleMem()
 	closeRaw, err := rawIdle(e, tlsOn, n)
 	if err != nil {
-		return nil, fmt.Errorf("%s, raw: %w", name, err)
+		return idleFigures{}, err
 	}
 	settle(ctx)
 	ra := sampleMem()
 	closeRaw()
-	rawHeap, rawStacks, rawRSS := perEnd(rb, ra, 2*n)
-	return []Row{
-		{Name: name + ": heap and stacks per link end", Unit: "KiB", Ours: heap / 1024, Raw: rawHeap / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
-		{Name: name + ": of which goroutine stacks", Unit: "KiB", Ours: stacks / 1024, Raw: rawStacks / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
-		{Name: name + ": RSS per link end", Unit: "KiB", Ours: rssPer / 1024, Raw: rawRSS / 1024, TwoProc: nan, Prosody: nan, Ejabberd: nan},
-		{Name: name + ": goroutines per link (both ends)", Unit: "goroutines", Ours: gor, Raw: 2, TwoProc: nan, Prosody: nan, Ejabberd: nan},
-		{Name: name + ": time to bring them up", Unit: "s", Ours: d.Seconds(), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
-	}, nil
+	heap, stacks, rssPer := perEnd(rb, ra, 2*n)
+	return idleFigures{heap, stacks, rssPer, 2, nan}, nil
 }

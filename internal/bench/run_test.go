@@ -36,8 +36,9 @@ func TestQuick(t *testing.T) {
 		if strings.HasPrefix(r.Name, "first stanza") && math.IsNaN(r.Raw) {
 			t.Errorf("%s: raw = %v", r.Name, r.Raw)
 		}
-		// Throughput rows have a two-process figure, the others none.
-		if r.HigherBetter == math.IsNaN(r.TwoProc) {
+		// Throughput and idle rows have a two-process figure, the others
+		// none.
+		if want := r.HigherBetter || strings.Contains(r.Name, " idle links, "); want == math.IsNaN(r.TwoProc) {
 			t.Errorf("%s: two processes = %v", r.Name, r.TwoProc)
 		}
 	}
@@ -73,5 +74,27 @@ func TestServePeerBadSpec(t *testing.T) {
 				t.Errorf("servePeer(%s) announced %q", spec, out.String())
 			}
 		})
+	}
+}
+
+// TestIdleOverFileLimit: an idle experiment that would need more
+// descriptors than the process may open is left out with a note naming the
+// limit, not attempted.
+func TestIdleOverFileLimit(t *testing.T) {
+	defer func(f func() int) { fileLimit = f }(fileLimit)
+	fileLimit = func() int { return 150 }
+	c := Quick()
+	c.TwoProcess = true
+	rows, notes, err := idle(context.Background(), nil, c, true, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if !math.IsNaN(r.Ours) || !math.IsNaN(r.TwoProc) || !math.IsNaN(r.Raw) {
+			t.Errorf("%s measured: ours %v, two processes %v, raw %v", r.Name, r.Ours, r.TwoProc, r.Raw)
+		}
+	}
+	if len(notes) != 2 || !strings.Contains(notes[0], "open-file limit of 150") || !strings.Contains(notes[1], "even with one end per process") {
+		t.Errorf("notes %q", notes)
 	}
 }

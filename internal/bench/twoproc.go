@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 )
 
 // twoProcess fills the TwoProc column of the message and ping rows: the
@@ -65,4 +66,74 @@ func twoProcess(ctx context.Context, e *env, c Config, tlsOn bool, rows []Row) e
 		err = fmt.Errorf("bench: child peer: %w", serr)
 	}
 	return err
+}
+
+// idleTwoProcess is the idle experiment with the receiving Manager in a
+// child process: our Manager brings up n links (one per sending domain,
+// each confirmed by a ping's result) and both processes report their
+// growth, which is divided over the 2n link ends. Each process holds one
+// end of each link, so n may come close to the open-file limit, where the
+// in-process experiment stops at half of it.
+func idleTwoProcess(ctx context.Context, e *env, tlsOn bool, n int) (idleFigures, error) {
+	l, err := newPeerLoad(e, tlsOn, false)
+	if err != nil {
+		return idleFigures{}, err
+	}
+	child, err := startChildPeer(ctx, e, tlsOn, l.ln.Addr().(*net.TCPAddr).AddrPort(), nil)
+	if err != nil {
+		l.close()
+		return idleFigures{}, err
+	}
+	defer func() {
+		l.close()
+		child.stop()
+	}()
+	l.peer, l.msgTo, l.addr = receiverDomain, "romeo@"+receiverDomain, child.addr
+	acked := make(chan struct{}, n+1)
+	l.acks(acked)
+	// The child answers every ping over its one link back to
+	// senderDomain(0); bring that up, and the first link, before the
+	// baseline, as the in-process experiment does.
+	if err := l.pingFrom(ctx, 0, acked); err != nil {
+		return idleFigures{}, err
+	}
+	settle(ctx)
+	pb := sampleMem()
+	cb, err := child.mem()
+	if err != nil {
+		return idleFigures{}, err
+	}
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		ping, _ := pingFor(senderDomain(i))
+		if err := l.m.Send(ctx, ping); err != nil {
+			return idleFigures{}, err
+		}
+	}
+	for range n {
+		if err := l.wait(ctx, acked, "idle link set-up"); err != nil {
+			return idleFigures{}, err
+		}
+	}
+	d := time.Since(start)
+	if err := l.check(); err != nil {
+		return idleFigures{}, err
+	}
+	settle(ctx)
+	pa := sampleMem()
+	ca, err := child.mem()
+	if err != nil {
+		return idleFigures{}, err
+	}
+	ends := float64(2 * n)
+	grow := func(a, b, c, d uint64) float64 {
+		return (float64(a) - float64(b) + float64(c) - float64(d)) / ends
+	}
+	return idleFigures{
+		heap:       grow(pa.heap, pb.heap, ca.heap, cb.heap),
+		stacks:     grow(pa.stacks, pb.stacks, ca.stacks, cb.stacks),
+		rss:        grow(pa.rss, pb.rss, ca.rss, cb.rss),
+		goroutines: float64(pa.goroutines-pb.goroutines+ca.goroutines-cb.goroutines) / float64(n),
+		setup:      d.Seconds(),
+	}, nil
 }
