@@ -106,6 +106,9 @@ type peerLoad struct {
 	addr   netip.AddrPort
 	on     atomic.Pointer[func(s2s.Stanza)]
 	bounce atomic.Int64
+	// lastBounce is the text of a recent bounce, so that a failed run
+	// says why.
+	lastBounce atomic.Pointer[string]
 	// other counts stanzas from the peer that are not ping results (an
 	// error answer to a message would be one): the load is wrong if any.
 	other      atomic.Int64
@@ -141,7 +144,10 @@ func newPeerLoad(e *env, tlsOn, dialbackOnly bool) (*peerLoad, error) {
 				(*h)(st)
 			}
 		},
-		Bounce:      func(s2s.Bounce) { l.bounce.Add(1) },
+		Bounce: func(b s2s.Bounce) {
+			l.bounce.Add(1)
+			l.lastBounce.Store(&b.Text)
+		},
 		Logger:      slog.New(slog.DiscardHandler),
 		RootCAs:     e.ca.Pool(),
 		Certificate: starttls.StaticCert(leaf.TLS),
@@ -325,8 +331,12 @@ func (l *peerLoad) wait(ctx context.Context, acked <-chan struct{}, what string)
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("bench: %s to %s did not complete (%d bounced, %d unexpected answers)",
-			what, l.peer, l.bounce.Load(), l.other.Load())
+		last := ""
+		if t := l.lastBounce.Load(); t != nil {
+			last = ", last: " + *t
+		}
+		return fmt.Errorf("bench: %s to %s did not complete (%d bounced, %d unexpected answers%s)",
+			what, l.peer, l.bounce.Load(), l.other.Load(), last)
 	}
 }
 
