@@ -174,11 +174,21 @@ func withText(e stream.Error, text string) stream.Error {
 }
 
 func (s *inStream) serve() {
-	m := s.m
 	err := s.admit()
 	if err == nil {
 		err = s.run()
 	}
+	s.end(err)
+}
+
+// end takes the stream down and reports it. It is apart from serve, and
+// never inlined into it, because serve's frame stays on the stack of every
+// idle incoming stream for as long as the stream lives (see wire's
+// Reader.Await): this part's locals would more than double it.
+//
+//go:noinline
+func (s *inStream) end(err error) {
+	m := s.m
 	s.release()
 	s.cancel()
 	s.wmu.Lock()
@@ -318,6 +328,8 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 				s.conn.SetReadDeadline(readBy)
 			}
 		}
+		// Wait for the peer here, not inside next: see wire's Await.
+		r.Await()
 		e, err := next(r)
 		if err != nil {
 			return false, s.readFailed(err)

@@ -113,6 +113,8 @@ func (oc *outConn) close(say bool, why error) {
 func (oc *outConn) readLoop(m *Manager) {
 	var err error
 	for {
+		// Wait for the peer here, not inside next: see wire's Await.
+		oc.r.Await()
 		var e wire.Element
 		e, err = next(oc.r)
 		if err != nil {

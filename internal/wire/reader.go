@@ -294,18 +294,24 @@ func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c =
 //   - any other error is the connection's, wrapped (a read deadline, a
 //     reset).
 func (r *Reader) Next() (Element, error) {
-	if r.err == nil && r.header {
-		r.src.await()
-	}
+	r.Await()
 	return r.nextElement()
 }
 
-// nextElement is Next once a byte is at hand or the connection failed.
-// The split is for idle links: their goroutine spends its life blocked in
-// Next, and the runtime halves a goroutine's stack only while less than a
-// quarter of it is in use, so every byte of frame on that path counts.
-// Waiting in await, above the parser's frames, keeps those frames off the
-// stack of a blocked reader.
+// Await waits until the stream has more than whitespace to read, or reading
+// failed (Next then returns the error). It is Next's wait for the peer on
+// its own: a goroutine that reads an idle stream spends its life blocked
+// there, and the runtime halves a goroutine's stack only while less than a
+// quarter of it is in use, so a reading loop that calls Await before Next
+// keeps Next's frames, and those of its own callees, off that stack.
+func (r *Reader) Await() {
+	if r.err == nil && r.header {
+		r.src.await()
+	}
+}
+
+// nextElement is Next once a byte is at hand or the connection failed
+// (see Await for why the two are apart).
 func (r *Reader) nextElement() (Element, error) {
 	if r.err != nil {
 		return Element{}, r.err
