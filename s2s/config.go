@@ -24,6 +24,10 @@ const (
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultNegotiationTimeout = 30 * time.Second
 	DefaultWriteTimeout       = 30 * time.Second
+	// DefaultKeepAlive finds a half-open link within two minutes, well
+	// inside the idle timeouts peers announce, at the cost of one small
+	// probe per minute on a link the peer is silent on.
+	DefaultKeepAlive = time.Minute
 )
 
 // Config configures a Manager: the [s2s] options plus the host's callbacks,
@@ -108,11 +112,38 @@ type Config struct {
 	// which method won.
 	DisableSASLExternal bool
 
-	// DisableStreamManagement turns XEP-0198 off: incoming streams do not
-	// offer it. By default they do, and a peer that enables it learns
-	// which of its stanzas the host was given (counted once Deliver
-	// returns), so that it can send again what a dead stream took.
+	// DisableStreamManagement turns XEP-0198 off in both directions:
+	// incoming streams do not offer it and outgoing streams do not enable
+	// it when offered. By default it is on: a peer that enables it on its
+	// stream to us learns which of its stanzas the host was given (counted
+	// as they are handed to Deliver), and a stanza we write to a stream whose peer
+	// enabled it is kept until the peer acknowledges it, and sent again on
+	// a new link if the stream dies first (see the README's "When
+	// something fails" for what that guarantees).
 	DisableStreamManagement bool
+
+	// KeepAlive is how long an outgoing link may go without a sign of
+	// life from the peer before it is probed: an XEP-0198 <r/> when
+	// stream management is on, otherwise an XEP-0199 ping, whose answer
+	// comes back on the peer's own stream to us. With no answer within
+	// KeepAlive again (and, with stream management, whenever a <r/> waits
+	// that long for its <a/>), the link is declared dead and handled as
+	// one the peer dropped: what it had not acknowledged goes to a new
+	// link. So a half-open link is found within 2 × KeepAlive of the last
+	// thing heard from it. Probes do not count as traffic for
+	// IdleTimeout. An incoming stream on which the peer enabled XEP-0198
+	// is probed with <r/> the same way, any byte from the peer (whitespace
+	// included) counting as an answer; other incoming streams cannot be
+	// probed (the peer owes us no answer) and end after IdleTimeout.
+	//
+	// The ping's answer is the peer's host's: a server answers XEP-0199
+	// pings to its domain (Prosody and ejabberd do; a host built on this
+	// package must, as examples/server does), on its own stream to us. A
+	// peer that cannot open a stream to us cannot answer, and its link
+	// without stream management is closed and opened again every
+	// 2 × KeepAlive; set it negative for such deployments. 0 means
+	// DefaultKeepAlive; negative turns probing off.
+	KeepAlive time.Duration
 
 	// Cluster, if set, makes the Manager one node of a cluster that serves
 	// the same domains: links are claimed in a shared Registry and stanzas
@@ -193,6 +224,12 @@ type Config struct {
 
 	// clock is replaced by tests.
 	clock clock
+	// probed, set by tests, is called after a keepalive probe was queued
+	// for a link (smout.go).
+	probed func(pair)
+	// answered, set by tests, is called when the peer answered a link's
+	// <r/> or its keepalive ping (smout.go).
+	answered func(pair)
 	// forgot, set by tests, is called after a failed pair's link has been
 	// forgotten (forget.go).
 	forgot func(pair)

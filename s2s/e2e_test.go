@@ -346,6 +346,10 @@ func TestIdleClose(t *testing.T) {
 	a.send(msgAB)
 	b.nextDelivered()
 	waitEvent(t, a, LinkUp)
+	// The fake clock jumps a minute in a moment: let b's acknowledgement
+	// (XEP-0198) arrive first, or the keepalive would find it a minute
+	// late and the link dead.
+	waitAcked(t, a)
 	clk.Advance(30 * time.Second)
 	if len(a.m.Links()) != 1 {
 		t.Fatal("link closed early")

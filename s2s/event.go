@@ -75,10 +75,20 @@ type LinkInfo struct {
 	// Queued is the number of stanzas waiting to be written on an
 	// outgoing link; always 0 for an incoming one.
 	Queued int
-	// StreamManagement says XEP-0198 is on for the stream: on an incoming
-	// link, the peer keeps each stanza it sends until we acknowledge it,
-	// which we do once the host's Deliver returned.
+	// StreamManagement says XEP-0198 is on for the stream: on an outgoing
+	// link, each stanza written is kept until the peer acknowledges it; on
+	// an incoming one, the peer keeps each stanza it sends until we
+	// acknowledge it, which we do once it was handed to Deliver.
 	StreamManagement bool
+	// Unacked is the number of stanzas written on an outgoing link with
+	// StreamManagement that the peer has not acknowledged yet.
+	Unacked int
+	// StanzasResent counts the stanzas this outgoing link wrote a second
+	// time: each had been written on a stream of the pair that died before
+	// the peer acknowledged it, so the peer may have handled it then, and
+	// gets it twice. A stanza is sent again once at most (see the README's
+	// "When something fails").
+	StanzasResent uint64
 }
 
 // linkInfo is the one place a LinkInfo is made, for every event and for
@@ -188,6 +198,10 @@ type Event struct {
 	Bounce Bounce
 	Bytes  int
 	Err    error
+	// Resent, for StanzaOut, says the stanza was written before on a
+	// stream that died without the peer acknowledging it (XEP-0198): the
+	// peer may get it twice.
+	Resent bool
 	// Setup is, for LinkUp, how long the pair took to authenticate: from
 	// the start of the attempt (resolving the remote domain, for an
 	// outgoing link) or from the accepted connection (incoming); for

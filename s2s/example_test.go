@@ -40,8 +40,14 @@ func Example() {
 	}
 	a := start("a.example", lnA, override("b.example", lnB))
 	b := start("b.example", lnB, override("a.example", lnA))
-	defer b.Close()
-	defer a.Close()
+	defer func() {
+		// Shutdown, unlike Close, lets a's link finish: the peer
+		// acknowledges what was written (XEP-0198) before it closes.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+		b.Shutdown(ctx)
+	}()
 
 	a.Send(context.Background(), []byte(`<message from='alice@a.example' to='bob@b.example'><body>Hi Bob</body></message>`))
 	select {

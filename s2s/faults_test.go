@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/xmpp-s2s/federation/resolver"
 )
@@ -46,10 +47,11 @@ func (e *faultEnv) startB(ln net.Listener) {
 }
 
 // TestFaults sends stanzas through a link while a fault hits it, and
-// accounts for every one: written to the stream or bounced, exactly once;
-// delivered at most once and only if written; written and not delivered
-// only when the fault could have eaten it (as TCP can without XEP-0198).
-// Afterwards the goroutines and the heap are back to where they were.
+// accounts for every one: with XEP-0198 on (the default between two
+// Managers), each is delivered or bounced, none lost; a stanza the fault
+// caught unacknowledged is written once more (it may arrive twice) or,
+// when it cannot be, bounced once. Afterwards the goroutines and the heap
+// are back to where they were.
 func TestFaults(t *testing.T) {
 	for i, tc := range []struct {
 		name   string
@@ -108,7 +110,15 @@ func runFault(t *testing.T, inject func(*faultEnv)) {
 			inject(e)
 		}
 	}
-	bounced := log.await(t, e.a, n, 2*wait, nil)
+	reasons := map[string]int{}
+	bounced := log.await(t, e.a, n, 2*wait, func(bo Bounce) {
+		if len(reasons) < 5 {
+			reasons[string(bo.Condition)+": "+bo.Text]++
+		}
+	})
+	for r, k := range reasons {
+		t.Logf("bounced %d+: %s", k, r)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := e.a.m.Shutdown(ctx); err != nil {
@@ -124,29 +134,44 @@ func runFault(t *testing.T, inject func(*faultEnv)) {
 			delivered[s.ID]++
 		}
 	}
-	// Bounces that came after the count was reached (none should).
+	// Bounces that came after the count was reached: stanzas that went
+	// back to the queue when the link died and could not be sent again.
+	<-e.a.m.Done()
+	clear(reasons)
 	for len(e.a.bounced) > 0 {
 		bo := <-e.a.bounced
 		bounced[bo.Stanza.ID]++
+		reasons[string(bo.Condition)+": "+bo.Text]++
+	}
+	for r, k := range reasons {
+		t.Logf("%d late bounces: %s", k, r)
 	}
 	written := log.snapshot()
-	lost := 0
+	lost, dup, both := 0, 0, 0
 	for i := range n {
 		id := strconv.Itoa(i)
-		if written[id]+bounced[id] != 1 || delivered[id] > 1 {
+		// XEP-0198 is on between the two Managers: a stanza written to a
+		// stream that died unacknowledged is written once more (so it
+		// may be delivered twice), and bounced if that cannot be done
+		// (it may have been delivered before).
+		if written[id] > 2 || bounced[id] > 1 || delivered[id] > written[id] {
 			t.Fatalf("stanza %s: written %d, bounced %d, delivered %d", id, written[id], bounced[id], delivered[id])
 		}
-		if delivered[id] == 1 && written[id] != 1 {
-			t.Fatalf("stanza %s delivered but not written", id)
+		if delivered[id] > 1 {
+			dup += delivered[id] - 1
 		}
-		if written[id] == 1 && delivered[id] == 0 {
+		if delivered[id] > 0 && bounced[id] > 0 {
+			both++
+		}
+		if delivered[id] == 0 && bounced[id] == 0 {
 			lost++
 		}
 	}
-	if len(delivered)+len(bounced)+lost != n {
-		t.Fatalf("%d delivered + %d bounced + %d lost != %d", len(delivered), len(bounced), lost, n)
+	t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost",
+		n, len(delivered), dup, len(bounced), both, lost)
+	if lost != 0 {
+		t.Fatalf("%d stanzas neither delivered nor bounced", lost)
 	}
-	t.Logf("of %d: %d delivered, %d bounced, %d written and lost with the fault", n, len(delivered), len(bounced), lost)
 
 	// The goroutines of the Managers and of the test's listeners end once
 	// they are shut down; wait for them to be scheduled out.
@@ -159,8 +184,16 @@ func runFault(t *testing.T, inject func(*faultEnv)) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	// 2000 stanzas of 300 bytes are 600 kB: anything they left behind
-	// would show in a few MB; the slack is for the test's own maps.
-	if grown := int64(after.HeapInuse) - int64(heap.HeapInuse); grown > 8<<20 {
+	// would show in a few MB; the slack is for the test's own maps. A
+	// node started after the baseline (restart) brought its recording
+	// channels, which the test still holds: they are not the Managers'.
+	var extra int64
+	for _, b := range e.bs[1:] {
+		extra += int64(cap(b.delivered))*int64(unsafe.Sizeof(Stanza{})) +
+			int64(cap(b.bounced))*int64(unsafe.Sizeof(Bounce{})) +
+			int64(cap(b.events))*int64(unsafe.Sizeof(Event{}))
+	}
+	if grown := int64(after.HeapInuse) - int64(heap.HeapInuse) - extra; grown > 8<<20 {
 		t.Fatalf("heap in use grew by %d bytes", grown)
 	}
 }

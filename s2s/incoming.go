@@ -16,6 +16,7 @@ import (
 
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/keepalive"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
@@ -46,6 +47,11 @@ type inStream struct {
 	inbOK bool
 
 	sm smIn // XEP-0198, once the peer enabled it (sm.go)
+	// ka counts every byte the peer sends as life; with XEP-0198 on, a
+	// silent peer is probed with <r/> (kaTimer, under mu) and the stream
+	// ends when it stays silent (sm.go).
+	ka      *keepalive.Monitor
+	kaTimer timer
 
 	mu        sync.Mutex
 	links     map[dialback.Pair]*inLink
@@ -104,12 +110,12 @@ type inLink struct {
 
 // startIncoming registers and serves a new connection; false when closing.
 func (m *Manager) startIncoming(conn net.Conn) bool {
-	if mc, ok := conn.(*markedConn); ok {
-		mc.Conn = m.tapped(mc.Conn)
-	} else {
-		conn = m.tapped(conn)
-	}
 	s := &inStream{links: make(map[dialback.Pair]*inLink), began: m.clock.Now()}
+	if mc, ok := conn.(*markedConn); ok {
+		mc.Conn = s.alive(m, m.tapped(mc.Conn))
+	} else {
+		conn = s.alive(m, m.tapped(conn))
+	}
 	s.m, s.conn = m, conn
 	s.ctx, s.cancel = context.WithCancel(m.ctx)
 	m.mu.Lock()
@@ -191,6 +197,7 @@ func (s *inStream) end(err error) {
 	m := s.m
 	s.release()
 	s.cancel()
+	s.stopKeepAlive()
 	s.wmu.Lock()
 	s.closed = true
 	s.conn.Close()
@@ -450,6 +457,11 @@ func (s *inStream) deliver(e wire.Element) error {
 		if st, err = st.Readdress(withDomain(e.From, cf), withDomain(e.To, ct)); err != nil {
 			return s.fail(stream.BadFormat, domain.ClipText(err.Error()))
 		}
+	}
+	if e.Name.Local == "iq" && m.pong(e, canonical(to), canonical(from)) {
+		// The answer to our keepalive ping (smout.go): not the host's.
+		s.sm.handled()
+		return nil
 	}
 	p, lk := s.lookup(from, to)
 	if lk != nil {

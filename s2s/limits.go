@@ -73,11 +73,13 @@ func (m *Manager) inLimits(st *settings) wire.Limits {
 }
 
 // limitsEntry is the XEP-0478 entry: the receiving side lists our
-// limits. (What a peer lists for us is not acted on yet.)
+// limits; the initiating side keeps the peer's max-bytes, over which a
+// stanza is bounced alone instead of written (peerlimits.go).
 var limitsEntry = feature{
-	id:   featLimits,
-	name: xml.Name{Space: nsStreamLimits, Local: "limits"},
-	list: func(s *inStream, st *settings) []byte { return s.m.limitsXML(st) },
+	id:        featLimits,
+	name:      xml.Name{Space: nsStreamLimits, Local: "limits"},
+	list:      func(s *inStream, st *settings) []byte { return s.m.limitsXML(st) },
+	negotiate: (*outStream).readLimits,
 }
 
 // limitsXML advertises our limits to the peer (XEP-0478), so that a

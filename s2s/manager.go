@@ -94,6 +94,9 @@ func New(c Config) (*Manager, error) {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
 	c.setLimitDefaults()
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
 	m := &Manager{
 		cfg:       c,
 		log:       c.Logger,

@@ -66,11 +66,28 @@ type outConn struct {
 
 	said      atomic.Bool // </stream:stream> was written (or tried)
 	closeOnce sync.Once
+
+	// sm is XEP-0198 on the stream, when the peer enabled it: what was
+	// written and not acknowledged (smout.go). limits are the peer's
+	// (XEP-0478). hook, set by the link before the reader starts, sees
+	// each element the peer sends first, and takes it when it returns
+	// true.
+	sm     *smOut
+	limits peerLimits
+	hook   func(wire.Element) bool
 }
 
 func (oc *outConn) ended() <-chan struct{} { return oc.done }
 func (oc *outConn) endErr() error          { return oc.err }
-func (oc *outConn) unacked() []Stanza      { return nil }
+
+// unacked gives back what the peer did not acknowledge (nil without
+// XEP-0198), once: the stream is dead.
+func (oc *outConn) unacked() []Stanza {
+	if oc.sm == nil {
+		return nil
+	}
+	return oc.sm.take()
+}
 
 func (oc *outConn) security() (*tls.ConnectionState, Auth) { return &oc.tls, oc.auth }
 
@@ -79,7 +96,25 @@ func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 		oc.w = wire.NewWriter(oc.conn, 0)
 	}
 	oc.conn.SetWriteDeadline(time.Now().Add(oc.writeTimeout))
-	return writeBatch(oc.w, ctrl, batch)
+	if oc.sm == nil {
+		return writeBatch(oc.w, ctrl, batch, nil)
+	}
+	// With XEP-0198 the stanzas are kept until acknowledged, and a <r/>
+	// that the batch makes due goes in the same write.
+	// They are recorded before the write: the peer may answer the <r/>
+	// before the write returns; what a failed write did not write is
+	// taken back.
+	req, now := oc.sm.requestFor(len(batch))
+	var trailer [][]byte
+	if req {
+		trailer = smRequest
+	}
+	oc.sm.wrote(batch, req, now)
+	done, err := writeBatch(oc.w, ctrl, batch, trailer)
+	if err != nil {
+		oc.sm.unwrite(len(batch) - done)
+	}
+	return done, err
 }
 
 // sayClose writes </stream:stream> unless it was written already: our
@@ -120,6 +155,9 @@ func (oc *outConn) readLoop(m *Manager) {
 		if err != nil {
 			break
 		}
+		if oc.hook != nil && oc.hook(e) {
+			continue
+		}
 		if e.Name.Space != dialback.NS {
 			m.log.Warn("s2s: dropped an element on an outgoing stream", "name", e.Name.Local, "ns", e.Name.Space, "from", e.From, "to", e.To)
 			continue
@@ -150,10 +188,11 @@ func (oc *outConn) readLoop(m *Manager) {
 	close(oc.done)
 }
 
-// writeBatch writes the dialback elements, then the stanzas, and flushes. It
-// flushes itself before the buffer would overflow, so that it knows how many
-// stanzas went out whole when a write fails: done counts them.
-func writeBatch(w *wire.Writer, ctrl [][]byte, batch []Stanza) (done int, err error) {
+// writeBatch writes the dialback elements, then the stanzas, then the
+// trailer (an XEP-0198 <r/>), and flushes. It flushes itself before the
+// buffer would overflow, so that it knows how many stanzas went out whole
+// when a write fails: done counts them.
+func writeBatch(w *wire.Writer, ctrl [][]byte, batch []Stanza, trailer [][]byte) (done int, err error) {
 	for _, raw := range ctrl {
 		if _, err := w.Write(raw); err != nil {
 			return 0, err
@@ -171,6 +210,11 @@ func writeBatch(w *wire.Writer, ctrl [][]byte, batch []Stanza) (done int, err er
 		}
 		if w.Buffered() == 0 { // too large to buffer: written through
 			done = i + 1
+		}
+	}
+	for _, raw := range trailer {
+		if _, err := w.Write(raw); err != nil {
+			return done, err
 		}
 	}
 	if err := w.Flush(); err != nil {

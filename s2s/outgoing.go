@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/internal/keepalive"
 )
 
 // outLink is the outgoing link of one (local, remote) pair: its queue, its
@@ -50,9 +52,19 @@ type outLink struct {
 	draining bool     // Shutdown or Reload: write what is queued, then close
 	idleDue  bool     // the idle timer fired: close if nothing is queued
 	// failWhy is why the link is being ended from outside (Reload's policy,
-	// a forced Shutdown): down reports it instead of the write or read
-	// error that closing caused.
+	// a forced Shutdown, a dead peer): down reports it instead of the
+	// write or read error that closing caused.
 	failWhy error
+	// probe is a keepalive ping for the owner to write, askAck asks it for
+	// an XEP-0198 <r/> (a probe, or the request timer); neither counts as
+	// traffic for IdleTimeout (smout.go).
+	probe  []byte
+	askAck bool
+	// stopCond, stopText and stopCause are fail's bounce, for what the
+	// stream held unacknowledged when fail ended it.
+	stopCond  stanza.Condition
+	stopText  string
+	stopCause error
 
 	// The owner's state: changed by the owner under mu; others read it
 	// under mu.
@@ -77,7 +89,16 @@ type outLink struct {
 	lastWrite time.Time
 	idleTimer timer // while up with an IdleTimeout
 
+	// The keepalive of the stream (smout.go): its monitor and timer, the
+	// id of the ping waiting for its answer, and the XEP-0198 request
+	// timer.
+	ka       *keepalive.Monitor
+	kaTimer  timer
+	pingID   string
+	reqTimer timer
+
 	outCnt atomic.Uint64
+	resent atomic.Uint64 // LinkInfo.StanzasResent
 }
 
 func newOutLink(m *Manager, p pair) *outLink {
@@ -184,19 +205,58 @@ func (l *outLink) run() {
 		if !wroteAt.IsZero() {
 			l.lastWrite, wroteAt = wroteAt, time.Time{}
 		}
+		x, lim := smOf(ls)
 		ctrl := l.ctrl
 		l.ctrl = nil
-		batch, l.queue = l.queue, batch[:0]
-		if len(ctrl) == 0 && len(batch) == 0 {
+		probe := l.probe
+		l.probe = nil
+		askAck := l.askAck && x != nil
+		l.askAck = false
+		// With XEP-0198, no more than the stream has room for: at the
+		// bound the rest waits for the peer's acknowledgements.
+		take := len(l.queue)
+		if x != nil {
+			take = max(0, min(take, x.room()))
+		}
+		if take == len(l.queue) {
+			batch, l.queue = l.queue, batch[:0]
+		} else {
+			batch = append(batch[:0], l.queue[:take]...)
+			n := copy(l.queue, l.queue[take:])
+			clear(l.queue[n:])
+			l.queue = l.queue[:n]
+		}
+		if len(ctrl) == 0 && len(batch) == 0 && probe == nil && !askAck {
 			var why error
+			// A link at the bound, or draining with stanzas the peer
+			// has not acknowledged, waits for its <a/> (which wakes
+			// the owner), after asking for it.
+			// (A link fail ends does not wait: stopCond is set.)
+			holding := x != nil && x.holding() > 0
+			waitAcks := holding && (len(l.queue) > 0 || (l.draining && l.stopCond == ""))
+			if waitAcks {
+				if _, ok := x.uncovered(); ok {
+					l.askAck = true
+					l.mu.Unlock()
+					continue
+				}
+			}
 			switch {
+			case waitAcks && !(l.idleDue && !l.draining):
+				why = errWait
 			case l.draining:
 			case l.idleDue:
 				why = ErrIdle
 			default:
+				why = errWait
+			}
+			if why == errWait {
 				// Nothing to do: park with the stream up. Whoever puts
-				// work in the mailbox, or the reader when it ends, wakes
-				// an owner again.
+				// work in the mailbox, an acknowledgement, a timer, or
+				// the reader when it ends, wakes an owner again.
+				if oc, ok := ls.(*outConn); ok {
+					l.armRequestTimer(oc, l.m.clock.Now())
+				}
 				l.running = false
 				l.mu.Unlock()
 				return
@@ -205,24 +265,51 @@ func (l *outLink) run() {
 			l.down(ls, true, why)
 			continue
 		}
-		l.idleDue = false // a write restarts the idle period
+		traffic := len(ctrl) > 0 || len(batch) > 0
+		drained := len(l.queue) == 0
+		if traffic {
+			l.idleDue = false // a write restarts the idle period
+		}
 		l.mu.Unlock()
 
+		batch = l.dropTooLarge(batch, lim)
+		if probe != nil {
+			ctrl = append(ctrl, probe)
+		}
+		if askAck || (x != nil && len(batch) > 0 && drained) {
+			// A batch that empties the queue ends with a <r/>: the
+			// link goes quiet, and what it wrote is acknowledged within
+			// a round trip instead of waiting for the request timer (a
+			// busy link asks every RequestEvery stanzas, in its writes).
+			x.askNext()
+		}
 		done, err := ls.writeBatch(ctrl, batch)
 		l.wrote(batch[:done])
 		if err != nil {
-			// What reached the connection before the error counts as
-			// written; the rest is bounced, so that no stanza is both.
 			err = fmt.Errorf("writing to %s: %w", l.pair.remote, err)
-			l.m.bounceAll(batch[done:], stanza.RemoteServerTimeout,
-				fmt.Sprintf("link %s to %s lost: %s", l.pair.local, l.pair.remote, publicText(err)), err)
+			if x != nil {
+				// Never written: back to the head of the queue, after
+				// what the stream took unacknowledged (down).
+				l.mu.Lock()
+				l.queue = append(append([]Stanza(nil), batch[done:]...), l.queue...)
+				l.mu.Unlock()
+			} else {
+				// What reached the connection before the error counts
+				// as written; the rest is bounced, so that no stanza
+				// is both.
+				l.m.bounceAll(batch[done:], stanza.RemoteServerTimeout,
+					fmt.Sprintf("link %s to %s lost: %s", l.pair.local, l.pair.remote, publicText(err)), err)
+			}
 			l.down(ls, false, err)
-		} else {
+		} else if traffic {
 			wroteAt = l.m.clock.Now()
 		}
 		clear(batch)
 	}
 }
+
+// errWait is run's note to itself that the link parks.
+var errWait = errors.New("s2s: park")
 
 // retryDelay is the wait after the n-th consecutive failure: 1 s, doubled per
 // failure, capped by max_retry_delay.
@@ -266,6 +353,7 @@ func (l *outLink) connect() {
 	if t := m.cfg.IdleTimeout; t > 0 {
 		l.idleTimer = m.clock.AfterFunc(t, func() { l.idleFired(oc) })
 	}
+	l.startStream(oc)
 	info := l.infoOf(oc, l.since, len(l.queue))
 	l.mu.Unlock()
 	m.log.Info("s2s: link up", "direction", "out", "local", l.pair.local, "remote", l.pair.remote,
@@ -342,10 +430,19 @@ func (l *outLink) wrote(batch []Stanza) {
 		return
 	}
 	l.outCnt.Add(uint64(len(batch)))
+	resent := 0
+	for i := range batch {
+		if batch[i].resent {
+			resent++
+		}
+	}
+	if resent > 0 {
+		l.resent.Add(uint64(resent))
+	}
 	if l.m.cfg.Observer != nil {
 		info, _ := l.info()
 		for _, s := range batch {
-			l.m.observe(Event{Kind: StanzaOut, Link: info, Stanza: s, Bytes: len(s.Raw)})
+			l.m.observe(Event{Kind: StanzaOut, Link: info, Stanza: s, Bytes: len(s.Raw), Resent: s.resent})
 		}
 	}
 }
@@ -358,7 +455,7 @@ func (l *outLink) wrote(batch []Stanza) {
 // so that idle pairs cost nothing.
 func (l *outLink) down(ls linkStream, say bool, why error) {
 	m := l.m
-	unacked := ls.unacked()
+	again, lost := splitResent(ls.unacked())
 	l.mu.Lock()
 	l.conn = nil
 	if l.failWhy != nil {
@@ -370,14 +467,20 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		l.idleTimer.Stop()
 		l.idleTimer = nil
 	}
+	l.stopTimers()
+	l.probe, l.askAck, l.pingID = nil, false, ""
 	l.ctrl = nil // their Verify callers learn of the close from ls.close
-	if len(unacked) > 0 {
-		l.queue = append(unacked, l.queue...)
-	}
-	var bounce []Stanza
+	var bounce, dropped []Stanza
 	if l.draining {
+		// Not sent again: what is queued and what the stream took
+		// unacknowledged are bounced, the latter as fail said when it
+		// ended the link.
 		bounce, l.queue = l.queue, nil
+		dropped = again
+	} else if len(again) > 0 {
+		l.queue = append(again, l.queue...)
 	}
+	stopCond, stopText, stopCause := l.stopCond, l.stopText, l.stopCause
 	retire := len(l.queue) == 0
 	if retire {
 		l.removed = true
@@ -395,6 +498,15 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		m.log.Warn("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	}
 	m.observe(Event{Kind: LinkDown, Link: info, Err: why})
+	l.bounceLost(lost, why)
+	if len(dropped) > 0 {
+		cond, text, cause := stanza.RemoteServerTimeout,
+			fmt.Sprintf("link %s to %s closed before the stanza was acknowledged: %s", l.pair.local, l.pair.remote, publicText(why)), why
+		if stopCond != "" {
+			cond, text, cause = stopCond, stopText, stopCause
+		}
+		m.bounceAll(dropped, cond, text, cause)
+	}
 	m.bounceAll(bounce, stanza.ServiceUnavailable, "the s2s service is shutting down", ErrClosed)
 }
 
@@ -425,6 +537,8 @@ func (l *outLink) fail(cond stanza.Condition, text string, cause error, atOnce b
 		}
 		l.wakeLocked()
 	}
+	// What the stream holds unacknowledged is bounced by down, as these.
+	l.stopCond, l.stopText, l.stopCause = cond, text, cause
 	l.mu.Unlock()
 	l.m.bounceAll(q, cond, text, cause)
 	if cancel != nil {
@@ -469,5 +583,11 @@ func (l *outLink) info() (LinkInfo, bool) {
 // stanzas waiting.
 func (l *outLink) infoOf(ls linkStream, since time.Time, queued int) LinkInfo {
 	state, auth := ls.security()
-	return linkInfo(Outgoing, l.pair, state, auth, since, 0, l.outCnt.Load(), queued)
+	info := linkInfo(Outgoing, l.pair, state, auth, since, 0, l.outCnt.Load(), queued)
+	if x, _ := smOf(ls); x != nil {
+		info.StreamManagement = true
+		info.Unacked = x.holding()
+	}
+	info.StanzasResent = l.resent.Load()
+	return info
 }

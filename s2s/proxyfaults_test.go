@@ -2,11 +2,13 @@ package s2s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xmpp-s2s/federation/internal/faultproxy"
 )
@@ -16,17 +18,19 @@ import (
 type proxyFault struct {
 	name   string
 	inject func(p *faultproxy.Proxy) int // how many connections it hit
+	// silent: the fault gives no error; only the keepalive finds it.
+	silent bool
 }
 
 var proxyFaults = []proxyFault{
 	// The peer's host vanished, or a NAT forgot the link: writes succeed
 	// and nothing arrives, either way.
-	{"half-open", (*faultproxy.Proxy).Silence},
-	{"reset", (*faultproxy.Proxy).Reset},
+	{"half-open", (*faultproxy.Proxy).Silence, true},
+	{"reset", (*faultproxy.Proxy).Reset, false},
 	// 40 bytes go missing some way into what is being written: the peer
 	// sees a broken stream (bad XML, or a TLS record that fails its MAC)
 	// and ends it.
-	{"drop-bytes", func(p *faultproxy.Proxy) int { return p.Drop(faultproxy.Up, 700, 40) }},
+	{"drop-bytes", func(p *faultproxy.Proxy) int { return p.Drop(faultproxy.Up, 700, 40) }, false},
 }
 
 // proxyRun is the outcome of one run: per stanza id, how often it was
@@ -38,7 +42,7 @@ type proxyRun struct {
 
 // account checks every stanza and returns the figures: each is bounced at
 // most once; delivered ones were written; a stanza neither delivered nor
-// bounced is lost (with XEP-0198 there must be none).
+// bounced is lost.
 func (r proxyRun) account(t *testing.T) (delivered, bounced, lost, duplicates, both int) {
 	t.Helper()
 	for i := range r.n {
@@ -67,25 +71,42 @@ func (r proxyRun) account(t *testing.T) (delivered, bounced, lost, duplicates, b
 	return
 }
 
+// proxyKeepAlive is the keepalive of the runs, on a fake clock that the
+// test moves: the detection of a half-open link is counted in intervals,
+// not timed.
+const proxyKeepAlive = 30 * time.Second
+
 // TestProxyFaults sends stanzas at a steady pace from a.test to b.test
 // through a proxy that breaks the link halfway, and accounts for every
-// one: delivered (once or more), bounced (once) or lost. Without XEP-0198
-// the contract is "written or bounced", so stanzas written into a link
-// that then broke may be lost; the test reports how many.
+// one: delivered (once or more), bounced (once) or lost. With XEP-0198
+// (the default) none may be lost: the half-open link is found by the
+// keepalive within two intervals, and what it had not acknowledged goes
+// to the next link. Without it, stanzas written into the broken link may
+// be lost (the contract is "written or bounced"); the test reports how
+// many.
 func TestProxyFaults(t *testing.T) {
 	for i, f := range proxyFaults {
-		t.Run(strconv.Itoa(i)+"-"+f.name, func(t *testing.T) {
-			r := runProxyFault(t, f, nil)
-			d, b, lost, dup, both := r.account(t)
-			t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered too), %d lost", r.n, d, dup, b, both, lost)
-		})
+		for _, smOn := range []bool{true, false} {
+			name := strconv.Itoa(i) + "-" + f.name + "-sm"
+			if !smOn {
+				name += "-off"
+			}
+			t.Run(name, func(t *testing.T) {
+				r := runProxyFault(t, f, smOn)
+				d, b, lost, dup, both := r.account(t)
+				t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", r.n, d, dup, b, both, lost)
+				if smOn && lost != 0 {
+					t.Fatalf("%d stanzas neither delivered nor bounced with XEP-0198 on", lost)
+				}
+			})
+		}
 	}
 }
 
 // runProxyFault runs n stanzas through the proxy, injecting the fault
-// halfway, and returns the accounting once every stanza was written or
-// bounced (done, when set, decides instead when the run is over).
-func runProxyFault(t *testing.T, f proxyFault, done func(delivered, bounced map[string]int) bool, opts ...nodeOpt) proxyRun {
+// halfway, and returns the accounting once every stanza was delivered or
+// bounced (with SM) or written or bounced (without).
+func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 	lb, la := listen(t), listen(t)
 	p, err := faultproxy.New(lb.Addr().String())
 	if err != nil {
@@ -93,17 +114,29 @@ func runProxyFault(t *testing.T, f proxyFault, done func(delivered, bounced map[
 	}
 	t.Cleanup(func() { p.Close() })
 	log := newWriteLog()
+	clk := newFakeClock()
+	probed := make(chan struct{}, 16)
+	downs := make(chan Event, 16)
+	opts := func(c *Config) { c.DisableStreamManagement = !smOn }
 	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": p.Addr()},
-		append([]nodeOpt{withConfig(func(c *Config) { c.Observer = log.observe })}, opts...)...)
-	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, opts...)
+		withConfig(func(c *Config) {
+			opts(c)
+			c.clock = clk
+			c.KeepAlive = proxyKeepAlive
+			c.probed = func(pair) { probed <- struct{}{} }
+			c.Observer = func(e Event) {
+				log.observe(e)
+				if e.Kind == LinkDown && e.Link.Direction == Outgoing {
+					downs <- e
+				}
+			}
+		}))
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, withConfig(opts))
 
 	const n, window = 1000, 50
 	body := strings.Repeat("x", 200)
 	r := proxyRun{n: n, delivered: map[string]int{}, bounced: map[string]int{}}
-	progress := func() int {
-		return len(log.snapshot()) + len(r.bounced)
-	}
-	drain := func(block bool) {
+	take := func(block bool) {
 		if block {
 			select {
 			case bo := <-a.bounced:
@@ -111,7 +144,8 @@ func runProxyFault(t *testing.T, f proxyFault, done func(delivered, bounced map[
 			case s := <-b.delivered:
 				r.delivered[s.ID]++
 			case <-log.progress:
-			case <-t.Context().Done():
+			case <-time.After(wait):
+				t.Fatalf("no progress: %d written, %d delivered, %d bounced", len(log.snapshot()), len(r.delivered), len(r.bounced))
 			}
 		}
 		for {
@@ -125,11 +159,19 @@ func runProxyFault(t *testing.T, f proxyFault, done func(delivered, bounced map[
 			}
 		}
 	}
-	for i := range n {
+	// The link is up before the fault, with SM as asked.
+	a.send(`<message from='a.test' to='b@b.test' id='0'/>`)
+	for len(r.delivered) == 0 {
+		take(true)
+	}
+	if l := a.m.Links(); len(l) != 1 || l[0].StreamManagement != smOn {
+		t.Fatalf("links before the fault: %+v", l)
+	}
+	for i := 1; i < n; i++ {
 		// Steady traffic: at most window stanzas ahead of what was
 		// written or bounced.
-		for i-progress() > window {
-			drain(true)
+		for i-len(log.snapshot())-len(r.bounced) > window {
+			take(true)
 		}
 		a.send(fmt.Sprintf(`<message from='a.test' to='b@b.test' id='%d'><body>%s</body></message>`, i, body))
 		if i == n/2 {
@@ -137,24 +179,20 @@ func runProxyFault(t *testing.T, f proxyFault, done func(delivered, bounced map[
 				t.Fatalf("%s hit no connection", f.name)
 			}
 		}
-		drain(false)
-	}
-	if done == nil {
-		done = func(_, bounced map[string]int) bool { return len(log.snapshot())+len(bounced) >= n }
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*wait)
-	defer cancel()
-	for !done(r.delivered, r.bounced) {
-		select {
-		case bo := <-a.bounced:
-			r.bounced[bo.Stanza.ID]++
-		case s := <-b.delivered:
-			r.delivered[s.ID]++
-		case <-log.progress:
-		case <-ctx.Done():
-			d, bo, lost, _, _ := r.account(t)
-			t.Fatalf("not accounted after %v: %d delivered, %d bounced, %d neither, %d written", 2*wait, d, bo, lost, len(log.snapshot()))
+		if f.silent && i == n/2+window/2 {
+			// Traffic went on into the silent link for a while.
+			detect(t, clk, probed, downs)
 		}
+		take(false)
+	}
+	done := func() bool {
+		if smOn {
+			return len(r.delivered)+len(r.bounced) >= n
+		}
+		return len(log.snapshot())+len(r.bounced) >= n
+	}
+	for !done() {
+		take(true)
 	}
 	// Shut both down so that whatever is still on its way lands or
 	// bounces, then count it.
@@ -167,7 +205,32 @@ func runProxyFault(t *testing.T, f proxyFault, done func(delivered, bounced map[
 		t.Fatal(err)
 	}
 	<-a.m.Done()
-	drain(false)
+	take(false)
 	r.written = log.snapshot()
 	return r
+}
+
+// detect moves a's clock until its half-open link is declared dead, and
+// checks that it takes at most two keepalive intervals: one to the probe,
+// one more without an answer.
+func detect(t *testing.T, clk *fakeClock, probed <-chan struct{}, downs <-chan Event) {
+	t.Helper()
+	for step := 1; ; step++ {
+		clk.Advance(proxyKeepAlive)
+		select {
+		case <-probed:
+			if step >= 2 {
+				t.Fatalf("probed again %d intervals after the link went silent", step)
+			}
+			continue
+		case e := <-downs:
+			if !errors.Is(e.Err, ErrKeepAlive) {
+				t.Fatalf("link down for %v, want ErrKeepAlive", e.Err)
+			}
+			t.Logf("half-open link declared dead after %d × KeepAlive", step)
+			return
+		case <-time.After(wait):
+			t.Fatalf("nothing %d intervals after the link went silent", step)
+		}
+	}
 }

@@ -3,11 +3,13 @@ package s2s
 import (
 	"encoding/xml"
 	"fmt"
+	"net"
 	"sync/atomic"
 
 	"mellium.im/xmpp/stream"
 
 	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/keepalive"
 	"github.com/xmpp-s2s/federation/internal/sm"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
@@ -24,14 +26,17 @@ import (
 // handed to the host counts as handled, each <r/> is answered with
 // <a h='N'/> at once, and a stream we close ends with a last <a/>.
 //
-// Initiating side: not yet (the outgoing link's side comes with its
-// buffer of unacknowledged stanzas).
+// Initiating side: once the stream is authenticated and the peer listed
+// <sm/>, we send <enable/> and wait for <enabled/> (or <failed/>, and the
+// link goes on without acknowledgements) before the link carries stanzas;
+// the stream then keeps what it writes until acknowledged (smout.go).
 var smEntry = feature{
-	id:     featSM,
-	name:   xml.Name{Space: sm.NS, Local: "sm"},
-	ns:     sm.NS,
-	list:   (*inStream).listSM,
-	handle: (*inStream).handleSM,
+	id:        featSM,
+	name:      xml.Name{Space: sm.NS, Local: "sm"},
+	ns:        sm.NS,
+	list:      (*inStream).listSM,
+	handle:    (*inStream).handleSM,
+	negotiate: (*outStream).enableSM,
 }
 
 // smIn is stream management on an incoming stream. The reader sets it
@@ -97,6 +102,7 @@ func (s *inStream) handleSM(st *settings, ep *epoch, e wire.Element) (flow, erro
 		// peer's, sent after its <enable/>.
 		x.h.Store(0)
 		x.on.Store(true)
+		s.startKeepAlive() // counts from now, not from when the peer reads <enabled/>
 		return flowOn, s.write(sm.Enabled)
 	case sm.KindRequest:
 		if !x.on.Load() {
@@ -111,4 +117,110 @@ func (s *inStream) handleSM(st *settings, ep *epoch, e wire.Element) (flow, erro
 		return flowOn, nil
 	}
 	return flowOn, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> is for the initiating side of a stream", el.Kind))
+}
+
+// enableSM asks the peer for stream management once the stream is
+// authenticated, and waits for the answer: the link keeps its stanzas
+// until acknowledged only once the peer said <enabled/>.
+func (o *outStream) enableSM(f *wire.Feature) (flow, error) {
+	if f == nil || !o.wantAuth || !o.is(stateAuthed) || o.m.cfg.DisableStreamManagement {
+		return flowOn, nil
+	}
+	if _, err := o.conn.Write(sm.Enable); err != nil {
+		return flowOn, err
+	}
+	for {
+		e, err := next(o.r)
+		if err != nil {
+			return flowOn, fmt.Errorf("%w: waiting for <enabled/> from %s: %w", ErrNegotiation, o.p.remote, err)
+		}
+		if e.Name.Space != sm.NS {
+			return flowOn, fmt.Errorf("%w: %s sent <%s xmlns='%s'> before answering <enable/>", ErrNegotiation,
+				o.p.remote, domain.ClipText(e.Name.Local), domain.ClipText(e.Name.Space))
+		}
+		el, err := sm.Parse(e.Raw)
+		if err != nil {
+			return flowOn, fmt.Errorf("%w: %s: %w", ErrNegotiation, o.p.remote, err)
+		}
+		switch el.Kind {
+		case sm.KindEnabled:
+			o.sm = true
+			return flowOn, nil
+		case sm.KindFailed:
+			o.m.log.Info("s2s: the peer refused stream management", "local", o.p.local, "remote", o.p.remote, "condition", el.Condition)
+			return flowOn, nil
+		case sm.KindRequest, sm.KindAnswer:
+			// Nothing was sent or received yet: an early <r/> or <a/>
+			// says nothing we need.
+			continue
+		}
+		return flowOn, fmt.Errorf("%w: %s answered <enable/> with <%s/>", ErrNegotiation, o.p.remote, el.Kind)
+	}
+}
+
+// alive wraps the connection of a new incoming stream so that every byte
+// the peer sends, whitespace keepalives included, counts as life for the
+// keepalive (without KeepAlive, it is c).
+func (s *inStream) alive(m *Manager, c net.Conn) net.Conn {
+	if m.cfg.KeepAlive <= 0 {
+		return c
+	}
+	s.ka = keepalive.New(m.cfg.KeepAlive, m.clock.Now())
+	return &keepalive.Conn{Conn: c, M: s.ka, Now: m.clock.Now}
+}
+
+// startKeepAlive probes the peer of a stream on which it enabled XEP-0198:
+// silent for KeepAlive, it gets a <r/>, which it must answer; silent for
+// KeepAlive more, the stream is dead and ends. Without stream management
+// an incoming stream cannot be probed (the peer owes us no answer), and
+// only IdleTimeout ends it.
+func (s *inStream) startKeepAlive() {
+	if s.ka == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.kaTimer == nil {
+		s.kaTimer = s.m.clock.AfterFunc(s.ka.Every(), s.keepaliveFired)
+	}
+	s.mu.Unlock()
+}
+
+func (s *inStream) stopKeepAlive() {
+	s.mu.Lock()
+	if s.kaTimer != nil {
+		s.kaTimer.Stop()
+	}
+	s.mu.Unlock()
+}
+
+func (s *inStream) keepaliveFired() {
+	if s.ctx.Err() != nil {
+		return
+	}
+	now := s.m.clock.Now()
+	act, next := s.ka.Check(now)
+	switch act {
+	case keepalive.Dead:
+		k := s.ka.Every()
+		s.wmu.Lock()
+		if !s.closed {
+			s.why = fmt.Errorf("%w: %s sent nothing within %s of our <r/>", ErrKeepAlive, domain.Clip(s.peer), k)
+		}
+		s.wmu.Unlock()
+		s.m.log.Warn("s2s: incoming stream dead", "peer", s.peer, "keepalive", k)
+		se := withText(stream.ConnectionTimeout, "no answer to <r/>")
+		s.closeStream(&se)
+		return
+	}
+	// The next check is armed before the probe goes out, so that it
+	// counts from now whatever the peer does with the probe.
+	s.mu.Lock()
+	if s.ctx.Err() == nil {
+		s.kaTimer = s.m.clock.AfterFunc(next.Sub(now), s.keepaliveFired)
+	}
+	s.mu.Unlock()
+	if act == keepalive.Probe {
+		s.ka.Probed(now)
+		s.write(sm.Request)
+	}
 }

@@ -2,9 +2,11 @@ package s2s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/sm"
@@ -67,6 +69,10 @@ func TestIncomingStreamManagement(t *testing.T) {
 	p.write(string(sm.AppendAnswer(nil, 0)))
 	p.write(`<message from='a@x.test' to='b@b.test' id='3'/>`)
 	b.nextDelivered()
+	p.write(string(sm.Request))
+	if el := p.nextSM(); el.Kind != sm.KindAnswer || el.H != 4 {
+		t.Fatalf("<r/> after 4 stanzas answered with %+v", el)
+	}
 	var in []LinkInfo
 	for _, l := range b.m.Links() {
 		if l.Direction == Incoming {
@@ -129,4 +135,83 @@ func TestStreamManagementDisabled(t *testing.T) {
 	if el := p.nextSM(); el.Kind != sm.KindFailed || el.Condition != "service-unavailable" {
 		t.Fatalf("<enable/> answered with %+v", el)
 	}
+}
+
+// TestIncomingKeepAlive: on a stream whose peer enabled XEP-0198, a silent
+// peer is probed with <r/> after one interval; an answer, or any byte
+// (whitespace included), keeps the stream; silence for another interval
+// ends it with connection-timeout. Time is a fake clock.
+func TestIncomingKeepAlive(t *testing.T) {
+	for i, answer := range []string{"a", "space", "none"} {
+		t.Run(strconv.Itoa(i)+"-"+answer, func(t *testing.T) {
+			clk := newFakeClock()
+			const k = 30 * time.Second
+			b := authorityFor(t, []string{"x.test"}, withConfig(func(c *Config) {
+				c.clock = clk
+				c.KeepAlive = k
+				c.IdleTimeout = -1
+			}))
+			p := dialRaw(t, b, "x.test", "b.test")
+			if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+				t.Fatalf("dialback %q", typ)
+			}
+			p.write(string(sm.Enable))
+			if el := p.nextSM(); el.Kind != sm.KindEnabled {
+				t.Fatalf("<enable/> answered with %+v", el)
+			}
+			s := onlyIncoming(t, b)
+			for round := range 2 {
+				clk.Advance(k)
+				if el := p.nextSM(); el.Kind != sm.KindRequest {
+					t.Fatalf("round %d: probe %+v", round, el)
+				}
+				clk.Advance(time.Millisecond)
+				mark := clk.Now()
+				switch answer {
+				case "a":
+					p.write(string(sm.AppendAnswer(nil, 0)))
+				case "space":
+					p.write(" \n")
+				case "none":
+					clk.Advance(k - time.Millisecond)
+					if cond := p.streamError(); cond != "connection-timeout" {
+						t.Fatalf("stream error %q", cond)
+					}
+					for {
+						e := waitEvent(t, b, LinkDown)
+						if e.Link.Direction != Incoming {
+							continue
+						}
+						if !errors.Is(e.Err, ErrKeepAlive) {
+							t.Fatalf("link down for %v", e.Err)
+						}
+						return
+					}
+				}
+				// The answer was read: the stream's monitor heard it at
+				// the clock's time (polled: a read gives no signal).
+				deadline := time.Now().Add(wait)
+				for s.ka.Last().Before(mark) {
+					if time.Now().After(deadline) {
+						t.Fatalf("round %d: the answer was not read", round)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	}
+}
+
+// onlyIncoming returns n's one incoming stream.
+func onlyIncoming(t *testing.T, n *node) *inStream {
+	t.Helper()
+	n.m.mu.Lock()
+	defer n.m.mu.Unlock()
+	if len(n.m.in) != 1 {
+		t.Fatalf("%d incoming streams", len(n.m.in))
+	}
+	for s := range n.m.in {
+		return s
+	}
+	return nil
 }

@@ -29,6 +29,11 @@ type Stanza struct {
 	ID   string // the id attribute, as written
 	Type string // the type attribute, as written ("" when absent)
 	Raw  []byte
+
+	// resent says the stanza was written on a stream that died before the
+	// peer acknowledged it (XEP-0198) and went back to its link's queue:
+	// it is not sent a third time (smout.go).
+	resent bool
 }
 
 func stanzaOf(e wire.Element) Stanza {

@@ -251,6 +251,8 @@ type outStream struct {
 
 	wantAuth    bool // authenticate p; false: a stream for <db:verify> only
 	tryExternal bool // try SASL EXTERNAL when the peer offers it
+	sm          bool // the peer enabled XEP-0198 (sm.go)
+	limits      peerLimits
 }
 
 // offered returns the peer's feature named name on the current stream, or
@@ -303,7 +305,12 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		case fl == flowRestart:
 			continue
 		}
-		return &outConn{conn: o.conn, r: o.r, ob: o.ob, tls: o.tls, auth: o.auth, done: make(chan struct{}), writeTimeout: m.cfg.WriteTimeout}, nil
+		oc := &outConn{conn: o.conn, r: o.r, ob: o.ob, tls: o.tls, auth: o.auth, done: make(chan struct{}), writeTimeout: m.cfg.WriteTimeout,
+			limits: o.limits}
+		if o.sm {
+			oc.sm = newSMOut(m)
+		}
+		return oc, nil
 	}
 }
 

@@ -210,6 +210,9 @@ func TestTranscripts(t *testing.T) {
 				return []nodeOpt{withMode(tc.mode), withConfig(func(c *Config) {
 					c.tap = rec.tap(party)
 					c.DisableSASLExternal = !tc.external
+					// Time stands still: the XEP-0198 <r/> comes
+					// when a link drains, not when a timer fires.
+					c.clock = newFakeClock()
 				})}
 			}
 			var a, b *node
@@ -228,10 +231,19 @@ func TestTranscripts(t *testing.T) {
 			a.nextDelivered()
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
-			for _, n := range []*node{a, b} {
-				if err := n.m.Shutdown(ctx); err != nil {
-					t.Fatal(err)
-				}
+			// Each side's <r/> is answered before anything closes, so
+			// that the answers are in the transcript whatever the timing.
+			waitAcked(t, a)
+			waitAcked(t, b)
+			if err := a.m.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// a closed b's link to it with its last <a/>: b's link is
+			// down, with nothing left unacknowledged, before b drains.
+			for e := waitEvent(t, b, LinkDown); e.Link.Direction != Outgoing; e = waitEvent(t, b, LinkDown) {
+			}
+			if err := b.m.Shutdown(ctx); err != nil {
+				t.Fatal(err)
 			}
 			got := rec.text()
 			file := filepath.Join("testdata", "transcript-"+name+".xml")

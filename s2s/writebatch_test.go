@@ -52,7 +52,7 @@ func TestWriteBatchCountsWholeStanzas(t *testing.T) {
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			f := &failAfter{limit: tc.limit}
-			done, err := writeBatch(wire.NewWriter(f, 0), nil, tc.batch)
+			done, err := writeBatch(wire.NewWriter(f, 0), nil, tc.batch, nil)
 			if done != tc.done || (err != nil) != tc.err {
 				t.Fatalf("done %d, err %v; want %d, error %v", done, err, tc.done, tc.err)
 			}

@@ -72,7 +72,13 @@ func twoManagers(t *testing.T) (a, b *s2s.Manager, events func(name string) []s2
 		}
 		ms[i] = m
 		go m.Serve(lns[i])
-		t.Cleanup(func() { m.Close() })
+		t.Cleanup(func() {
+			// Shutdown, not Close: a stanza whose acknowledgement
+			// (XEP-0198) is still on its way would be bounced by Close.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			m.Shutdown(ctx)
+		})
 	}
 	for i := range ms {
 		raw := fmt.Sprintf("<message from='u@%s' to='v@%s' id='m%d'/>", names[i], names[1-i], i)

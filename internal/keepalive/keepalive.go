@@ -54,6 +54,9 @@ func (m *Monitor) Heard(now time.Time) {
 	m.last.Store(now.UnixNano())
 }
 
+// Last is when life was last heard.
+func (m *Monitor) Last() time.Time { return time.Unix(0, m.last.Load()) }
+
 // Probed records a probe sent at now.
 func (m *Monitor) Probed(now time.Time) {
 	m.probe.Store(now.UnixNano())

@@ -36,6 +36,18 @@ func (r *ring[T]) drop(n int) {
 	}
 }
 
+// dropTail forgets the n newest (n <= len).
+func (r *ring[T]) dropTail(n int) {
+	var zero T
+	for range n {
+		r.n--
+		r.buf[(r.head+r.n)%len(r.buf)] = zero
+	}
+	if r.n == 0 {
+		r.head = 0
+	}
+}
+
 // copyTo copies the elements, oldest first, to dst (len(dst) >= r.n).
 func (r *ring[T]) copyTo(dst []T) {
 	if r.n == 0 {

@@ -14,7 +14,11 @@ func TestRing(t *testing.T) {
 	var model []int
 	next := 0
 	for step := range 20000 {
-		switch op := rng.IntN(10); {
+		switch op := rng.IntN(12); {
+		case op >= 10:
+			n := rng.IntN(len(model) + 1)
+			r.dropTail(n)
+			model = model[:len(model)-n]
 		case op < 6:
 			r.push(next)
 			model = append(model, next)

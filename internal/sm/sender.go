@@ -111,6 +111,17 @@ func (s *Sender[T]) Wrote(v T, now time.Time) {
 	s.sinceReq++
 }
 
+// Unwrite takes back the n newest stanzas recorded by Wrote, which the
+// write that followed did not put on the stream after all (it failed).
+// A link records a batch before writing it, since the peer may answer the
+// batch's <r/> before the write returns.
+func (s *Sender[T]) Unwrite(n int) {
+	n = min(n, s.unacked.len())
+	s.unacked.dropTail(n)
+	s.sent -= uint32(n)
+	s.sinceReq = max(0, s.sinceReq-n)
+}
+
 // NeedRequest reports whether a <r/> is due at now: RequestEvery stanzas
 // were written since the last one, or the oldest write that no <r/>
 // covers is RequestDelay old, or the bound is reached (the link cannot

@@ -40,6 +40,25 @@ func TestSenderAck(t *testing.T) {
 	}
 }
 
+// TestSenderUnwrite: a batch recorded before a write that failed halfway
+// is taken back from its end.
+func TestSenderUnwrite(t *testing.T) {
+	s := NewSender[int](Policy{})
+	for i := range 5 {
+		s.Wrote(i, t0)
+	}
+	s.Unwrite(2)
+	if s.Sent() != 3 || s.Unacked() != 3 {
+		t.Fatalf("after Unwrite(2): sent %d, unacked %d", s.Sent(), s.Unacked())
+	}
+	if _, err := s.Ack(4, t0, nil); !errors.Is(err, ErrCountTooHigh) {
+		t.Fatalf("Ack(4) of 3: %v", err)
+	}
+	if got := s.Take(nil); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("Take = %v", got)
+	}
+}
+
 // TestSenderWraps: 'h' counts modulo 2^32 (XEP-0198 §4), on both sides.
 func TestSenderWraps(t *testing.T) {
 	s := NewSender[int](Policy{})

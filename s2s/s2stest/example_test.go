@@ -65,10 +65,12 @@ func Example() {
 		panic(err)
 	}
 	go host.Serve(ln)
-	defer host.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// Shutdown, unlike Close, lets the stub acknowledge what the host
+	// wrote (XEP-0198) before the link closes: nothing is bounced.
+	defer host.Shutdown(ctx)
 
 	host.Send(ctx, []byte(`<message from='alice@host.example' to='bob@remote.example' id='m1'><body>hi</body></message>`))
 	got, err := stub.Next(ctx) // waits for the stanza, no sleeping

@@ -1,0 +1,364 @@
+package s2s
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/internal/keepalive"
+	"github.com/xmpp-s2s/federation/internal/sm"
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// The outgoing side of XEP-0198 and the keepalive: what a stream keeps
+// after writing (smOut, which outConn's writeBatch and unacked use), what
+// the stream's reader does with the peer's <a/> and <r/>, and the timers
+// that ask for acknowledgements and probe a silent link.
+
+// ErrKeepAlive is the reason of a link declared dead because the peer
+// stopped answering: a keepalive probe (XEP-0198 <r/> or XEP-0199 ping) or
+// an acknowledgement request went unanswered for Config.KeepAlive. What the
+// link had not had acknowledged goes to a new link, as for a link the peer
+// dropped.
+var ErrKeepAlive = errors.New("s2s: the peer stopped answering")
+
+// errSMCount is the reason of a link whose peer acknowledged stanzas we
+// never wrote (XEP-0198 §4: the counts cannot be trusted any more).
+var errSMCount = errors.New("s2s: the peer's stream management count is wrong")
+
+var smRequest = [][]byte{sm.Request}
+
+// smOut is XEP-0198 on one outgoing stream: the stanzas written and not
+// acknowledged, in order. The link's owner writes (requestFor, wrote), the
+// stream's reader applies the peer's <a/> (ack); mu serialises them, once
+// per batch and once per acknowledgement, not per stanza.
+type smOut struct {
+	now func() time.Time
+	mu  sync.Mutex
+	s   *sm.Sender[Stanza]
+	ask bool // a <r/> goes with the next write, whatever the policy says
+}
+
+// newSMOut starts the count of a stream on which <enabled/> was just read.
+// The bound is QueueLength: a link holds at most that many stanzas
+// waiting, and that many more waiting for acknowledgement.
+func newSMOut(m *Manager) *smOut {
+	return &smOut{now: m.clock.Now, s: sm.NewSender[Stanza](sm.Policy{MaxUnacked: m.cfg.QueueLength})}
+}
+
+// requestFor says whether the write of n more stanzas should end with a
+// <r/>, and the time it is made at.
+func (x *smOut) requestFor(n int) (bool, time.Time) {
+	now := x.now()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	req := x.ask || x.s.NeedRequestAfter(n, now)
+	x.ask = false
+	return req, now
+}
+
+// wrote keeps the stanzas a write took, and records its <r/>.
+func (x *smOut) wrote(batch []Stanza, requested bool, now time.Time) {
+	x.mu.Lock()
+	for _, s := range batch {
+		x.s.Wrote(s, now)
+	}
+	if requested {
+		x.s.Requested(now)
+	}
+	x.mu.Unlock()
+}
+
+func (x *smOut) unwrite(n int) {
+	x.mu.Lock()
+	x.s.Unwrite(n)
+	x.mu.Unlock()
+}
+
+func (x *smOut) ack(h uint32) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	_, err := x.s.Ack(h, x.now(), nil)
+	return err
+}
+
+// take empties the buffer: the stream is dead.
+func (x *smOut) take() []Stanza {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.s.Take(nil)
+}
+
+// room is how many more stanzas the stream takes before the peer
+// acknowledges some; holding how many it holds unacknowledged.
+func (x *smOut) room() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.s.Room()
+}
+
+func (x *smOut) holding() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.s.Unacked()
+}
+
+// askNext asks for a <r/> with the next write (a probe, the request
+// timer, a drain that waits for the last acknowledgement).
+func (x *smOut) askNext() {
+	x.mu.Lock()
+	x.ask = true
+	x.mu.Unlock()
+}
+
+// uncovered reports whether stanzas were written that no <r/> followed,
+// and since when a <r/> for them is due.
+func (x *smOut) uncovered() (time.Time, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.s.RequestDue()
+}
+
+func (x *smOut) awaiting() (time.Time, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.s.AwaitingSince()
+}
+
+// smOf is the XEP-0198 state of the stream ls and the peer's limits; nil
+// and none for a stream without.
+func smOf(ls linkStream) (*smOut, peerLimits) {
+	if oc, ok := ls.(*outConn); ok {
+		return oc.sm, oc.limits
+	}
+	return nil, peerLimits{}
+}
+
+// startStream sets up the keepalive of the stream oc, just up, and the
+// hook through which its reader reports to the link. Called with l.mu held,
+// before the reader starts.
+func (l *outLink) startStream(oc *outConn) {
+	m := l.m
+	l.probe, l.askAck, l.pingID = nil, false, ""
+	oc.hook = func(e wire.Element) bool { return l.fromPeer(oc, e) }
+	l.ka = nil
+	if k := m.cfg.KeepAlive; k > 0 {
+		l.ka = keepalive.New(k, m.clock.Now())
+		l.kaTimer = m.clock.AfterFunc(k, func() { l.keepaliveFired(oc) })
+	}
+}
+
+// stopTimers ends the timers of the link's stream. Called with l.mu held.
+func (l *outLink) stopTimers() {
+	for _, t := range []*timer{&l.kaTimer, &l.reqTimer} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
+}
+
+// fromPeer sees each element the peer sends on oc, on the reader's
+// goroutine: every one is a sign of life, and the XEP-0198 ones are
+// handled here. It reports whether it took the element.
+func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
+	m := l.m
+	l.mu.Lock()
+	ka := l.ka
+	l.mu.Unlock()
+	if ka != nil {
+		ka.Heard(m.clock.Now())
+	}
+	if e.Name.Space != sm.NS {
+		return false
+	}
+	el, err := sm.Parse(e.Raw)
+	if err != nil {
+		m.log.Warn("s2s: malformed stream management element", "remote", l.pair.remote, "err", err)
+		return true
+	}
+	switch el.Kind {
+	case sm.KindAnswer:
+		if oc.sm == nil {
+			return true
+		}
+		if err := oc.sm.ack(el.H); err != nil {
+			// The counts cannot be trusted: the link ends, and what is
+			// unacknowledged goes to a new one.
+			l.setFailWhy(fmt.Errorf("%w: %w", errSMCount, err))
+			oc.close(false, err)
+			return true
+		}
+		// Room opened, or a drain waited for this: the owner goes on.
+		l.mu.Lock()
+		if l.conn == oc && (len(l.queue) > 0 || l.draining) {
+			l.wakeLocked()
+		}
+		l.mu.Unlock()
+		if m.cfg.answered != nil {
+			m.cfg.answered(l.pair)
+		}
+	case sm.KindRequest:
+		// We handle no stanzas from the peer on a stream we opened
+		// (without XEP-0288), so the count is 0.
+		l.writeCtrl(oc, sm.AppendAnswer(nil, 0))
+	}
+	return true
+}
+
+// keepaliveFired checks the link's liveness: a silent link is probed, one
+// that did not answer is dead (closed; the owner takes it down and what was
+// not acknowledged goes to a new link).
+func (l *outLink) keepaliveFired(oc *outConn) {
+	m := l.m
+	k := m.cfg.KeepAlive
+	l.mu.Lock()
+	if l.conn != oc || l.ka == nil {
+		l.mu.Unlock()
+		return
+	}
+	now := m.clock.Now()
+	act, next := l.ka.Check(now)
+	if oc.sm != nil {
+		// A <r/> unanswered for KeepAlive is a dead link too, whatever
+		// else the peer sends.
+		if since, ok := oc.sm.awaiting(); ok && now.Sub(since) >= k {
+			act = keepalive.Dead
+		}
+	}
+	switch act {
+	case keepalive.Dead:
+		if l.failWhy == nil {
+			l.failWhy = fmt.Errorf("%w: %s did not answer within %s", ErrKeepAlive, l.pair.remote, k)
+		}
+		l.kaTimer = nil
+		l.mu.Unlock()
+		m.log.Warn("s2s: link dead", "local", l.pair.local, "remote", l.pair.remote, "keepalive", k)
+		oc.close(false, ErrKeepAlive)
+		return
+	case keepalive.Probe:
+		if oc.sm != nil {
+			l.askAck = true
+		} else {
+			l.pingID = keepalivePrefix + newStreamID()
+			l.probe = pingIQ(l.pair, l.pingID)
+		}
+		l.ka.Probed(now)
+		l.wakeLocked()
+	}
+	l.kaTimer = m.clock.AfterFunc(next.Sub(now), func() { l.keepaliveFired(oc) })
+	l.mu.Unlock()
+	if act == keepalive.Probe && m.cfg.probed != nil {
+		m.cfg.probed(l.pair)
+	}
+}
+
+// armRequestTimer arms the timer that asks for a <r/> once written stanzas
+// waited RequestDelay without one (the owner parks with such stanzas).
+// Called with l.mu held.
+func (l *outLink) armRequestTimer(oc *outConn, now time.Time) {
+	if oc == nil || oc.sm == nil || l.reqTimer != nil {
+		return
+	}
+	due, ok := oc.sm.uncovered()
+	if !ok {
+		return
+	}
+	l.reqTimer = l.m.clock.AfterFunc(max(due.Sub(now), 0), func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.conn != oc {
+			return
+		}
+		l.reqTimer = nil
+		if _, ok := oc.sm.uncovered(); ok {
+			l.askAck = true
+			l.wakeLocked()
+		}
+	})
+}
+
+// keepalivePrefix starts the id of our keepalive pings, so that the
+// incoming side tells their answers from the host's iqs at a glance.
+const keepalivePrefix = "s2s-keepalive-"
+
+// pingIQ is an XEP-0199 ping from our domain to the peer's. Its answer (a
+// result, or an error from a peer without ping: either proves the link
+// carried it) comes back on the peer's own stream to us.
+func pingIQ(p pair, id string) []byte {
+	return []byte("<iq type='get' from='" + p.local + "' to='" + p.remote + "' id='" + id + "'><ping xmlns='urn:xmpp:ping'/></iq>")
+}
+
+// pong takes the answer to a keepalive ping, which arrived on an incoming
+// stream from remote to local; false when it is not one (the host gets it).
+func (m *Manager) pong(e wire.Element, local, remote string) bool {
+	if e.Name.Local != "iq" || (e.Type != "result" && e.Type != "error") || !strings.HasPrefix(e.ID, keepalivePrefix) {
+		return false
+	}
+	l := m.outLinkFor(pair{local, remote})
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pingID == "" || l.pingID != e.ID {
+		return false
+	}
+	l.pingID = ""
+	if l.ka != nil {
+		l.ka.Heard(m.clock.Now())
+	}
+	if m.cfg.answered != nil {
+		m.cfg.answered(l.pair)
+	}
+	return true
+}
+
+// splitResent sorts the stanzas a dead stream took unacknowledged: those
+// written for the first time go back to the queue, marked resent; those
+// already resent once are bounced (a stanza that kills every stream it is
+// written to would otherwise go round for ever).
+func splitResent(unacked []Stanza) (again, lost []Stanza) {
+	again = unacked[:0]
+	for _, s := range unacked {
+		if s.resent {
+			lost = append(lost, s)
+			continue
+		}
+		s.resent = true
+		again = append(again, s)
+	}
+	return again, lost
+}
+
+// bounceLost bounces the stanzas a second dead stream took unacknowledged.
+func (l *outLink) bounceLost(q []Stanza, why error) {
+	if len(q) == 0 {
+		return
+	}
+	l.m.bounceAll(q, stanza.RemoteServerTimeout,
+		fmt.Sprintf("link %s to %s lost twice before the stanza was acknowledged: %s", l.pair.local, l.pair.remote, publicText(why)), why)
+}
+
+// dropTooLarge bounces, each alone, the stanzas over the peer's XEP-0478
+// max-bytes (written, one would end the stream and everything behind it),
+// and returns the rest in order. It allocates nothing when all fit.
+func (l *outLink) dropTooLarge(batch []Stanza, lim peerLimits) []Stanza {
+	if lim.maxBytes <= 0 {
+		return batch
+	}
+	keep := batch[:0]
+	for _, s := range batch {
+		if text, over := lim.tooLarge(s, l.pair.remote); over {
+			l.m.bounce(s, tooLargeCondition, text, nil)
+			continue
+		}
+		keep = append(keep, s)
+	}
+	clear(batch[len(keep):])
+	return keep
+}

@@ -1,0 +1,133 @@
+package s2s
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/config"
+)
+
+// TestPeerMaxBytes: b.test announces a max-bytes (XEP-0478) of 2000; a
+// larger stanza from a.test is bounced alone with policy-violation and a
+// reason naming both sizes, while the stanzas around it are delivered on
+// the same link, which stays up.
+func TestPeerMaxBytes(t *testing.T) {
+	a, b := pairNodes(t, nil, []nodeOpt{withS2S(func(s *config.S2S) { s.MaxStanzaSize = 2000 })})
+	big := fmt.Sprintf(`<message from='a.test' to='b@b.test' id='big'><body>%s</body></message>`, strings.Repeat("x", 3000))
+	a.send(`<message from='a.test' to='b@b.test' id='1'/>`)
+	a.send(big)
+	a.send(`<message from='a.test' to='b@b.test' id='2'/>`)
+	for _, id := range []string{"1", "2"} {
+		if got := b.nextDelivered(); got.ID != id {
+			t.Fatalf("delivered %q, want %q", got.ID, id)
+		}
+	}
+	bo := a.nextBounce()
+	if bo.Stanza.ID != "big" || bo.Condition != stanza.PolicyViolation ||
+		!strings.Contains(bo.Text, fmt.Sprintf("%d bytes", len(big))) || !strings.Contains(bo.Text, "at most 2000") {
+		t.Fatalf("bounce %s %s: %s", bo.Stanza.ID, bo.Condition, bo.Text)
+	}
+	if l := a.m.Links(); len(l) != 1 || l[0].Direction != Outgoing {
+		t.Fatalf("links after the bounce: %+v", l)
+	}
+	select {
+	case e := <-a.events:
+		if e.Kind == LinkDown {
+			t.Fatalf("link down: %v", e.Err)
+		}
+	default:
+	}
+}
+
+// TestKeepAliveAnswered: a link the peer is silent on is probed once per
+// interval, and the answer keeps it up: an XEP-0198 <r/> answered with
+// <a/>, or, without stream management, a ping answered on the peer's own
+// stream to us, which the host never sees. Time is a fake clock: each
+// interval is one step.
+func TestKeepAliveAnswered(t *testing.T) {
+	for _, smOn := range []bool{true, false} {
+		t.Run(fmt.Sprint("sm=", smOn), func(t *testing.T) {
+			clk := newFakeClock()
+			probed := make(chan struct{}, 8)
+			answered := make(chan struct{}, 64)
+			opts := func(c *Config) { c.DisableStreamManagement = !smOn }
+			a, b := pairNodes(t, []nodeOpt{withConfig(func(c *Config) {
+				opts(c)
+				c.clock = clk
+				c.KeepAlive = 30 * time.Second
+				c.IdleTimeout = -1
+				c.probed = func(pair) { probed <- struct{}{} }
+				c.answered = func(pair) { answered <- struct{}{} }
+			})}, []nodeOpt{withConfig(opts)})
+			a.send(msgAB)
+			b.nextDelivered()
+			// Without SM, the answer comes on b's own link to a: bring
+			// it up first, so that answering takes no dialback.
+			b.send(msgBA)
+			a.nextDelivered()
+			for len(answered) > 0 {
+				<-answered // the acknowledgements of the two messages
+			}
+			for i := range 3 {
+				clk.Advance(30 * time.Second)
+				select {
+				case <-probed:
+				case <-time.After(wait):
+					t.Fatalf("interval %d: no probe", i)
+				}
+				if !smOn {
+					// b's host answers the ping, as servers do (our
+					// Manager leaves iqs to its host).
+					ping := b.nextDelivered()
+					b.send(fmt.Sprintf(`<iq type='result' id='%s' from='b.test' to='a.test'/>`, ping.ID))
+				}
+				select {
+				case <-answered:
+				case <-time.After(wait):
+					t.Fatalf("interval %d: no answer", i)
+				}
+			}
+			for _, l := range a.m.Links() {
+				if l.Direction == Outgoing && l.StreamManagement != smOn {
+					t.Fatalf("link %+v", l)
+				}
+			}
+			select {
+			case s := <-a.delivered:
+				t.Fatalf("the host got %s", s.Raw)
+			case e := <-a.events:
+				if e.Kind == LinkDown && errors.Is(e.Err, ErrKeepAlive) {
+					t.Fatalf("link declared dead: %v", e.Err)
+				}
+			default:
+			}
+		})
+	}
+}
+
+// waitAcked waits until n's outgoing links hold nothing unacknowledged
+// (polled: an acknowledgement gives no event).
+func waitAcked(t *testing.T, n *node) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		acked := true
+		for _, l := range n.m.Links() {
+			if l.Direction == Outgoing && l.Unacked > 0 {
+				acked = false
+			}
+		}
+		if acked {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still unacknowledged: %+v", n.m.Links())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
