@@ -481,12 +481,14 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 		// The links' releases reach the Registry before Shutdown returns.
 		err = m.cluster.flush(ctx)
 	}
-	m.cancel()
 	if err != nil {
+		// Before m.cancel: an attempt cut short by it would otherwise
+		// bounce its queue as a failed link, before fail says why.
 		for _, l := range outs {
 			l.fail(stanza.ServiceUnavailable, "the s2s service shut down", ErrClosed, true)
 		}
 	}
+	m.cancel()
 	return err
 }
 
