@@ -20,6 +20,7 @@ import (
 	"github.com/xmpp-s2s/federation/diagnose"
 	"github.com/xmpp-s2s/federation/internal/dnstest"
 	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/internal/testnet"
 	"github.com/xmpp-s2s/federation/resolver"
 	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/starttls"
@@ -118,17 +119,6 @@ func (w *world) config(t *testing.T, mode string, ours *testcert.Leaf) diagnose.
 	return c
 }
 
-func refusedPort(t *testing.T) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
-	return ap
-}
-
 // noDialback is a server that speaks XMPP but offers nothing to
 // authenticate with: no TLS, no dialback, no SASL, as a peer with dialback
 // disabled and no certificate does.
@@ -207,14 +197,14 @@ func TestCauses(t *testing.T) {
 			remote: "nosrv.example", mode: "required_trusted",
 			setup: func(r string, c *diagnose.Config) {
 				w.dns.Set(r, dnsmessage.TypeA, dnstest.Entry{Answers: []dnsmessage.Resource{dnstest.A(r, "127.0.0.1")}})
-				c.S2S.Outgoing.Port = int(refusedPort(t).Port())
+				c.S2S.Outgoing.Port = int(testnet.RefusedAddr(t).Port())
 			},
 			check: "SRV _xmpp-server._tcp.nosrv.example", status: diagnose.Warning, step: s2s.StepDNS,
 			detail: "no SRV records", advice: "publish an SRV record",
 		},
 		3: { // a refused port
 			remote: "refused.example", mode: "required_trusted",
-			setup: func(r string, c *diagnose.Config) { w.publish(r, refusedPort(t)) },
+			setup: func(r string, c *diagnose.Config) { w.publish(r, testnet.RefusedAddr(t)) },
 			check: "connect xmpp.refused.example", status: diagnose.Failure, step: s2s.StepConnect,
 			detail: "connection refused", advice: "Nothing listens",
 		},

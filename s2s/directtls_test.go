@@ -14,6 +14,7 @@ import (
 
 	"github.com/xmpp-s2s/federation/internal/dnstest"
 	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/internal/testnet"
 	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/resolver"
 	"github.com/xmpp-s2s/federation/starttls"
@@ -74,13 +75,8 @@ func (l *countingListener) Accept() (net.Conn, error) {
 
 func port(ln net.Listener) uint16 { return addrOf(ln).Port() }
 
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) uint16 {
-	ln := listen(t)
-	p := port(ln)
-	ln.Close()
-	return p
-}
+// closedPort returns a loopback port that refuses connections.
+func closedPort(t *testing.T) uint16 { return testnet.RefusedAddr(t).Port() }
 
 // directNodes starts a.test, which finds b.test through the given SRV
 // records, and b.test serving plain streams on plain and direct TLS on

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/internal/dnstest"
+	"github.com/xmpp-s2s/federation/internal/testnet"
 	"github.com/xmpp-s2s/federation/resolver"
 	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/s2s/s2stest"
@@ -31,12 +32,7 @@ func TestBounceNamesStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	ours := ln.Addr().(*net.TCPAddr).AddrPort()
-	refused, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refusedAddr := refused.Addr().(*net.TCPAddr).AddrPort()
-	refused.Close()
+	refusedAddr := testnet.RefusedAddr(t)
 
 	// tlsStub offers no TLS, which our use_starttls = "required" refuses;
 	// denyStub refuses our dialback; both are real Managers.

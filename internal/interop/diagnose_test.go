@@ -15,6 +15,7 @@ import (
 	"github.com/xmpp-s2s/federation/diagnose"
 	"github.com/xmpp-s2s/federation/internal/dnstest"
 	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/internal/testnet"
 	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/starttls"
 )
@@ -163,7 +164,7 @@ func TestDiagnoseProsody(t *testing.T) {
 				dns.Set(prosodyDomain, dnsmessage.TypeA, dnstest.Entry{Answers: []dnsmessage.Resource{dnstest.A(prosodyDomain, "127.0.0.1")}})
 				tweak = func(c *diagnose.Config) { c.S2S.Outgoing.Port = p.Port }
 			case "refused":
-				port = refusedPort(t)
+				port = int(testnet.RefusedAddr(t).Port())
 				fallthrough
 			default:
 				publishSRV(dns, prosodyDomain, port)
@@ -204,15 +205,4 @@ func TestDiagnoseEjabberd(t *testing.T) {
 			runDiagnosis(t, tc.diagnosisCase, ejabberdDomain, dns, nil)
 		})
 	}
-}
-
-func refusedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
 }

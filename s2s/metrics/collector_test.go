@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -13,23 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/testnet"
 	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/s2s/metrics"
 	"github.com/xmpp-s2s/federation/s2s/s2stest"
 	"github.com/xmpp-s2s/federation/starttls"
 )
-
-// refusedPort returns a loopback port nothing listens on.
-func refusedPort(t *testing.T) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
-	return ap
-}
 
 // TestCollector runs a real Manager against a stub over TLS: one message
 // delivered, one bounced because the other domain's port refuses, and
@@ -48,7 +36,7 @@ func TestCollector(t *testing.T) {
 	bounces := make(chan s2s.Bounce, 4)
 	cfg := config.Default()
 	cfg.UseStartTLS = "required_trusted"
-	down := refusedPort(t)
+	down := testnet.RefusedAddr(t)
 	cfg.Address = append(cfg.Address, stub.Address(),
 		config.Address{Host: "down.example", IP: down.Addr(), Port: int(down.Port())})
 	m, err := s2s.New(s2s.Config{

@@ -7,12 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/diagnose"
+	"github.com/xmpp-s2s/federation/internal/testnet"
 	"github.com/xmpp-s2s/federation/s2s"
 	"github.com/xmpp-s2s/federation/s2s/s2stest"
 	"github.com/xmpp-s2s/federation/s2s/status"
@@ -28,17 +28,6 @@ type fixture struct {
 	m    *s2s.Manager
 }
 
-func refusedPort(t *testing.T) netip.AddrPort {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
-	return ap
-}
-
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 		s2stest.WithPeer("host.example", ln.Addr().(*net.TCPAddr).AddrPort()))
 	cfg := config.Default()
 	cfg.UseStartTLS = "required_trusted"
-	down := refusedPort(t)
+	down := testnet.RefusedAddr(t)
 	cfg.Address = append(cfg.Address, stub.Address(),
 		config.Address{Host: "down.example", IP: down.Addr(), Port: int(down.Port())})
 	cert := starttls.StaticCert(stub.IssueCertificate("host.example"))
