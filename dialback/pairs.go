@@ -2,6 +2,8 @@ package dialback
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -105,6 +107,22 @@ func (p *Pairs) Clone() *Pairs {
 
 // Len returns the number of authenticated pairs.
 func (p *Pairs) Len() int { return len(p.load()) }
+
+// List returns the pairs, sorted by From, then To.
+func (p *Pairs) List() []Pair {
+	m := p.load()
+	l := make([]Pair, 0, len(m))
+	for q := range m {
+		l = append(l, q)
+	}
+	slices.SortFunc(l, func(a, b Pair) int {
+		if c := strings.Compare(a.From, b.From); c != 0 {
+			return c
+		}
+		return strings.Compare(a.To, b.To)
+	})
+	return l
+}
 
 func (p *Pairs) load() map[Pair]struct{} {
 	if m := p.set.Load(); m != nil {

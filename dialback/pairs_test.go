@@ -2,6 +2,7 @@ package dialback
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -120,5 +121,23 @@ func TestPairsClone(t *testing.T) {
 	}
 	if (new(Pairs)).Clone().Len() != 0 {
 		t.Error("clone of an empty set is not empty")
+	}
+}
+
+// TestPairsList: every pair once, normalised and sorted.
+func TestPairsList(t *testing.T) {
+	var p Pairs
+	for _, q := range [][2]string{{"c.example", "a.example"}, {"A.Example", "b.example"}, {"a.example", "B.example"}, {"a.example", "a.example"}} {
+		if err := p.Add(q[0], q[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := p.List()
+	want := []Pair{{"a.example", "a.example"}, {"a.example", "b.example"}, {"c.example", "a.example"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("List = %v, want %v", got, want)
+	}
+	if l := new(Pairs).List(); len(l) != 0 {
+		t.Errorf("List of an empty set = %v", l)
 	}
 }

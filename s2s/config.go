@@ -121,6 +121,13 @@ type Config struct {
 	// a new link if the stream dies first (see the README's "When
 	// something fails" for what that guarantees).
 	DisableStreamManagement bool
+	// DisableBidi turns bidirectional streams (XEP-0288) off. By default
+	// they are on: incoming streams offer <bidi/>, and outgoing streams
+	// ask for it when offered and then take the peer's stanzas for the
+	// reverse of the pairs authenticated on them. A host turns it off
+	// when something between it and its peers (a proxy, an accounting
+	// system) expects each stream to carry one direction.
+	DisableBidi bool
 
 	// KeepAlive is how long an outgoing link may go without a sign of
 	// life from the peer before it is probed: an XEP-0198 <r/> when

@@ -89,6 +89,14 @@ type LinkInfo struct {
 	// gets it twice. A stanza is sent again once at most (see the README's
 	// "When something fails").
 	StanzasResent uint64
+	// Stream identifies the connection that carries the pair, unique
+	// within the Manager's life: pairs with the same Stream share one
+	// connection (one TCP connection, one TLS session). A bidirectional
+	// stream (XEP-0288) shows its pairs of both directions under one
+	// Stream, and a stream with several authenticated pairs (dialback
+	// piggybacking) each of them. 0 when the pair has no stream (a failed
+	// attempt, an AuthFailed event).
+	Stream uint64
 }
 
 // linkInfo is the one place a LinkInfo is made, for every event and for

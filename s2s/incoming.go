@@ -38,6 +38,14 @@ type inStream struct {
 	// connection.
 	why error
 	ep  *epoch // the stream in progress; nil during a restart
+	// bidi: the peer asked for a bidirectional stream (bidi.go), on an
+	// encrypted stream when bidiSecure.
+	bidi, bidiSecure bool
+	// views are the outgoing links writing to this stream (bidi.go),
+	// woken when it ends; done is closed then, after endErr is set.
+	views  []*outLink
+	done   chan struct{}
+	endErr error
 
 	pairs dialback.Pairs
 	local string // the 'to' of the stream header, normalised
@@ -63,6 +71,7 @@ type inStream struct {
 	key     addrKey // what the stream is counted under, when counted
 
 	began time.Time // when the connection was accepted, for Event.Setup
+	sid   uint64    // LinkInfo.Stream
 }
 
 // epoch is one stream of a connection, between two restarts (STARTTLS,
@@ -78,6 +87,9 @@ type epoch struct {
 	// listed is the entries this stream's features offered (set by the
 	// reader, read by entries' handle on the reader's goroutine).
 	listed featureID
+	// open: our features of this stream were written; from then on the
+	// stream may carry our stanzas (bidi.go). Guarded by wmu.
+	open bool
 }
 
 // beginEpoch starts the epoch of a new stream header.
@@ -110,7 +122,7 @@ type inLink struct {
 
 // startIncoming registers and serves a new connection; false when closing.
 func (m *Manager) startIncoming(conn net.Conn) bool {
-	s := &inStream{links: make(map[dialback.Pair]*inLink), began: m.clock.Now()}
+	s := &inStream{links: make(map[dialback.Pair]*inLink), began: m.clock.Now(), done: make(chan struct{}), sid: m.streamIDs.Add(1)}
 	if mc, ok := conn.(*markedConn); ok {
 		mc.Conn = s.alive(m, m.tapped(mc.Conn))
 	} else {
@@ -205,6 +217,7 @@ func (s *inStream) end(err error) {
 	m.mu.Lock()
 	delete(m.in, s)
 	m.mu.Unlock()
+	s.endViews(err)
 	for _, info := range s.infos() {
 		m.observe(Event{Kind: LinkDown, Link: info, Err: err})
 		m.log.Info("s2s: link down", "direction", "in", "local", info.Local, "remote", info.Remote, "reason", reason(err))
@@ -251,6 +264,9 @@ func (s *inStream) run() error {
 		if err := s.writeFeatures(st, ep); err != nil {
 			return err
 		}
+		s.wmu.Lock()
+		ep.open = true
+		s.wmu.Unlock()
 		restart, err := s.read(s.r, ep)
 		if err != nil || !restart {
 			return err
@@ -487,7 +503,7 @@ func (s *inStream) infos() []LinkInfo {
 	defer s.mu.Unlock()
 	infos := make([]LinkInfo, 0, len(s.links))
 	for p, lk := range s.links {
-		info := lk.info(p, &state)
+		info := lk.info(p, &state, s.sid)
 		info.StreamManagement = s.sm.on.Load()
 		infos = append(infos, info)
 	}

@@ -40,12 +40,16 @@ func (s *inStream) linkInfo(p dialback.Pair, lk *inLink) LinkInfo {
 	state := s.tls
 	s.wmu.Unlock()
 	if lk == nil {
-		return linkInfo(Incoming, pair{p.To, p.From}, &state, 0, time.Time{}, 0, 0, 0)
+		info := linkInfo(Incoming, pair{p.To, p.From}, &state, 0, time.Time{}, 0, 0, 0)
+		info.Stream = s.sid
+		return info
 	}
-	return lk.info(p, &state)
+	return lk.info(p, &state, s.sid)
 }
 
-// info describes the pair p of a stream whose TLS state is state.
-func (lk *inLink) info(p dialback.Pair, state *tls.ConnectionState) LinkInfo {
-	return linkInfo(Incoming, pair{p.To, p.From}, state, lk.auth, lk.since, lk.in.Load(), 0, 0)
+// info describes the pair p of the stream sid whose TLS state is state.
+func (lk *inLink) info(p dialback.Pair, state *tls.ConnectionState, sid uint64) LinkInfo {
+	info := linkInfo(Incoming, pair{p.To, p.From}, state, lk.auth, lk.since, lk.in.Load(), 0, 0)
+	info.Stream = sid
+	return info
 }

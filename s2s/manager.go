@@ -70,6 +70,8 @@ type Manager struct {
 	endOnce sync.Once // Shutdown starts the wait that ends bounces once
 
 	cluster *cluster // nil without Config.Cluster
+
+	streamIDs atomic.Uint64 // the last LinkInfo.Stream given out
 }
 
 // New returns a Manager for c. It loads the certificate and builds the
@@ -334,6 +336,7 @@ func (m *Manager) Links() []LinkInfo {
 	for _, l := range outs {
 		if info, ok := l.info(); ok {
 			links = append(links, info)
+			links = append(links, l.reverseInfos()...)
 		}
 	}
 	for _, s := range ins {

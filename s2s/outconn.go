@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
@@ -43,6 +44,8 @@ type linkStream interface {
 	// security is the stream's TLS state and how the link's pair was
 	// authenticated on it, for LinkInfo.
 	security() (*tls.ConnectionState, Auth)
+	// streamID is the connection's LinkInfo.Stream.
+	streamID() uint64
 }
 
 var _ linkStream = (*outConn)(nil)
@@ -58,6 +61,15 @@ type outConn struct {
 
 	done chan struct{} // closed when the reader stops
 	err  error         // why the reader stopped; set before done closes
+
+	// bidi: we asked for a bidirectional stream (XEP-0288, bidi.go); the
+	// peer may then send stanzas for the pairs in rev (From is the
+	// peer's domain), counted in inCnt.
+	bidi  bool
+	rev   dialback.Pairs
+	inCnt atomic.Uint64
+	since time.Time // when the stream was authenticated
+	sid   uint64    // LinkInfo.Stream
 
 	// writeTimeout bounds each write; w is the coalescing writer of a
 	// link's batches, made on the first.
@@ -90,6 +102,7 @@ func (oc *outConn) unacked() []Stanza {
 }
 
 func (oc *outConn) security() (*tls.ConnectionState, Auth) { return &oc.tls, oc.auth }
+func (oc *outConn) streamID() uint64                       { return oc.sid }
 
 func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	if oc.w == nil {
@@ -156,6 +169,14 @@ func (oc *outConn) readLoop(m *Manager) {
 			break
 		}
 		if oc.hook != nil && oc.hook(e) {
+			continue
+		}
+		if e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) {
+			if err = oc.deliverReverse(m, e); err != nil {
+				m.log.Warn("s2s: ended an outgoing stream for a stanza it may not carry", "from", domain.Clip(e.From), "to", domain.Clip(e.To), "err", err)
+				oc.fault(m, err)
+				break
+			}
 			continue
 		}
 		if e.Name.Space != dialback.NS {

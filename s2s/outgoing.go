@@ -336,33 +336,52 @@ func (l *outLink) connect() {
 		cancel()
 		return
 	}
-	oc, err := m.dialOut(ctx, st, l.pair, true)
-	cancel()
-	if err != nil {
-		l.connectFailed(st, err, m.clock.Now().Sub(began))
-		return
+	// An incoming bidi stream that authenticated the reverse of our pair
+	// carries it without a connection of ours (bidi.go).
+	var ls linkStream
+	if v := m.bidiRoute(l.pair); v != nil {
+		ls = v
+	} else {
+		oc, err := m.dialOut(ctx, st, l.pair, true)
+		if err != nil {
+			cancel()
+			l.connectFailed(st, err, m.clock.Now().Sub(began))
+			return
+		}
+		ls = oc
 	}
+	cancel()
 	l.mu.Lock()
 	l.cancel = nil
-	l.conn = oc
+	l.conn = ls
 	l.idleDue = false
 	l.failures = 0
 	l.retryAt = time.Time{}
 	l.since = m.clock.Now()
 	l.lastWrite = l.since
 	if t := m.cfg.IdleTimeout; t > 0 {
-		l.idleTimer = m.clock.AfterFunc(t, func() { l.idleFired(oc) })
+		l.idleTimer = m.clock.AfterFunc(t, func() { l.idleFired(ls) })
 	}
-	l.startStream(oc)
-	info := l.infoOf(oc, l.since, len(l.queue))
+	if oc, ok := ls.(*outConn); ok {
+		l.startStream(oc)
+	}
+	info := l.infoOf(ls, l.since, len(l.queue))
 	l.mu.Unlock()
 	m.log.Info("s2s: link up", "direction", "out", "local", l.pair.local, "remote", l.pair.remote,
 		"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
 	m.observe(Event{Kind: LinkUp, Link: info, Setup: info.Since.Sub(began)})
-	m.spawnAlways(func() {
-		oc.readLoop(m)
-		l.signal() // the owner takes the link down
-	})
+	for _, rev := range reverseInfos(ls) {
+		m.observe(Event{Kind: LinkUp, Link: rev, Setup: info.Since.Sub(began)})
+	}
+	switch ls := ls.(type) {
+	case *outConn:
+		m.spawnAlways(func() {
+			ls.readLoop(m)
+			l.signal() // the owner takes the link down
+		})
+	case *inView:
+		ls.attach(l) // the incoming stream's reader wakes the owner when it ends
+	}
 }
 
 // idleFired runs when the idle timer of ls's link expires: it re-arms for
@@ -507,6 +526,9 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		}
 		m.bounceAll(dropped, cond, text, cause)
 	}
+	for _, rev := range reverseInfos(ls) {
+		m.observe(Event{Kind: LinkDown, Link: rev, Err: why})
+	}
 	m.bounceAll(bounce, stanza.ServiceUnavailable, "the s2s service is shutting down", ErrClosed)
 }
 
@@ -589,5 +611,6 @@ func (l *outLink) infoOf(ls linkStream, since time.Time, queued int) LinkInfo {
 		info.Unacked = x.holding()
 	}
 	info.StanzasResent = l.resent.Load()
+	info.Stream = ls.streamID()
 	return info
 }

@@ -164,7 +164,7 @@ func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 	for len(r.delivered) == 0 {
 		take(true)
 	}
-	if l := a.m.Links(); len(l) != 1 || l[0].StreamManagement != smOn {
+	if l := outgoing(a.m.Links()); len(l) != 1 || l[0].StreamManagement != smOn {
 		t.Fatalf("links before the fault: %+v", l)
 	}
 	for i := 1; i < n; i++ {

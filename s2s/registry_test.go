@@ -241,7 +241,7 @@ func TestClusterForwardFails(t *testing.T) {
 		}
 		break
 	}
-	if links := n2.m.Links(); len(links) != 1 || links[0].Direction != Outgoing {
+	if links := outgoing(n2.m.Links()); len(links) != 1 {
 		t.Fatalf("n2 links after takeover: %+v", links)
 	}
 }

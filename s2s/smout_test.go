@@ -32,7 +32,7 @@ func TestPeerMaxBytes(t *testing.T) {
 		!strings.Contains(bo.Text, fmt.Sprintf("%d bytes", len(big))) || !strings.Contains(bo.Text, "at most 2000") {
 		t.Fatalf("bounce %s %s: %s", bo.Stanza.ID, bo.Condition, bo.Text)
 	}
-	if l := a.m.Links(); len(l) != 1 || l[0].Direction != Outgoing {
+	if l := outgoing(a.m.Links()); len(l) != 1 {
 		t.Fatalf("links after the bounce: %+v", l)
 	}
 	select {

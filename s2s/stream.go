@@ -78,6 +78,7 @@ const (
 	featDialback
 	featLimits
 	featSM
+	featBidi
 )
 
 // feature is one stream feature, both sides of it. Only the funcs a feature
@@ -120,6 +121,7 @@ type feature struct {
 // and a file of its own.
 var streamFeatures = []feature{
 	startTLSEntry,
+	bidiEntry,
 	saslExternalEntry,
 	dialbackEntry,
 	limitsEntry,
@@ -253,6 +255,7 @@ type outStream struct {
 	tryExternal bool // try SASL EXTERNAL when the peer offers it
 	sm          bool // the peer enabled XEP-0198 (sm.go)
 	limits      peerLimits
+	bidiAsked   bool // we sent <bidi/> (bidi.go)
 }
 
 // offered returns the peer's feature named name on the current stream, or
@@ -306,9 +309,14 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 			continue
 		}
 		oc := &outConn{conn: o.conn, r: o.r, ob: o.ob, tls: o.tls, auth: o.auth, done: make(chan struct{}), writeTimeout: m.cfg.WriteTimeout,
-			limits: o.limits}
+			limits: o.limits,
+			bidi:   o.bidiAsked, since: m.clock.Now(), sid: m.streamIDs.Add(1)}
 		if o.sm {
 			oc.sm = newSMOut(m)
+		}
+		if oc.bidi && o.is(stateAuthed) {
+			// The peer may send back for the reverse of our pair (bidi.go).
+			oc.rev.Add(p.remote, p.local)
 		}
 		return oc, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden transcripts in testdata/")
@@ -174,7 +175,8 @@ func splitElements(data []byte) []string {
 
 // TestTranscripts pins the bytes of whole negotiations between two
 // Managers: for each TLS mode and authentication method, a.test sends to
-// b.test and b.test answers over a link of its own, then both shut down.
+// b.test and b.test answers over a.test's stream (XEP-0288, on by
+// default) or, with bidi off, over a link of its own, then both shut down.
 // Each connection's writes, both directions, are compared with
 // testdata/transcript-*.xml; -update rewrites them after a deliberate
 // change, so that the change shows in review.
@@ -183,8 +185,12 @@ func TestTranscripts(t *testing.T) {
 		mode     string
 		direct   bool
 		external bool
+		noBidi   bool
 	}{
 		{mode: "false"},
+		{mode: "false", noBidi: true},
+		{mode: "required", noBidi: true},
+		{mode: "required_trusted", external: true, noBidi: true},
 		{mode: "optional"},
 		{mode: "optional", external: true},
 		{mode: "required"},
@@ -204,8 +210,12 @@ func TestTranscripts(t *testing.T) {
 		} else {
 			name += "-dialback"
 		}
+		if tc.noBidi {
+			name += "-nobidi"
+		}
 		t.Run(name, func(t *testing.T) {
 			rec := newRecorder()
+			acked := make(chan struct{}, 10)
 			opts := func(party string) []nodeOpt {
 				return []nodeOpt{withMode(tc.mode), withConfig(func(c *Config) {
 					c.tap = rec.tap(party)
@@ -213,6 +223,10 @@ func TestTranscripts(t *testing.T) {
 					// Time stands still: the XEP-0198 <r/> comes
 					// when a link drains, not when a timer fires.
 					c.clock = newFakeClock()
+					c.DisableBidi = tc.noBidi
+					if party == "a" {
+						c.answered = func(pair) { acked <- struct{}{} }
+					}
 				})}
 			}
 			var a, b *node
@@ -227,6 +241,14 @@ func TestTranscripts(t *testing.T) {
 			}
 			a.send(msgAB)
 			b.nextDelivered()
+			// b acknowledges m1 (XEP-0198) from its reader; with bidi its
+			// answer travels the same stream from b's link, so it waits
+			// for the acknowledgement to keep the transcript in one order.
+			select {
+			case <-acked:
+			case <-time.After(wait):
+				t.Fatal("a's stanza was never acknowledged")
+			}
 			b.send(msgBA)
 			a.nextDelivered()
 			ctx, cancel := context.WithTimeout(context.Background(), wait)

@@ -214,10 +214,10 @@ func pingArrives(t *testing.T, o *ours, p *prosodyPeer, from string, s *rawStrea
 	}
 }
 
-// bidiProsody starts our Manager and a bidi Prosody hosting prosodyDomain
-// and prosodyMore under one certificate, with use_starttls = optional on
-// both sides.
-func bidiProsody(t *testing.T, c ProsodyConfig, tweaks ...func(*s2s.Config)) (*ours, *prosodyPeer) {
+// bidiProsody starts our Manager, with use_starttls = mode, and a bidi
+// Prosody hosting prosodyDomain and prosodyMore under one certificate
+// from the test CA.
+func bidiProsody(t *testing.T, mode string, c ProsodyConfig, tweaks ...func(*s2s.Config)) (*ours, *prosodyPeer) {
 	t.Helper()
 	ln := listenOurs(t)
 	c.Domain = prosodyDomain
@@ -233,13 +233,13 @@ func bidiProsody(t *testing.T, c ProsodyConfig, tweaks ...func(*s2s.Config)) (*o
 	more := func(c *s2s.Config) {
 		c.S2S.Address = append(c.S2S.Address, config.Address{Host: prosodyMore, IP: netip.MustParseAddr("127.0.0.1"), Port: p.Port})
 	}
-	return startOurs(t, ln, "optional", prosodyDomain, p.Port, append([]func(*s2s.Config){more}, tweaks...)...), p
+	return startOurs(t, ln, mode, prosodyDomain, p.Port, append([]func(*s2s.Config){more}, tweaks...)...), p
 }
 
 // TestProsodyBidiFactsDialback: <bidi/> and dialback on a hand-driven
 // stream to Prosody, then a piggybacked second pair.
 func TestProsodyBidiFactsDialback(t *testing.T) {
-	o, p := bidiProsody(t, ProsodyConfig{TLS: "optional"})
+	o, p := bidiProsody(t, "optional", ProsodyConfig{TLS: "optional"})
 	s := dialRawStream(t, p.Port)
 	s.open(ourDomain, prosodyDomain)
 	t.Logf("features before TLS: %s", s.featureNames())
@@ -307,7 +307,7 @@ func TestProsodyBidiFactsDialback(t *testing.T) {
 // TestProsodyBidiFactsExternal: <bidi/> and SASL EXTERNAL on a hand-driven
 // stream; Prosody then sends its stanzas for go.test over it.
 func TestProsodyBidiFactsExternal(t *testing.T) {
-	o, p := bidiProsody(t, ProsodyConfig{TLS: "required", SecureAuth: true, SASLExternal: true, CAPEM: testCA().PEM()})
+	o, p := bidiProsody(t, "optional", ProsodyConfig{TLS: "required", SecureAuth: true, SASLExternal: true, CAPEM: testCA().PEM()})
 	s := dialRawStream(t, p.Port)
 	s.open(ourDomain, prosodyDomain)
 	t.Logf("features before TLS (TLS required): %s", s.featureNames())

@@ -81,15 +81,19 @@ func TestCollector(t *testing.T) {
 		t.Fatal("no bounce")
 	}
 
+	// Our one link shows twice: the stub's Manager takes our request for a
+	// bidirectional stream, so the reverse pair is an incoming link on it.
 	want := `
 # HELP xmpp_s2s_bounces_total Stanzas handed back to the host unsent, by XMPP error condition.
 # TYPE xmpp_s2s_bounces_total counter
 xmpp_s2s_bounces_total{condition="remote-server-not-found"} 1
 # HELP xmpp_s2s_links Authenticated domain pairs now, by direction, TLS version and authentication method.
 # TYPE xmpp_s2s_links gauge
+xmpp_s2s_links{auth="dialback",direction="in",tls="TLS1.3"} 1
 xmpp_s2s_links{auth="dialback",direction="out",tls="TLS1.3"} 1
 # HELP xmpp_s2s_links_opened_total Domain pairs authenticated, by direction and authentication method.
 # TYPE xmpp_s2s_links_opened_total counter
+xmpp_s2s_links_opened_total{auth="dialback",direction="in"} 1
 xmpp_s2s_links_opened_total{auth="dialback",direction="out"} 1
 # HELP xmpp_s2s_queued_stanzas Stanzas waiting to be written on outgoing links.
 # TYPE xmpp_s2s_queued_stanzas gauge
@@ -114,8 +118,10 @@ xmpp_s2s_stanzas_total{direction="out"} 1
 			t.Errorf("link_failures_total{direction=out,step=%s} = %v, want %v", step, c, n)
 		}
 	}
-	if n := testutil.CollectAndCount(col, "xmpp_s2s_link_setup_seconds"); n != 1 {
-		t.Errorf("link_setup_seconds has %d series, want 1 (out)", n)
+	// The stub's stream is bidirectional (XEP-0288): the reverse pair came
+	// up with ours, an incoming link on our stream.
+	if n := testutil.CollectAndCount(col, "xmpp_s2s_link_setup_seconds"); n != 2 {
+		t.Errorf("link_setup_seconds has %d series, want 2 (out, and in for the reverse pair)", n)
 	}
 	if got := bytesOut(t, reg); got != float64(len(msg)) {
 		t.Errorf("stanza_bytes_total{out} = %v, want %d", got, len(msg))

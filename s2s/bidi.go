@@ -1,0 +1,352 @@
+package s2s
+
+import (
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/stream"
+
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// Bidirectional streams (XEP-0288), the stream feature. Without it a
+// stream carries stanzas one way, from the server that opened it, and two
+// servers that talk both ways hold two connections. With it the receiving
+// server may send stanzas back over the stream, for the reverse of what was
+// authenticated on it:
+//
+//   - after SASL EXTERNAL, from the stream's 'to' to its 'from' (the domain
+//     the certificate proved);
+//   - after dialback, for each verified pair (from → to), to → from.
+//
+// The rules this file keeps, from the XEP and from Prosody's module (the
+// one peer that has it; internal/interop pins what it does):
+//
+//   - the receiving side offers <bidi xmlns='urn:xmpp:features:bidi'/>
+//     before TLS (when TLS is not required) and after it, never after
+//     SASL: the request belongs before authentication;
+//   - the initiating side sends <bidi xmlns='urn:xmpp:bidi'/> once, after
+//     TLS and before SASL or dialback, on streams that authenticate a pair
+//     (not on a stream opened for one <db:verify>);
+//   - a request made in plaintext does not survive STARTTLS (TLS comes
+//     first, XEP-0288 §2.1): the peer asks again on the encrypted stream,
+//     as Prosody does;
+//   - a stanza that arrives on our outgoing bidi stream is delivered only
+//     for a reverse pair of that stream, within the limits of an incoming
+//     stream (max_stanza_size, MaxDepth; under max_stanza_size =
+//     "infinity" the outgoing stream's reader still stops at 1 MiB); any
+//     other pair, or a larger stanza, ends the stream, as on an incoming
+//     one.
+//
+// Config.DisableBidi turns both sides off.
+
+const (
+	nsBidi        = "urn:xmpp:bidi"
+	nsBidiFeature = "urn:xmpp:features:bidi"
+)
+
+var (
+	bidiFeature = []byte("<bidi xmlns='" + nsBidiFeature + "'/>")
+	bidiRequest = []byte("<bidi xmlns='" + nsBidi + "'/>")
+)
+
+var bidiEntry = feature{
+	id:   featBidi,
+	name: xml.Name{Space: nsBidiFeature, Local: "bidi"},
+	ns:   nsBidi,
+	// After SASL the stream is authenticated: too late to ask.
+	prohibited: stateSASL,
+	list:       (*inStream).listBidi,
+	handle:     (*inStream).handleBidi,
+	negotiate:  (*outStream).bidi,
+}
+
+// listBidi offers bidi unless it is off, or TLS is required and not done
+// yet (a request before TLS would not survive it).
+func (s *inStream) listBidi(st *settings) []byte {
+	if s.m.cfg.DisableBidi {
+		return nil
+	}
+	if _, required := st.tls.Offer(); required && !s.is(stateSecure) {
+		return nil
+	}
+	return bidiFeature
+}
+
+// handleBidi takes the peer's <bidi/> request. A request we did not offer
+// on this stream is an element we do not handle.
+func (s *inStream) handleBidi(_ *settings, ep *epoch, e wire.Element) (flow, error) {
+	if e.Name.Local != "bidi" || ep.listed&featBidi == 0 {
+		return flowOn, s.unsupported(e)
+	}
+	s.wmu.Lock()
+	s.bidi = true
+	s.bidiSecure = s.is(stateSecure)
+	s.wmu.Unlock()
+	return flowOn, nil
+}
+
+// isBidi reports whether the peer asked for bidi on this connection, in
+// its present layer: a request made before STARTTLS does not count after.
+func (s *inStream) isBidi() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.bidi && (s.bidiSecure || !s.is(stateSecure))
+}
+
+// bidi asks for a bidirectional stream when the peer offers one, before
+// SASL or dialback (the entries after this one).
+func (o *outStream) bidi(f *wire.Feature) (flow, error) {
+	if f == nil || o.bidiAsked || !o.wantAuth || o.m.cfg.DisableBidi {
+		return flowOn, nil
+	}
+	if _, err := o.conn.Write(bidiRequest); err != nil {
+		return flowOn, err
+	}
+	o.bidiAsked = true
+	return flowOn, nil
+}
+
+// deliverReverse hands the host a stanza the peer sent over our outgoing
+// bidi stream, if its pair is the reverse of one authenticated on it; any
+// other stanza is a stream error, as on an incoming stream.
+func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
+	if !oc.bidi {
+		return newStreamFault(stream.UnsupportedStanzaType, "a stanza on a stream that is not bidirectional")
+	}
+	if e.From == "" || e.To == "" {
+		return newStreamFault(stream.ImproperAddressing, "a stanza between servers needs 'from' and 'to'")
+	}
+	if max := m.settings().s2s.MaxStanzaSize; max > 0 && int64(len(e.Raw)) > max {
+		// Our reader bounds what an outgoing stream's peer sends at 1 MiB
+		// (wire.DefaultLimits); max_stanza_size, which bounds incoming
+		// streams, bounds the stanzas of this one too.
+		return newStreamFault(stream.PolicyViolation, fmt.Sprintf("a stanza of %d bytes, over max_stanza_size (%d)", len(e.Raw), max))
+	}
+	from, to := domainpart(e.From), domainpart(e.To)
+	if !oc.rev.Has(from, to) {
+		return newStreamFault(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", domain.Clip(from), domain.Clip(to)))
+	}
+	if m.pong(e, canonical(to), canonical(from)) {
+		return nil // the answer to a keepalive ping (smout.go)
+	}
+	st := stanzaOf(e)
+	if cf, ct := canonical(from), canonical(to); cf != from || ct != to {
+		// As on an incoming stream: the host reads the domains that were
+		// authenticated, in canonical form.
+		var err error
+		if st, err = st.Readdress(withDomain(e.From, cf), withDomain(e.To, ct)); err != nil {
+			return newStreamFault(stream.BadFormat, domain.ClipText(err.Error()))
+		}
+	}
+	oc.inCnt.Add(1)
+	if m.cfg.Observer != nil {
+		m.observe(Event{Kind: StanzaIn, Link: oc.reverseInfo(canonical(to), canonical(from)), Stanza: st, Bytes: len(e.Raw)})
+	}
+	m.cfg.Deliver(st)
+	return nil
+}
+
+// reverseInfo describes the reverse pair (local, remote) of an outgoing
+// bidi stream: an incoming link carried on our stream.
+func (oc *outConn) reverseInfo(local, remote string) LinkInfo {
+	info := linkInfo(Incoming, pair{local, remote}, &oc.tls, oc.auth, oc.since, oc.inCnt.Load(), 0, 0)
+	info.Stream = oc.sid
+	return info
+}
+
+// fault ends the stream with the stream error of err, when it is one, as
+// the reader that found the fault; the link's writer then closes the
+// connection (it sees the reader end). Written from the reader, it may
+// come between two writes of the link's: the stream is over either way.
+func (oc *outConn) fault(m *Manager, err error) {
+	var f *streamFault
+	if !errors.As(err, &f) {
+		return
+	}
+	oc.conn.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout))
+	wire.WriteError(oc.conn, f.se)
+}
+
+// streamFault is a stream error we end a stream with, and its reason.
+type streamFault struct {
+	se stream.Error
+}
+
+func newStreamFault(cond stream.Error, text string) *streamFault {
+	return &streamFault{withText(cond, text)}
+}
+
+func (f *streamFault) Error() string {
+	if len(f.se.Text) > 0 {
+		return f.se.Err + ": " + f.se.Text[0].Value
+	}
+	return f.se.Err
+}
+
+// inView is an outgoing link's view of an incoming bidi stream that
+// authenticated the reverse of the link's pair: the link writes its
+// stanzas there instead of opening a connection. The stream stays the
+// peer's: the link closing its view (idle, drained, denied) leaves it
+// open for the peer's direction, and the stream ending (the peer closed
+// it, its idle timeout, Reload's policy, Shutdown) takes the link down like
+// any lost stream, its queue going to a new attempt.
+type inView struct {
+	s    *inStream
+	pair pair
+	w    *wire.Writer // guarded by s.wmu
+
+	closed atomic.Bool
+}
+
+var _ linkStream = (*inView)(nil)
+
+// bidiRoute returns a view of an incoming bidi stream that may carry p's
+// stanzas, or nil: one whose peer asked for bidi, that authenticated
+// p.remote → p.local (by SASL EXTERNAL or dialback), and whose current
+// stream has begun (after SASL, the stream that follows <success/>).
+func (m *Manager) bidiRoute(p pair) *inView {
+	if m.cfg.DisableBidi {
+		return nil
+	}
+	m.mu.Lock()
+	ins := make([]*inStream, 0, len(m.in))
+	for s := range m.in {
+		ins = append(ins, s)
+	}
+	m.mu.Unlock()
+	for _, s := range ins {
+		if s.carries(p) {
+			return &inView{s: s, pair: p}
+		}
+	}
+	return nil
+}
+
+// carries reports whether the stream may carry our stanzas for p.
+func (s *inStream) carries(p pair) bool {
+	if !s.isBidi() {
+		return false
+	}
+	s.mu.Lock()
+	_, ok := s.links[dialback.Pair{From: p.remote, To: p.local}]
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return !s.closed && s.ep != nil && s.ep.open
+}
+
+// attach registers l as writing to the view's stream, to be woken when the
+// stream ends; if it has ended already, l is woken now.
+func (v *inView) attach(l *outLink) {
+	s := v.s
+	s.mu.Lock()
+	select {
+	case <-s.done:
+		s.mu.Unlock()
+		l.signal()
+		return
+	default:
+	}
+	s.views = append(s.views, l)
+	s.mu.Unlock()
+}
+
+// endViews records why the stream ended and wakes the links writing to it,
+// which then take themselves down.
+func (s *inStream) endViews(err error) {
+	if errors.Is(err, io.EOF) || err == nil {
+		// The peer closed its stream (or we did, cleanly): for the links
+		// on it that is the peer's close.
+		err = ErrPeerClosed
+	}
+	s.mu.Lock()
+	s.endErr = err
+	close(s.done)
+	views := s.views
+	s.views = nil
+	s.mu.Unlock()
+	for _, l := range views {
+		l.signal()
+	}
+}
+
+func (v *inView) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
+	s := v.s
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed || v.closed.Load() || s.ep == nil || !s.ep.open {
+		return 0, fmt.Errorf("incoming stream from %s: %w", v.pair.remote, net.ErrClosed)
+	}
+	if v.w == nil {
+		v.w = wire.NewWriter(s.conn, 0)
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
+	return writeBatch(v.w, ctrl, batch, nil)
+}
+
+func (v *inView) ended() <-chan struct{} { return v.s.done }
+
+func (v *inView) endErr() error {
+	v.s.mu.Lock()
+	defer v.s.mu.Unlock()
+	return v.s.endErr
+}
+
+func (v *inView) unacked() []Stanza { return nil }
+func (v *inView) streamID() uint64  { return v.s.sid }
+
+// close detaches the link: the stream is the peer's, and carries its
+// direction still. It ends with the incoming stream (its reader, Reload,
+// Shutdown), never because our direction has nothing to say.
+func (v *inView) close(bool, error) { v.closed.Store(true) }
+
+func (v *inView) security() (*tls.ConnectionState, Auth) {
+	s := v.s
+	s.wmu.Lock()
+	state := s.tls
+	s.wmu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var auth Auth
+	if lk := s.links[dialback.Pair{From: v.pair.remote, To: v.pair.local}]; lk != nil {
+		auth = lk.auth
+	}
+	return &state, auth
+}
+
+// reverseInfos describes the reverse pairs of the link's stream when it is
+// our outgoing bidi stream: incoming links carried on it.
+func (l *outLink) reverseInfos() []LinkInfo {
+	l.mu.Lock()
+	ls := l.conn
+	l.mu.Unlock()
+	return reverseInfos(ls)
+}
+
+// reverseInfos describes the reverse pairs of ls when it is our outgoing
+// bidi stream; nil for any other stream. The link's LinkUp and LinkDown
+// come with one of each for them, so that the Observer (metrics, a
+// cluster's Registry) counts the incoming direction the stream carries.
+func reverseInfos(ls linkStream) []LinkInfo {
+	oc, _ := ls.(*outConn)
+	if oc == nil || !oc.bidi {
+		return nil
+	}
+	var infos []LinkInfo
+	for _, p := range oc.rev.List() {
+		infos = append(infos, oc.reverseInfo(p.To, p.From))
+	}
+	return infos
+}
