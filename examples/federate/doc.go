@@ -18,6 +18,7 @@
 //	link up    a.example -> b.example  out  TLS1.3 TLS_AES_128_GCM_SHA256 sasl-external
 //	message    a.example -> b.example  delivered: "Hello from a.example"
 //	…
+//	connections: 1 between a.example and b.example, carrying both directions
 //	done: 2 messages delivered, 0 bounced
 //
 // and exits 0. It exits 1 when a message is bounced or the run takes longer

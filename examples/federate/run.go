@@ -220,7 +220,26 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger,
 	if err := exchange(ctx, p, a, b, "m1", "Hello from "+a.name); err != nil {
 		return err
 	}
-	return exchange(ctx, p, b, a, "m2", "Hello back from "+b.name)
+	if err := exchange(ctx, p, b, a, "m2", "Hello back from "+b.name); err != nil {
+		return err
+	}
+	p.printf("%s", connections(a, b))
+	return nil
+}
+
+// connections says how many connections carry the two domains' links:
+// the distinct LinkInfo.Stream of a's links, each of which carries at least
+// one of them. With bidirectional streams (XEP-0288, on by default) b's
+// answer travels over a's stream, and that is one.
+func connections(a, b *node) string {
+	streams := map[uint64]bool{}
+	for _, l := range a.m.Links() {
+		streams[l.Stream] = true
+	}
+	if len(streams) == 1 {
+		return fmt.Sprintf("connections: 1 between %s and %s, carrying both directions", a.name, b.name)
+	}
+	return fmt.Sprintf("connections: %d between %s and %s", len(streams), a.name, b.name)
 }
 
 // exchange sends one message from a user of one domain to a user of the

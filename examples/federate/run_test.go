@@ -61,6 +61,7 @@ func TestRun(t *testing.T) {
 			`message    a.example -> b.example  delivered: "Hello from a.example"`,
 			`message    b.example -> a.example  delivered: "Hello back from b.example"`,
 			"link down  a.example -> b.example  out  closed",
+			"connections: 1 between a.example and b.example, carrying both directions",
 			"done: 2 messages delivered, 0 bounced",
 		}},
 		1: {args: func() []string { return []string{"-domains", "Alpha.Example,beta.example", "-timeout", "1m"} }, tls: "TLS1.3", stdout: []string{
