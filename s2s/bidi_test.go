@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -231,70 +230,6 @@ func TestBidiOffer(t *testing.T) {
 			}
 		})
 	}
-}
-
-// openListener counts the connections it accepted and those still open.
-type openListener struct {
-	net.Listener
-	mu       sync.Mutex
-	accepted int
-	open     int
-	closed   chan struct{} // a connection closed
-}
-
-func newOpenListener(t *testing.T) *openListener {
-	return &openListener{Listener: listen(t), closed: make(chan struct{}, 100)}
-}
-
-func (l *openListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.accepted++
-	l.open++
-	l.mu.Unlock()
-	return &closeConn{Conn: c, l: l}, nil
-}
-
-func (l *openListener) counts() (accepted, open int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.accepted, l.open
-}
-
-// waitOpen waits until at most n accepted connections are open.
-func (l *openListener) waitOpen(t *testing.T, n int) {
-	t.Helper()
-	timeout := time.After(wait)
-	for {
-		if _, open := l.counts(); open <= n {
-			return
-		}
-		select {
-		case <-l.closed:
-		case <-timeout:
-			_, open := l.counts()
-			t.Fatalf("%d connections still open, want at most %d", open, n)
-		}
-	}
-}
-
-type closeConn struct {
-	net.Conn
-	l    *openListener
-	once sync.Once
-}
-
-func (c *closeConn) Close() error {
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		c.l.open--
-		c.l.mu.Unlock()
-		c.l.closed <- struct{}{}
-	})
-	return c.Conn.Close()
 }
 
 // TestBidiOneConnection: a.test links to b.test; b.test's stanzas for

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -143,54 +142,17 @@ func TestMaxPerAddress(t *testing.T) {
 	}
 }
 
-// openTracker is a listener that tracks how many accepted connections are open at once.
-type openTracker struct {
-	net.Listener
-	mu       sync.Mutex
-	open     int
-	maxOpen  int
-	accepted chan struct{}
-}
-
-func (l *openTracker) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.open++
-	l.maxOpen = max(l.maxOpen, l.open)
-	l.mu.Unlock()
-	l.accepted <- struct{}{}
-	return &countedConn{Conn: c, l: l}, nil
-}
-
-type countedConn struct {
-	net.Conn
-	l    *openTracker
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		c.l.open--
-		c.l.mu.Unlock()
-	})
-	return c.Conn.Close()
-}
-
 // TestMaxIncoming: with MaxIncoming streams open, the listener accepts no
 // more; the next peer is served once one closes.
 func TestMaxIncoming(t *testing.T) {
 	const limit = 2
-	cl := &openTracker{Listener: listen(t), accepted: make(chan struct{}, 10)}
+	cl := &openListener{Listener: listen(t), accepts: make(chan struct{}, 10)}
 	b := newNode(t, cl, []string{"b.test"}, nil, withConfig(func(c *Config) { c.MaxIncoming = limit }))
 	var held []*rawPeer
 	for range limit {
 		p := dialHostile(t, b, headerString("y.test", "b.test"))
 		held = append(held, p)
-		<-cl.accepted
+		<-cl.accepts
 	}
 	// The next connection completes in the kernel but is not served...
 	waiting := dialHostile(t, b, "")
@@ -200,7 +162,7 @@ func TestMaxIncoming(t *testing.T) {
 	if _, err := waiting.r.ReadHeader(); err != nil {
 		t.Fatalf("the waiting peer: %v", err)
 	}
-	<-cl.accepted
+	<-cl.accepts
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	if cl.maxOpen > limit {

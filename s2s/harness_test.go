@@ -253,3 +253,77 @@ func (w *writeLog) await(t *testing.T, n *node, total int, timeout time.Duration
 		}
 	}
 }
+
+// openListener counts the connections it accepted, those still open and
+// the most open at once; accepts and closed, when set, are told of each
+// accepted and each closed connection.
+type openListener struct {
+	net.Listener
+	mu       sync.Mutex
+	accepted int
+	open     int
+	maxOpen  int
+	accepts  chan struct{}
+	closed   chan struct{}
+}
+
+func newOpenListener(t *testing.T) *openListener {
+	return &openListener{Listener: listen(t), closed: make(chan struct{}, 100)}
+}
+
+func (l *openListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.accepted++
+	l.open++
+	l.maxOpen = max(l.maxOpen, l.open)
+	l.mu.Unlock()
+	if l.accepts != nil {
+		l.accepts <- struct{}{}
+	}
+	return &closeConn{Conn: c, l: l}, nil
+}
+
+func (l *openListener) counts() (accepted, open int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.accepted, l.open
+}
+
+// waitOpen waits until at most n accepted connections are open.
+func (l *openListener) waitOpen(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(wait)
+	for {
+		if _, open := l.counts(); open <= n {
+			return
+		}
+		select {
+		case <-l.closed:
+		case <-timeout:
+			_, open := l.counts()
+			t.Fatalf("%d connections still open, want at most %d", open, n)
+		}
+	}
+}
+
+type closeConn struct {
+	net.Conn
+	l    *openListener
+	once sync.Once
+}
+
+func (c *closeConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.open--
+		c.l.mu.Unlock()
+		if c.l.closed != nil {
+			c.l.closed <- struct{}{}
+		}
+	})
+	return c.Conn.Close()
+}
