@@ -70,6 +70,13 @@ func TestKeepAliveAnswered(t *testing.T) {
 			// it up first, so that answering takes no dialback.
 			b.send(msgBA)
 			a.nextDelivered()
+			if smOn {
+				// The <r/> that went with a's message must be answered
+				// before the clock moves: one still out when it moves a
+				// whole interval is a dead link, rightly (it failed so
+				// under load).
+				waitAcked(t, a)
+			}
 			for len(answered) > 0 {
 				<-answered // the acknowledgements of the two messages
 			}
