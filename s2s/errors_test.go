@@ -16,28 +16,16 @@ import (
 // refuser answers every stream header with its own header and then what
 // it is given: a stream error, for TestPeerStreamError.
 func refuser(t *testing.T, reply string) net.Listener {
-	ln := listen(t)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(wait))
-				r := wire.NewReader(conn, wire.DefaultLimits)
-				h, err := r.ReadHeader()
-				if err != nil {
-					return
-				}
-				io.WriteString(conn, headerString(h.To, h.From)+reply)
-				io.Copy(io.Discard, conn)
-			}()
+	return serveEach(t, func(conn net.Conn) {
+		conn.SetDeadline(time.Now().Add(wait))
+		r := wire.NewReader(conn, wire.DefaultLimits)
+		h, err := r.ReadHeader()
+		if err != nil {
+			return
 		}
-	}()
-	return ln
+		io.WriteString(conn, headerString(h.To, h.From)+reply)
+		io.Copy(io.Discard, conn)
+	})
 }
 
 // TestPeerStreamError: a host can read the <stream:error> a peer ended a

@@ -24,40 +24,25 @@ import (
 // asked about, so that a fuzzed stream can authenticate x.test with any key
 // and reach the stanza paths.
 func yesAuthority(tb testing.TB) net.Listener {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveEach(tb, func(conn net.Conn) {
+		r := wire.NewReader(conn, wire.DefaultLimits)
+		h, err := r.ReadHeader()
+		if err != nil {
+			return
+		}
+		wire.WriteHeader(conn, wire.Header{From: "x.test", To: h.From, ID: newStreamID()})
+		wire.WriteFeatures(conn, dialbackFeature)
 		for {
-			conn, err := ln.Accept()
+			e, err := r.Next()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				r := wire.NewReader(conn, wire.DefaultLimits)
-				h, err := r.ReadHeader()
-				if err != nil {
-					return
-				}
-				wire.WriteHeader(conn, wire.Header{From: "x.test", To: h.From, ID: newStreamID()})
-				wire.WriteFeatures(conn, dialbackFeature)
-				for {
-					e, err := r.Next()
-					if err != nil {
-						return
-					}
-					if e.Name.Local == "verify" {
-						fmt.Fprintf(conn, "<db:verify from='%s' to='%s' id='%s' type='valid'/>",
-							e.To, e.From, e.ID)
-					}
-				}
-			}()
+			if e.Name.Local == "verify" {
+				fmt.Fprintf(conn, "<db:verify from='%s' to='%s' id='%s' type='valid'/>",
+					e.To, e.From, e.ID)
+			}
 		}
-	}()
-	return ln
+	})
 }
 
 // oneResolver knows only x.test; every other domain fails at once, so

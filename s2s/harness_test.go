@@ -63,6 +63,31 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
+// serveEach returns a loopback listener that runs serve on a goroutine of
+// its own for each connection it accepts, and closes the connection when
+// serve returns; the listener closes when the test ends.
+func serveEach(tb testing.TB, serve func(net.Conn)) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				serve(conn)
+			}()
+		}
+	}()
+	return ln
+}
+
 func addrOf(ln net.Listener) netip.AddrPort {
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
