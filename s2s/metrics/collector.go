@@ -23,10 +23,12 @@ type Collector struct {
 	stanzas  *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
 	bounces  *prometheus.CounterVec
+	resent   prometheus.Counter
 	setup    *prometheus.HistogramVec
 
-	linksDesc  *prometheus.Desc
-	queuedDesc *prometheus.Desc
+	linksDesc   *prometheus.Desc
+	queuedDesc  *prometheus.Desc
+	unackedDesc *prometheus.Desc
 
 	links atomic.Pointer[func() []s2s.LinkInfo]
 }
@@ -45,7 +47,7 @@ func New() *Collector {
 		}, []string{"direction", "auth"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "links_closed_total",
-			Help: "Links that ended, by direction and reason (closed, idle, peer_closed, shutdown, timeout, error).",
+			Help: "Links that ended, by direction and reason (closed, idle, peer_closed, shutdown, keepalive, timeout, error).",
 		}, []string{"direction", "reason"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "link_failures_total",
@@ -63,6 +65,10 @@ func New() *Collector {
 			Namespace: namespace, Name: "bounces_total",
 			Help: "Stanzas handed back to the host unsent, by XMPP error condition.",
 		}, []string{"condition"}),
+		resent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "stanzas_resent_total",
+			Help: "Stanzas written a second time, on a new stream, because the stream that carried them died before the peer acknowledged them (XEP-0198); each is in stanzas_total{direction=\"out\"} twice.",
+		}),
 		setup: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "link_setup_seconds",
 			Help:    "Time from the start of a link attempt to its authentication.",
@@ -73,6 +79,8 @@ func New() *Collector {
 			[]string{"direction", "tls", "auth"}, nil),
 		queuedDesc: prometheus.NewDesc(namespace+"_queued_stanzas",
 			"Stanzas waiting to be written on outgoing links.", nil, nil),
+		unackedDesc: prometheus.NewDesc(namespace+"_unacked_stanzas",
+			"Stanzas written on outgoing links with stream management (XEP-0198) that the peer has not acknowledged yet.", nil, nil),
 	}
 	// Series that a dashboard compares against each other exist from the
 	// start, at zero, rather than appearing with their first event.
@@ -114,6 +122,9 @@ func (c *Collector) Observe(e s2s.Event) {
 		}
 		c.stanzas.WithLabelValues(dir).Inc()
 		c.bytes.WithLabelValues(dir).Add(float64(e.Bytes))
+		if e.Resent {
+			c.resent.Inc()
+		}
 	}
 }
 
@@ -125,9 +136,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.stanzas.Describe(ch)
 	c.bytes.Describe(ch)
 	c.bounces.Describe(ch)
+	c.resent.Describe(ch)
 	c.setup.Describe(ch)
 	ch <- c.linksDesc
 	ch <- c.queuedDesc
+	ch <- c.unackedDesc
 }
 
 // Collect sends the current values; the gauges come from the attached
@@ -139,6 +152,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.stanzas.Collect(ch)
 	c.bytes.Collect(ch)
 	c.bounces.Collect(ch)
+	c.resent.Collect(ch)
 	c.setup.Collect(ch)
 	src := c.links.Load()
 	if src == nil {
@@ -146,15 +160,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	type key struct{ dir, tls, auth string }
 	counts := make(map[key]int)
-	queued := 0
+	queued, unacked := 0, 0
 	for _, l := range (*src)() {
 		counts[key{l.Direction.String(), l.TLS(), authLabel(l.Auth)}]++
 		queued += l.Queued
+		unacked += l.Unacked
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.linksDesc, prometheus.GaugeValue, float64(n), k.dir, k.tls, k.auth)
 	}
 	ch <- prometheus.MustNewConstMetric(c.queuedDesc, prometheus.GaugeValue, float64(queued))
+	ch <- prometheus.MustNewConstMetric(c.unackedDesc, prometheus.GaugeValue, float64(unacked))
 }
 
 func authLabel(a s2s.Auth) string { return a.String() }
@@ -179,6 +195,10 @@ func closeReason(err error) string {
 		return "peer_closed"
 	case errors.Is(err, s2s.ErrClosed):
 		return "shutdown"
+	case errors.Is(err, s2s.ErrKeepAlive):
+		// Before "timeout": the peer went silent (a half-open connection,
+		// a hung server), which an operator tells apart from a slow write.
+		return "keepalive"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	}

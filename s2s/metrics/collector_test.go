@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -182,4 +183,54 @@ func bytesOut(t *testing.T, g prometheus.Gatherer) float64 {
 		}
 	}
 	return -1
+}
+
+// TestStreamManagementMetrics feeds the Collector what a link that died
+// under XEP-0198 leaves: its LinkDown for a peer that stopped answering,
+// the resent copy of a stanza, and links holding unacknowledged stanzas.
+func TestStreamManagementMetrics(t *testing.T) {
+	col := metrics.New()
+	col.Attach(func() []s2s.LinkInfo {
+		return []s2s.LinkInfo{
+			{Direction: s2s.Outgoing, Local: "a.example", Remote: "b.example", Auth: s2s.AuthDialback, StreamManagement: true, Unacked: 3, Queued: 1},
+			{Direction: s2s.Outgoing, Local: "a.example", Remote: "c.example", Auth: s2s.AuthDialback, StreamManagement: true, Unacked: 2},
+		}
+	})
+	link := s2s.LinkInfo{Direction: s2s.Outgoing, Local: "a.example", Remote: "b.example"}
+	for _, e := range []s2s.Event{
+		{Kind: s2s.StanzaOut, Link: link, Bytes: 10},
+		{Kind: s2s.LinkDown, Link: link, Err: fmt.Errorf("link a.example → b.example: %w", s2s.ErrKeepAlive)},
+		{Kind: s2s.StanzaOut, Link: link, Bytes: 10, Resent: true},
+		{Kind: s2s.LinkDown, Link: link, Err: s2s.ErrIdle},
+	} {
+		col.Observe(e)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	want := `
+# HELP xmpp_s2s_links_closed_total Links that ended, by direction and reason (closed, idle, peer_closed, shutdown, keepalive, timeout, error).
+# TYPE xmpp_s2s_links_closed_total counter
+xmpp_s2s_links_closed_total{direction="out",reason="idle"} 1
+xmpp_s2s_links_closed_total{direction="out",reason="keepalive"} 1
+# HELP xmpp_s2s_stanzas_resent_total Stanzas written a second time, on a new stream, because the stream that carried them died before the peer acknowledged them (XEP-0198); each is in stanzas_total{direction="out"} twice.
+# TYPE xmpp_s2s_stanzas_resent_total counter
+xmpp_s2s_stanzas_resent_total 1
+# HELP xmpp_s2s_stanzas_total Stanzas delivered to the host (in) and written to remote servers (out).
+# TYPE xmpp_s2s_stanzas_total counter
+xmpp_s2s_stanzas_total{direction="in"} 0
+xmpp_s2s_stanzas_total{direction="out"} 2
+# HELP xmpp_s2s_unacked_stanzas Stanzas written on outgoing links with stream management (XEP-0198) that the peer has not acknowledged yet.
+# TYPE xmpp_s2s_unacked_stanzas gauge
+xmpp_s2s_unacked_stanzas 5
+# HELP xmpp_s2s_queued_stanzas Stanzas waiting to be written on outgoing links.
+# TYPE xmpp_s2s_queued_stanzas gauge
+xmpp_s2s_queued_stanzas 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xmpp_s2s_links_closed_total",
+		"xmpp_s2s_stanzas_resent_total", "xmpp_s2s_stanzas_total", "xmpp_s2s_unacked_stanzas", "xmpp_s2s_queued_stanzas"); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
 }

@@ -14,11 +14,12 @@
 // Counters, from the Manager's events:
 //
 //	xmpp_s2s_links_opened_total{direction, auth}     pairs authenticated
-//	xmpp_s2s_links_closed_total{direction, reason}   links ended: closed, idle, peer_closed, shutdown, timeout, error
+//	xmpp_s2s_links_closed_total{direction, reason}   links ended: closed, idle, peer_closed, shutdown, keepalive, timeout, error
 //	xmpp_s2s_link_failures_total{direction, step}    failed attempts: policy, dns, connect, stream, tls, auth, other
 //	xmpp_s2s_stanzas_total{direction}                stanzas delivered (in) and written (out)
 //	xmpp_s2s_stanza_bytes_total{direction}           their bytes
 //	xmpp_s2s_bounces_total{condition}                stanzas handed back, by XMPP error condition
+//	xmpp_s2s_stanzas_resent_total                    stanzas written again after their stream died unacknowledged
 //
 // A histogram:
 //
@@ -28,11 +29,18 @@
 //
 //	xmpp_s2s_links{direction, tls, auth}             authenticated pairs now
 //	xmpp_s2s_queued_stanzas                          stanzas waiting on outgoing links
+//	xmpp_s2s_unacked_stanzas                         stanzas written and not yet acknowledged (XEP-0198)
 //
 // Label values are few and fixed (domains are not labels: a server talks to
 // thousands of them, and a label per domain would make as many series);
 // the status page (package status) shows the links per domain. The step
-// label uses s2s.Step's names, the words bounce reasons use.
+// label uses s2s.Step's names, the words bounce reasons use. The
+// "keepalive" reason is a link whose peer stopped answering
+// (s2s.ErrKeepAlive): a half-open connection or a hung peer, which a rising
+// count of points at the network between the servers. A resent stanza
+// may reach the peer twice (the first copy was lost with its stream, or
+// handled and not acknowledged): stanzas_resent_total over stanzas_total
+// is the duplicate rate a peer may see.
 //
 // For comparison: Prosody's mod_s2s (its current source) exports gauges of
 // connections by direction (prosody_mod_s2s__connections_inbound and
@@ -44,7 +52,5 @@
 // direction as a label) in Prometheus' conventions: a namespace prefix,
 // base units (seconds, bytes), _total on counters. What neither peer
 // exports is why an attempt failed, which is the first question an
-// operator asks: that is the step label. Resends and duplicates
-// are not counted because stream management (XEP-0198) is not implemented
-// yet.
+// operator asks: that is the step label.
 package metrics

@@ -1,6 +1,7 @@
 // Package status is an http.Handler a host mounts, as it would
 // net/http/pprof, to see its s2s links: the authenticated links (direction,
-// domains, TLS, authentication, since when, stanzas, queue), the latest
+// domains, TLS, authentication, since when, the connection that carries
+// it, stream management, stanzas, queue, unacknowledged and resent), the latest
 // failures with their reasons, and a form that runs the diagnosis (package
 // diagnose) for one domain pair. The pages are plain HTML made on the
 // server: no JavaScript, nothing to build.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -32,6 +33,9 @@ func TestPages(t *testing.T) {
 	for _, want := range []string{
 		"<td>out</td><td>host.example</td><td>remote.example</td><td>TLS1.3</td>",
 		"<td>dialback</td>",
+		// The stub's stream is bidirectional: both directions of the
+		// pair show on it, the same connection.
+		"<td>in</td><td>host.example</td><td>remote.example</td>",
 		"<td>link failed</td><td>out</td><td>host.example</td><td>down.example</td><td>TCP connect</td>",
 		"<td>bounced</td>",
 		`<form method="post" action="diagnose">`,
@@ -39,6 +43,17 @@ func TestPages(t *testing.T) {
 	} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("index (%d) lacks %q:\n%s", code, want, body)
+		}
+	}
+	// Both rows name one connection, and the outgoing one says the peer
+	// acknowledges what we write (the stub offers XEP-0198).
+	rows := regexp.MustCompile(`<tr><td>(in|out)</td><td>host.example</td><td>remote.example</td>(?:<td>[^<]*</td>){4}<td class="num">(\d+)</td><td>(on|off)</td>`).FindAllStringSubmatch(body, -1)
+	if len(rows) != 2 || rows[0][2] != rows[1][2] {
+		t.Errorf("want both directions on one stream, got rows %q", rows)
+	}
+	for _, r := range rows {
+		if r[1] == "out" && r[3] != "on" {
+			t.Errorf("outgoing link: XEP-0198 %s, want on", r[3])
 		}
 	}
 	if strings.Contains(body, "<script") {
