@@ -8,11 +8,14 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/policy"
 )
 
 func TestShutdownDrains(t *testing.T) {
@@ -176,4 +179,41 @@ func (l *closingListener) killAll() {
 		}
 		c.Close()
 	}
+}
+
+// TestReloadAsksPolicyUnlocked: Reload asks the host's Policy about every
+// link with no lock of the Manager held, so a Policy may look at the
+// Manager (here Links, which takes the Manager's lock) or take its time
+// without stopping Send and the links.
+func TestReloadAsksPolicyUnlocked(t *testing.T) {
+	var m atomic.Pointer[Manager]
+	var reloading atomic.Bool
+	asked := make(chan []LinkInfo, 4)
+	pol := policy.Func(func(ctx context.Context, host string) policy.Decision {
+		if reloading.Load() {
+			asked <- m.Load().Links()
+		}
+		return policy.Decision{Host: host, Action: policy.Allow, Rule: policy.DefaultRule}
+	})
+	a, b := pairNodes(t, []nodeOpt{withConfig(func(c *Config) { c.Policy = pol })}, nil)
+	m.Store(a.m)
+	a.send(msgAB)
+	b.nextDelivered()
+
+	reloading.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- a.m.Reload(a.m.settings().s2s) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Reload did not return: it holds the Manager's lock while asking the Policy")
+	}
+	if got := <-asked; len(got) == 0 {
+		t.Error("the Policy saw no links")
+	}
+	a.send(msgAB)
+	b.nextDelivered()
 }

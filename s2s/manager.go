@@ -383,14 +383,15 @@ func (m *Manager) Reload(s config.S2S) error {
 		return err
 	}
 	m.st.Store(st)
+	// The policy is asked with no lock held: a host's Policy may block (a
+	// lookup of its own), and Send, new links and the readers must not wait
+	// for it.
 	m.mu.Lock()
-	var outs []*outLink
-	for p, l := range m.out {
-		if !st.policy.Decide(m.ctx, p.remote).Allowed() {
-			outs = append(outs, l)
-		}
+	all := make([]*outLink, 0, len(m.out))
+	for _, l := range m.out {
+		all = append(all, l)
 	}
-	var ins []*inStream
+	ins := make([]*inStream, 0, len(m.in))
 	for s := range m.in {
 		ins = append(ins, s)
 	}
@@ -398,11 +399,17 @@ func (m *Manager) Reload(s config.S2S) error {
 	// Every denied link learns its reason before any is closed: closing
 	// one makes the peer close others, and a link that saw that first
 	// would report the peer's close instead of the policy.
-	texts := make([]string, len(outs))
-	for i, l := range outs {
+	var outs []*outLink
+	var texts []string
+	for _, l := range all {
 		d := st.policy.Decide(m.ctx, l.pair.remote)
-		texts[i] = fmt.Sprintf("federation with %s is no longer allowed (%s)", l.pair.remote, d)
-		l.setFailWhy(fmt.Errorf("%w: %s", ErrDenied, texts[i]))
+		if d.Allowed() {
+			continue
+		}
+		text := fmt.Sprintf("federation with %s is no longer allowed (%s)", l.pair.remote, d)
+		l.setFailWhy(fmt.Errorf("%w: %s", ErrDenied, text))
+		outs = append(outs, l)
+		texts = append(texts, text)
 	}
 	var denied []*inStream
 	var errs []stream.Error
