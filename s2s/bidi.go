@@ -147,7 +147,7 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 			return newStreamFault(stream.BadFormat, domain.ClipText(err.Error()))
 		}
 	}
-	oc.inCnt.Add(1)
+	oc.reverseCount(canonical(to), canonical(from)).Add(1)
 	if m.cfg.Observer != nil {
 		m.observe(Event{Kind: StanzaIn, Link: oc.reverseInfo(canonical(to), canonical(from)), Stanza: st, Bytes: len(e.Raw)})
 	}
@@ -155,25 +155,63 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 	return nil
 }
 
+// addReverse lets the peer of our bidi stream send for the reverse of p.
+func (oc *outConn) addReverse(p pair) {
+	oc.rev.Add(p.remote, p.local)
+	oc.pmu.Lock()
+	if oc.revCnt == nil {
+		oc.revCnt = make(map[dialback.Pair]*atomic.Uint64)
+	}
+	if k := (dialback.Pair{From: p.remote, To: p.local}); oc.revCnt[k] == nil {
+		oc.revCnt[k] = new(atomic.Uint64)
+	}
+	oc.pmu.Unlock()
+}
+
+// reverseCount is the count of stanzas delivered for the reverse pair
+// (local, remote) of the stream, in canonical form.
+func (oc *outConn) reverseCount(local, remote string) *atomic.Uint64 {
+	oc.pmu.Lock()
+	defer oc.pmu.Unlock()
+	if c := oc.revCnt[dialback.Pair{From: remote, To: local}]; c != nil {
+		return c
+	}
+	return new(atomic.Uint64) // not a reverse pair (any more): counts nothing
+}
+
 // reverseInfo describes the reverse pair (local, remote) of an outgoing
 // bidi stream: an incoming link carried on our stream.
 func (oc *outConn) reverseInfo(local, remote string) LinkInfo {
-	info := linkInfo(Incoming, pair{local, remote}, &oc.tls, oc.auth, oc.since, oc.inCnt.Load(), 0, 0)
+	auth := oc.auth
+	if (pair{local, remote}) != oc.p {
+		// The reverse of a pair piggybacked on the stream: dialback
+		// authenticated it, whatever authenticated the stream's own.
+		auth = AuthDialback
+	}
+	info := linkInfo(Incoming, pair{local, remote}, &oc.tls, auth, oc.since, oc.reverseCount(local, remote).Load(), 0, 0)
 	info.Stream = oc.sid
 	return info
 }
 
-// fault ends the stream with the stream error of err, when it is one, as
-// the reader that found the fault; the link's writer then closes the
-// connection (it sees the reader end). Written from the reader, it may
-// come between two writes of the link's: the stream is over either way.
+// fault ends the stream with the stream error of err, when it is ours to
+// send (a fault of the peer's we found, or bad input our reader refused),
+// as the reader that found it; the link's owner then closes the connection
+// (it sees the reader end). Written from the reader, it may come between
+// two writes of the links': the stream is over either way.
 func (oc *outConn) fault(m *Manager, err error) {
 	var f *streamFault
-	if !errors.As(err, &f) {
+	var se stream.Error
+	switch {
+	case errors.As(err, &f):
+		se = f.se
+	case errors.As(err, &se):
+		// The reader's own condition; the peer's stream errors come as a
+		// *StreamError, which does not unwrap to one.
+	default:
 		return
 	}
 	oc.conn.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout))
-	wire.WriteError(oc.conn, f.se)
+	wire.WriteError(oc.conn, se)
 }
 
 // streamFault is a stream error we end a stream with, and its reason.
@@ -326,27 +364,30 @@ func (v *inView) security() (*tls.ConnectionState, Auth) {
 	return &state, auth
 }
 
-// reverseInfos describes the reverse pairs of the link's stream when it is
-// our outgoing bidi stream: incoming links carried on it.
+// reverseInfos describes the reverse of the link's pair when the link's
+// stream is our outgoing bidi stream: an incoming link carried on it.
 func (l *outLink) reverseInfos() []LinkInfo {
 	l.mu.Lock()
 	ls := l.conn
 	l.mu.Unlock()
-	return reverseInfos(ls)
+	return reverseInfos(ls, l.pair)
 }
 
-// reverseInfos describes the reverse pairs of ls when it is our outgoing
-// bidi stream; nil for any other stream. The link's LinkUp and LinkDown
-// come with one of each for them, so that the Observer (metrics, a
-// cluster's Registry) counts the incoming direction the stream carries.
-func reverseInfos(ls linkStream) []LinkInfo {
-	oc, _ := ls.(*outConn)
-	if oc == nil || !oc.bidi {
+// reverseInfos describes the reverse of p when ls is our outgoing bidi
+// stream (or a share of one) and p's reverse was authenticated on it; nil
+// otherwise. The link's LinkUp and LinkDown come with one for it, so that
+// the Observer (metrics, a cluster's Registry) counts the incoming
+// direction the stream carries.
+func reverseInfos(ls linkStream, p pair) []LinkInfo {
+	var oc *outConn
+	switch ls := ls.(type) {
+	case *outConn:
+		oc = ls
+	case *shareView:
+		oc = ls.oc
+	}
+	if oc == nil || !oc.bidi || !oc.rev.Has(p.remote, p.local) {
 		return nil
 	}
-	var infos []LinkInfo
-	for _, p := range oc.rev.List() {
-		infos = append(infos, oc.reverseInfo(p.To, p.From))
-	}
-	return infos
+	return []LinkInfo{oc.reverseInfo(p.local, p.remote)}
 }

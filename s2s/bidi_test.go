@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/stanza"
+
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/wire"
@@ -119,6 +121,8 @@ func TestOutgoingBidi(t *testing.T) {
 		{name: "another target", offer: true, stanza: "<message from='x@r.test' to='y@other.test' id='spoof'/>", wantAsked: true, wantErr: "invalid-from"},
 		{name: "our own direction", offer: true, stanza: "<message from='y@a.test' to='x@r.test' id='spoof'/>", wantAsked: true, wantErr: "invalid-from"},
 		{name: "no from", offer: true, stanza: "<message to='y@a.test' id='anon'/>", wantAsked: true, wantErr: "improper-addressing"},
+		{name: "nested deeper than MaxDepth", offer: true, stanza: "<message from='x@r.test' to='y@a.test' id='deep'>" + strings.Repeat("<x>", 70) + strings.Repeat("</x>", 70) + "</message>", wantAsked: true, wantErr: "policy-violation"},
+		{name: "not well-formed", offer: true, stanza: "<message from='x@r.test' to='y@a.test' id='bad'><a></b></message>", wantAsked: true, wantErr: "not-well-formed"},
 		{name: "over max_stanza_size", offer: true, stanza: "<message from='x@r.test' to='y@a.test' id='big'><body>" + strings.Repeat("x", big) + "</body></message>", wantAsked: true, wantErr: "policy-violation"},
 		{name: "not offered", offer: false, stanza: "<message from='x@r.test' to='y@a.test' id='back'/>", wantErr: "unsupported-stanza-type"},
 		{name: "turned off", offer: true, disable: true, stanza: "<message from='x@r.test' to='y@a.test' id='back'/>", wantErr: "unsupported-stanza-type"},
@@ -306,4 +310,56 @@ func outgoing(links []LinkInfo) []LinkInfo {
 		}
 	}
 	return out
+}
+
+// TestBidiReloadDeniesReceiver: the server that answers over the peer's
+// bidi stream denies the peer at run time. Its answers over that stream
+// stop with the stream (Reload closes it), its next stanza bounces with
+// policy-violation, and the peer's new attempt is refused: bidi leaves no
+// way around the policy in either direction.
+func TestBidiReloadDeniesReceiver(t *testing.T) {
+	a, b := pairNodes(t, nil, nil)
+	a.send(msgAB)
+	b.nextDelivered()
+	b.send(msgBA)
+	a.nextDelivered()
+	if l := b.m.Links(); len(l) != 2 || l[0].Stream != l[1].Stream {
+		t.Fatalf("b links %+v", l)
+	}
+	s := b.m.settings().s2s
+	s.HostPolicy = []config.HostPolicy{{Host: "a.test", Policy: "deny"}}
+	if err := b.m.Reload(s); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[Direction]bool{}
+	for range 2 {
+		e := waitEvent(t, b, LinkDown)
+		dirs[e.Link.Direction] = true
+		if !errors.Is(e.Err, ErrDenied) {
+			t.Errorf("b's %s link down: %v", e.Link.Direction, e.Err)
+		}
+	}
+	if !dirs[Outgoing] || !dirs[Incoming] {
+		t.Errorf("b's link down events for %v", dirs)
+	}
+	waitEvent(t, a, LinkDown)
+	waitEvent(t, a, LinkDown)
+	if l := b.m.Links(); len(l) != 0 {
+		t.Fatalf("b's links after reload %+v", l)
+	}
+	b.send(msgBA)
+	if bo := b.nextBounce(); bo.Condition != stanza.PolicyViolation {
+		t.Fatalf("b's bounce %s: %s", bo.Condition, bo.Text)
+	}
+	a.send(msgAB)
+	if bo := a.nextBounce(); !strings.Contains(bo.Text, "policy-violation") {
+		t.Fatalf("a's bounce %s: %s", bo.Condition, bo.Text)
+	}
+	select {
+	case got := <-b.delivered:
+		t.Fatalf("b delivered %s while denying a.test", got.Raw)
+	case got := <-a.delivered:
+		t.Fatalf("a delivered %s", got.Raw)
+	default:
+	}
 }

@@ -129,6 +129,16 @@ type Config struct {
 	// system) expects each stream to carry one direction.
 	DisableBidi bool
 
+	// DisablePiggyback turns dialback piggybacking off for the pairs we
+	// link: each (local, remote) pair then opens a connection of its own.
+	// By default a new pair first asks to be authenticated on an outgoing
+	// stream we already have to the server that hosts its remote domain
+	// (same address and port, and under TLS a certificate that names the
+	// domain), and opens a connection only when none qualifies or the
+	// peer refuses. Pairs that peers piggyback on our incoming streams
+	// are accepted either way (within MaxDialbackPerStream).
+	DisablePiggyback bool
+
 	// KeepAlive is how long an outgoing link may go without a sign of
 	// life from the peer before it is probed: an XEP-0198 <r/> when
 	// stream management is on, otherwise an XEP-0199 ping, whose answer

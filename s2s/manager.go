@@ -72,6 +72,8 @@ type Manager struct {
 	cluster *cluster // nil without Config.Cluster
 
 	streamIDs atomic.Uint64 // the last LinkInfo.Stream given out
+	// streams are our up outgoing streams, for piggybacking (piggyback.go).
+	streams map[*outConn]struct{}
 }
 
 // New returns a Manager for c. It loads the certificate and builds the

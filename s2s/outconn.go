@@ -16,12 +16,12 @@ import (
 
 // linkStream is an authenticated stream an outgoing link writes its
 // stanzas to: the seam between a link's queue (outgoing.go) and the
-// stream that carries it. Today each link has a stream of its own, an
-// outConn; a link may later write to a stream it does not own (an incoming
-// XEP-0288 bidi stream, another link's stream carrying several pairs), and
-// a stream with XEP-0198 keeps what it wrote until acknowledged. Only the
-// link's owner goroutine calls writeBatch and unacked; close may come from
-// any goroutine.
+// stream that carries it. A link writes to a stream of its own (an
+// outConn), to an incoming XEP-0288 bidi stream (inView, bidi.go), or to
+// another link's outConn on which its pair was piggybacked (shareView,
+// piggyback.go); a stream with XEP-0198 keeps what it wrote until
+// acknowledged. Only the link's owner goroutine calls writeBatch and
+// unacked; close may come from any goroutine.
 type linkStream interface {
 	// writeBatch writes ctrl (dialback elements), then the stanzas, and
 	// flushes; done counts the stanzas that reached the connection
@@ -64,16 +64,32 @@ type outConn struct {
 
 	// bidi: we asked for a bidirectional stream (XEP-0288, bidi.go); the
 	// peer may then send stanzas for the pairs in rev (From is the
-	// peer's domain), counted in inCnt.
-	bidi  bool
-	rev   dialback.Pairs
-	inCnt atomic.Uint64
-	since time.Time // when the stream was authenticated
-	sid   uint64    // LinkInfo.Stream
+	// peer's domain), each counted in its revCnt.
+	bidi   bool
+	rev    dialback.Pairs
+	revCnt map[dialback.Pair]*atomic.Uint64 // under pmu
+	since  time.Time                        // when the stream was authenticated
+	sid    uint64                           // LinkInfo.Stream
 
-	// writeTimeout bounds each write; w is the coalescing writer of a
-	// link's batches, made on the first.
+	// For dialback piggybacking (piggyback.go): the pair the stream was
+	// opened for and the link of that pair (owner), whether the peer does
+	// dialback on it, the links writing to it (refs counts them, owner
+	// included), the links sharing it, and the piggybacked requests
+	// waiting for their answers.
+	p        pair
+	owner    *outLink
+	dialback bool
+	asked    atomic.Int32 // piggybacked requests made
+	refs     atomic.Int32
+	pmu      sync.Mutex
+	waits    map[dialback.Pair]chan error
+	sharers  []*outLink
+
+	// writeTimeout bounds each write; w is the coalescing writer of the
+	// links' batches, made on the first. wmu serialises the writes of the
+	// links that share the stream (each has an owner goroutine).
 	writeTimeout time.Duration
+	wmu          sync.Mutex
 	w            *wire.Writer
 
 	said      atomic.Bool // </stream:stream> was written (or tried)
@@ -105,6 +121,8 @@ func (oc *outConn) security() (*tls.ConnectionState, Auth) { return &oc.tls, oc.
 func (oc *outConn) streamID() uint64                       { return oc.sid }
 
 func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
+	oc.wmu.Lock()
+	defer oc.wmu.Unlock()
 	if oc.w == nil {
 		oc.w = wire.NewWriter(oc.conn, 0)
 	}
@@ -142,6 +160,9 @@ func (oc *outConn) sayClose() {
 }
 
 func (oc *outConn) close(say bool, why error) {
+	if !oc.letGo(why) {
+		return // other links still write to it (piggyback.go)
+	}
 	if say {
 		oc.sayClose()
 	}
@@ -155,9 +176,11 @@ func (oc *outConn) close(say bool, why error) {
 }
 
 // readLoop reads an up outgoing stream: dialback answers to our
-// verification requests, the peer's close or its stream error. Peers do not
-// send stanzas over a stream they did not open (RFC 6120 §4.1 without
-// XEP-0288); such stanzas are logged and dropped.
+// verification and piggybacked requests, the peer's close or its stream
+// error, XEP-0198 elements (through the hook), and on a bidi stream
+// (XEP-0288) the peer's stanzas for the reverse pairs (bidi.go). A stanza
+// the stream may not carry (any stanza without bidi, another pair with
+// it) and bad input end the stream with a stream error.
 func (oc *outConn) readLoop(m *Manager) {
 	var err error
 	for {
@@ -166,6 +189,9 @@ func (oc *outConn) readLoop(m *Manager) {
 		var e wire.Element
 		e, err = next(oc.r)
 		if err != nil {
+			// Bad input (not well-formed, over our limits) is answered
+			// with its stream error, as on an incoming stream.
+			oc.fault(m, err)
 			break
 		}
 		if oc.hook != nil && oc.hook(e) {
@@ -194,7 +220,14 @@ func (oc *outConn) readLoop(m *Manager) {
 				m.log.Warn("s2s: dropped a dialback answer", "err", derr)
 			}
 		case dialback.Result:
-			if _, derr := oc.ob.Resolve(el); derr != nil {
+			k, derr := oc.ob.Resolve(el)
+			if derr == nil && oc.bidi {
+				// Accepted: the peer may send for its reverse from its
+				// next element on, before the link that asked (on
+				// another goroutine) is told (piggyback.go).
+				oc.addReverse(pair{k.From, k.To})
+			}
+			if errors.Is(derr, dialback.ErrUnsolicited) || !oc.answered(k, derr) {
 				m.log.Warn("s2s: dropped a dialback answer", "err", derr)
 			}
 		}
@@ -207,6 +240,7 @@ func (oc *outConn) readLoop(m *Manager) {
 	}
 	oc.err = err
 	close(oc.done)
+	oc.wakeSharers()
 }
 
 // writeBatch writes the dialback elements, then the stanzas, then the

@@ -245,6 +245,11 @@ func (l *outLink) run() {
 			case waitAcks && !(l.idleDue && !l.draining):
 				why = errWait
 			case l.draining:
+			case l.idleDue && ownsShared(ls):
+				// Other links write to the stream, and its keepalive
+				// is ours: stay up, parked, until the last of them
+				// lets go (which wakes us: letGo, piggyback.go).
+				why = errWait
 			case l.idleDue:
 				why = ErrIdle
 			default:
@@ -267,8 +272,13 @@ func (l *outLink) run() {
 		}
 		traffic := len(ctrl) > 0 || len(batch) > 0
 		drained := len(l.queue) == 0
-		if traffic {
-			l.idleDue = false // a write restarts the idle period
+		if traffic && l.idleDue {
+			// A write restarts the idle period: the timer that fired
+			// runs again from it.
+			l.idleDue = false
+			if t := l.m.cfg.IdleTimeout; t > 0 {
+				l.idleTimer = l.m.clock.AfterFunc(t, func() { l.idleFired(ls) })
+			}
 		}
 		l.mu.Unlock()
 
@@ -341,6 +351,9 @@ func (l *outLink) connect() {
 	var ls linkStream
 	if v := m.bidiRoute(l.pair); v != nil {
 		ls = v
+	} else if v := m.piggyback(ctx, st, l.pair); v != nil {
+		// Or another link's stream to the same server (piggyback.go).
+		ls = v
 	} else {
 		oc, err := m.dialOut(ctx, st, l.pair, true)
 		if err != nil {
@@ -363,6 +376,7 @@ func (l *outLink) connect() {
 		l.idleTimer = m.clock.AfterFunc(t, func() { l.idleFired(ls) })
 	}
 	if oc, ok := ls.(*outConn); ok {
+		oc.owner = l
 		l.startStream(oc)
 	}
 	info := l.infoOf(ls, l.since, len(l.queue))
@@ -370,17 +384,21 @@ func (l *outLink) connect() {
 	m.log.Info("s2s: link up", "direction", "out", "local", l.pair.local, "remote", l.pair.remote,
 		"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
 	m.observe(Event{Kind: LinkUp, Link: info, Setup: info.Since.Sub(began)})
-	for _, rev := range reverseInfos(ls) {
+	for _, rev := range reverseInfos(ls, l.pair) {
 		m.observe(Event{Kind: LinkUp, Link: rev, Setup: info.Since.Sub(began)})
 	}
 	switch ls := ls.(type) {
 	case *outConn:
+		m.addStream(ls) // other pairs may piggyback on it (piggyback.go)
 		m.spawnAlways(func() {
 			ls.readLoop(m)
+			m.dropStream(ls)
 			l.signal() // the owner takes the link down
 		})
 	case *inView:
 		ls.attach(l) // the incoming stream's reader wakes the owner when it ends
+	case *shareView:
+		ls.share(l) // so does the shared stream's
 	}
 }
 
@@ -526,7 +544,7 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		}
 		m.bounceAll(dropped, cond, text, cause)
 	}
-	for _, rev := range reverseInfos(ls) {
+	for _, rev := range reverseInfos(ls, l.pair) {
 		m.observe(Event{Kind: LinkDown, Link: rev, Err: why})
 	}
 	m.bounceAll(bounce, stanza.ServiceUnavailable, "the s2s service is shutting down", ErrClosed)

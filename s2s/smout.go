@@ -132,8 +132,13 @@ func (x *smOut) awaiting() (time.Time, bool) {
 // smOf is the XEP-0198 state of the stream ls and the peer's limits; nil
 // and none for a stream without.
 func smOf(ls linkStream) (*smOut, peerLimits) {
-	if oc, ok := ls.(*outConn); ok {
-		return oc.sm, oc.limits
+	switch ls := ls.(type) {
+	case *outConn:
+		return ls.sm, ls.limits
+	case *shareView:
+		// The stream's: one count of acknowledgements and one peer
+		// for every link on it.
+		return ls.oc.sm, ls.oc.limits
 	}
 	return nil, peerLimits{}
 }

@@ -29,6 +29,7 @@ import (
 //	dialback.go   Server Dialback (XEP-0220, XEP-0185)
 //	limits.go     stream limits (XEP-0478)
 //	sm.go         stream management (XEP-0198)
+//	bidi.go       bidirectional streams (XEP-0288)
 //
 // The shape is mellium's StreamFeature (Necessary, Prohibited, List,
 // Parse+Negotiate) with a Handle for the receiving side, which mellium's
@@ -310,13 +311,15 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		}
 		oc := &outConn{conn: o.conn, r: o.r, ob: o.ob, tls: o.tls, auth: o.auth, done: make(chan struct{}), writeTimeout: m.cfg.WriteTimeout,
 			limits: o.limits,
-			bidi:   o.bidiAsked, since: m.clock.Now(), sid: m.streamIDs.Add(1)}
+			bidi:   o.bidiAsked, since: m.clock.Now(), sid: m.streamIDs.Add(1),
+			p: p, dialback: o.offered(dialbackEntry.name) != nil || o.h.Dialback}
+		oc.refs.Store(1) // its own link, or the verification it serves
 		if o.sm {
 			oc.sm = newSMOut(m)
 		}
 		if oc.bidi && o.is(stateAuthed) {
 			// The peer may send back for the reverse of our pair (bidi.go).
-			oc.rev.Add(p.remote, p.local)
+			oc.addReverse(p)
 		}
 		return oc, nil
 	}

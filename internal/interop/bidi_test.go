@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/xmpp-s2s/federation/s2s"
@@ -83,6 +84,9 @@ func TestProsodyBidi(t *testing.T) {
 			if tc.weFirst && tc.oneConn && o.ln.accepted.Load() != 0 {
 				t.Errorf("Prosody opened %d connections to us although our bidi stream carries its stanzas", o.ln.accepted.Load())
 			}
+			if tc.weFirst && tc.external {
+				piggybackProsody(t, o, p, out[0].Stream)
+			}
 			ctx, cancel := ctlContext()
 			defer cancel()
 			show, err := p.Shell(ctx, "s2s", "show")
@@ -91,5 +95,49 @@ func TestProsodyBidi(t *testing.T) {
 			}
 			t.Logf("prosodyctl shell s2s show:\n%s", show)
 		})
+	}
+}
+
+// piggybackProsody: Prosody's second domain on our stream (XEP-0220
+// multiplexing), both ways. We ping chat.prosody.test: the pair is
+// piggybacked on our stream to prosody.test (one certificate names both),
+// Prosody verifies the key over a stream of its own from that domain, and
+// its pong comes back over ours, where the piggybacked pair's reverse is
+// authenticated. Then chat.prosody.test pings us and gets our pong.
+func piggybackProsody(t *testing.T, o *ours, p *prosodyPeer, stream uint64) {
+	t.Helper()
+	o.send(t, "<iq type='get' id='bidi-more' from='"+ourDomain+"' to='"+prosodyMore+"'><ping xmlns='urn:xmpp:ping'/></iq>")
+	pong := o.deliveredMatching(t, prosodyMore+"'s pong", func(s s2s.Stanza) bool { return s.ID == "bidi-more" })
+	if pong.Type != "result" || pong.From != prosodyMore {
+		t.Fatalf("pong %s", pong.Raw)
+	}
+	more, _ := o.links(prosodyMore)
+	if len(more) != 1 || more[0].Stream != stream || more[0].Auth != s2s.AuthDialback {
+		t.Errorf("our link to %s: %+v, want dialback on stream %d", prosodyMore, more, stream)
+	}
+	waitLog(t, p, "our piggybacked request", "Received[s2sin]: <result", "to='"+prosodyMore+"'")
+
+	done := make(chan pingResult, 1)
+	go func() {
+		ctx, cancel := ctlContext()
+		defer cancel()
+		out, err := p.Ping(ctx, prosodyMore, ourDomain)
+		done <- pingResult{out, err}
+	}()
+	got := o.deliveredMatching(t, prosodyMore+"'s ping", func(s s2s.Stanza) bool { return isPing(s) && s.From == prosodyMore })
+	t.Logf("%s's ping reached us: %s", prosodyMore, got.Raw)
+	if r := <-done; r.err != nil || !strings.Contains(r.out, "pong from "+ourDomain) {
+		t.Fatalf("prosodyctl xmpp ping %s %s: %v\n%s", prosodyMore, ourDomain, r.err, r.out)
+	}
+	for _, l := range o.m.Links() {
+		if l.Remote != prosodyMore {
+			continue
+		}
+		// Prosody keeps the stream it verified our key over (SASL
+		// EXTERNAL from chat.prosody.test) as a route of its own.
+		t.Logf("our %s link with %s: stream %d (ours to %s: %d), auth %s", l.Direction, prosodyMore, l.Stream, prosodyDomain, stream, l.Auth)
+		if l.Stream == stream && l.Auth != s2s.AuthDialback {
+			t.Errorf("the %s link of the piggybacked pair on our stream: auth %s, want dialback", l.Direction, l.Auth)
+		}
 	}
 }

@@ -1,0 +1,273 @@
+package s2s
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/starttls"
+)
+
+// twoByTwo starts a hosting a1.test and a2.test and b hosting b1.test and
+// b2.test, each knowing the other's listener for both its domains.
+func twoByTwo(t *testing.T, la, lb *openListener, aOpts, bOpts []nodeOpt) (a, b *node) {
+	t.Helper()
+	a = newNode(t, la, []string{"a1.test", "a2.test"}, map[string]netip.AddrPort{"b1.test": addrOf(lb), "b2.test": addrOf(lb)}, aOpts...)
+	b = newNode(t, lb, []string{"b1.test", "b2.test"}, map[string]netip.AddrPort{"a1.test": addrOf(la), "a2.test": addrOf(la)}, bOpts...)
+	return a, b
+}
+
+// exchange sends one message from fd to td and waits for it at to.
+func exchange(t *testing.T, from, to *node, fd, td string) {
+	t.Helper()
+	id := fd + ">" + td
+	from.send(fmt.Sprintf("<message from='u@%s' to='v@%s' id='%s'/>", fd, td, id))
+	if got := to.nextDelivered(); got.ID != id {
+		t.Fatalf("%s: delivered %+v", id, got)
+	}
+}
+
+// TestOneConnectionEightPairs is issue 16's "done when": two Managers
+// hosting two domains each exchange messages in all eight combinations of
+// (sender domain, receiver domain, direction), and one long-lived
+// connection carries them all: a1.test's stream to b1.test, with the other
+// three pairs piggybacked on it (XEP-0220) and the four answers coming
+// back over it (XEP-0288). The connections b's side opens to verify a's
+// dialback keys close once answered. Both Managers list the eight links
+// under one Stream.
+func TestOneConnectionEightPairs(t *testing.T) {
+	for i, tc := range []struct {
+		mode     string
+		external bool
+	}{
+		{mode: "false"},
+		{mode: "required"},
+		{mode: "required_trusted", external: true},
+	} {
+		t.Run(strconv.Itoa(i)+"-"+tc.mode, func(t *testing.T) {
+			la, lb := newOpenListener(t), newOpenListener(t)
+			opts := []nodeOpt{withMode(tc.mode), withConfig(func(c *Config) {
+				c.DisableSASLExternal = !tc.external
+				c.DisableStreamManagement = true // until a shared stream hands back per pair (piggyback.go)
+			})}
+			a, b := twoByTwo(t, la, lb, opts, opts)
+			as, bs := []string{"a1.test", "a2.test"}, []string{"b1.test", "b2.test"}
+			for _, ad := range as {
+				for _, bd := range bs {
+					exchange(t, a, b, ad, bd)
+				}
+			}
+			for _, bd := range bs {
+				for _, ad := range as {
+					exchange(t, b, a, bd, ad)
+				}
+			}
+			la.waitOpen(t, 0)
+			if acc, open := lb.counts(); acc != 1 || open != 1 {
+				t.Errorf("b accepted %d connections, %d open; want 1, 1", acc, open)
+			}
+			for _, n := range []*node{a, b} {
+				links := n.m.Links()
+				if len(links) != 8 {
+					t.Fatalf("%v: %d links, want 8: %+v", n.domains, len(links), links)
+				}
+				for _, l := range links {
+					if l.Stream != links[0].Stream {
+						t.Errorf("%v: %s %s-%s on stream %d, want %d", n.domains, l.Direction, l.Local, l.Remote, l.Stream, links[0].Stream)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPiggybackBound: we piggyback at most maxPiggybacked pairs on one
+// stream, below the receiving server's bound on dialback requests per
+// stream (MaxDialbackPerStream), which would end the stream and every pair
+// on it; further pairs open a stream of their own.
+func TestPiggybackBound(t *testing.T) {
+	defer func(n int32) { maxPiggybacked = n }(maxPiggybacked)
+	maxPiggybacked = 2
+	la, lb := listen(t), listen(t)
+	var bs []string
+	peers := map[string]netip.AddrPort{}
+	for i := range 5 {
+		d := fmt.Sprintf("b%d.test", i)
+		bs = append(bs, d)
+		peers[d] = addrOf(lb)
+	}
+	noSM := withConfig(func(c *Config) { c.DisableStreamManagement = true })
+	a := newNode(t, la, []string{"a.test"}, peers, noSM)
+	b := newNode(t, lb, bs, map[string]netip.AddrPort{"a.test": addrOf(la)}, noSM,
+		withConfig(func(c *Config) { c.MaxDialbackPerStream = 3 }))
+	for _, d := range bs {
+		a.send("<message from='u@a.test' to='v@" + d + "' id='" + d + "'/>")
+		if got := b.nextDelivered(); got.ID != d {
+			t.Fatalf("delivered %+v", got)
+		}
+	}
+	perStream := map[uint64]int{}
+	for _, l := range outgoing(a.m.Links()) {
+		perStream[l.Stream]++
+	}
+	if len(perStream) != 2 {
+		t.Errorf("pairs per stream %v, want 3 on one and 2 on another", perStream)
+	}
+	for s, n := range perStream {
+		if n > 1+int(maxPiggybacked) {
+			t.Errorf("stream %d carries %d pairs", s, n)
+		}
+	}
+}
+
+// TestPiggybackRefused: b.test's policy denies a2.test. a2.test's pair,
+// piggybacked on a1.test's stream, is refused there; a then tries a
+// connection of its own, which b refuses too, and the stanza bounces: a
+// peer's stream is no way around its policy. a1.test's pairs go on over
+// the stream, which the refusal leaves up.
+func TestPiggybackRefused(t *testing.T) {
+	la, lb := newOpenListener(t), newOpenListener(t)
+	noSM := withConfig(func(c *Config) { c.DisableStreamManagement = true })
+	a, b := twoByTwo(t, la, lb, []nodeOpt{noSM}, []nodeOpt{noSM, withS2S(func(s *config.S2S) {
+		s.HostPolicy = []config.HostPolicy{{Host: "a2.test", Policy: "deny"}}
+	})})
+	exchange(t, a, b, "a1.test", "b1.test")
+	a.send("<message from='u@a2.test' to='v@b1.test' id='denied'/>")
+	bo := a.nextBounce()
+	if bo.Stanza.ID != "denied" || !strings.Contains(bo.Text, "policy-violation") {
+		t.Fatalf("bounce %s %s: %s", bo.Stanza.ID, bo.Condition, bo.Text)
+	}
+	if acc, _ := lb.counts(); acc != 2 {
+		t.Errorf("b accepted %d connections, want 2 (a1.test's stream, a2.test's own attempt)", acc)
+	}
+	exchange(t, a, b, "a1.test", "b2.test")
+	links := outgoing(a.m.Links())
+	if len(links) != 2 || links[0].Stream != links[1].Stream {
+		t.Errorf("a's links %+v, want a1.test's two on one stream", links)
+	}
+	select {
+	case got := <-b.delivered:
+		t.Fatalf("b delivered %s from a denied domain", got.Raw)
+	default:
+	}
+}
+
+// TestPiggybackCertificate: under TLS a pair is piggybacked only on a
+// stream whose certificate names its remote domain (RFC 6125, XEP-0220
+// §4.4). b's certificate names b1.test alone: a1.test's pair to b2.test
+// opens a stream of its own, which under required succeeds and under
+// required_trusted fails on the name, exactly as without piggybacking.
+func TestPiggybackCertificate(t *testing.T) {
+	for i, tc := range []struct {
+		mode       string
+		wantBounce bool
+	}{
+		{mode: "required"},
+		{mode: "required_trusted", wantBounce: true},
+	} {
+		t.Run(strconv.Itoa(i)+"-"+tc.mode, func(t *testing.T) {
+			leaf, err := testCA().Leaf(testcert.Options{DNSNames: []string{"b1.test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			la, lb := newOpenListener(t), newOpenListener(t)
+			opts := []nodeOpt{withMode(tc.mode), withConfig(func(c *Config) { c.DisableStreamManagement = true })}
+			a, b := twoByTwo(t, la, lb, opts, append(opts, withConfig(func(c *Config) { c.Certificate = starttls.StaticCert(leaf.TLS) })))
+			exchange(t, a, b, "a1.test", "b1.test")
+			if tc.wantBounce {
+				a.send("<message from='u@a1.test' to='v@b2.test' id='misnamed'/>")
+				bo := a.nextBounce()
+				if bo.Stanza.ID != "misnamed" || !errors.Is(bo.Err, starttls.ErrNameMismatch) {
+					t.Fatalf("bounce %s %s: %s (%v)", bo.Stanza.ID, bo.Condition, bo.Text, bo.Err)
+				}
+			} else {
+				exchange(t, a, b, "a1.test", "b2.test")
+			}
+			if acc, _ := lb.counts(); acc != 2 {
+				t.Errorf("b accepted %d connections, want 2", acc)
+			}
+			streams := map[uint64]bool{}
+			for _, l := range outgoing(a.m.Links()) {
+				streams[l.Stream] = true
+			}
+			if want := 2; tc.wantBounce {
+				want = 1
+				if len(streams) != want {
+					t.Errorf("a's links on %d streams, want %d", len(streams), want)
+				}
+			} else if len(streams) != want {
+				t.Errorf("a's links on %d streams, want %d", len(streams), want)
+			}
+		})
+	}
+}
+
+// TestPiggybackLimits: a piggybacked pair is held to the limits of the
+// stream it rides on, both ways. a.test's stanza larger than b's
+// max_stanza_size (announced with XEP-0478) is bounced alone, as on a
+// stream of the pair's own; b's stanza back over a's bidi stream, larger
+// than a's max_stanza_size, ends the stream with policy-violation and is
+// never delivered.
+func TestPiggybackLimits(t *testing.T) {
+	la, lb := newOpenListener(t), newOpenListener(t)
+	opts := []nodeOpt{
+		withConfig(func(c *Config) { c.DisableStreamManagement = true }),
+		withS2S(func(s *config.S2S) { s.MaxStanzaSize = 2000 }),
+	}
+	a, b := twoByTwo(t, la, lb, opts, opts)
+	exchange(t, a, b, "a1.test", "b1.test")
+	exchange(t, a, b, "a1.test", "b2.test")
+	big := func(from, to, id string) string {
+		return fmt.Sprintf("<message from='u@%s' to='v@%s' id='%s'><body>%s</body></message>", from, to, id, strings.Repeat("x", 3000))
+	}
+	a.send(big("a1.test", "b2.test", "big-out"))
+	if bo := a.nextBounce(); bo.Stanza.ID != "big-out" || bo.Condition != stanza.PolicyViolation {
+		t.Fatalf("bounce %s %s: %s", bo.Stanza.ID, bo.Condition, bo.Text)
+	}
+	exchange(t, b, a, "b2.test", "a1.test") // over a's stream (bidi)
+	if acc, _ := lb.counts(); acc != 1 {
+		t.Fatalf("b accepted %d connections, want 1", acc)
+	}
+	b.send(big("b2.test", "a1.test", "big-in"))
+	for {
+		e := waitEvent(t, a, LinkDown)
+		var se *StreamError
+		if errors.As(e.Err, &se) {
+			t.Logf("a's link down: %v", e.Err)
+		}
+		if e.Link.Direction == Outgoing {
+			break
+		}
+	}
+	e := waitEvent(t, b, LinkDown)
+	var se *StreamError
+	if !errors.As(e.Err, &se) || se.Condition != "policy-violation" {
+		t.Errorf("b's link down: %v, want a's policy-violation", e.Err)
+	}
+	select {
+	case got := <-a.delivered:
+		t.Fatalf("a delivered %s", got.ID)
+	default:
+	}
+}
+
+// TestPiggybackOff: with Config.DisablePiggyback each pair opens a
+// connection of its own.
+func TestPiggybackOff(t *testing.T) {
+	la, lb := newOpenListener(t), newOpenListener(t)
+	opts := []nodeOpt{withConfig(func(c *Config) { c.DisableStreamManagement = true; c.DisablePiggyback = true })}
+	a, b := twoByTwo(t, la, lb, opts, opts)
+	exchange(t, a, b, "a1.test", "b1.test")
+	exchange(t, a, b, "a1.test", "b2.test")
+	exchange(t, a, b, "a2.test", "b1.test")
+	if acc, _ := lb.counts(); acc != 3 {
+		t.Errorf("b accepted %d connections, want 3", acc)
+	}
+}
