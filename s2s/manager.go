@@ -74,6 +74,7 @@ type Manager struct {
 	streamIDs atomic.Uint64 // the last LinkInfo.Stream given out
 	// streams are our up outgoing streams, for piggybacking (piggyback.go).
 	streams map[*outConn]struct{}
+	seq     atomic.Uint64 // the last Stanza.seq given out (requeue.go)
 }
 
 // New returns a Manager for c. It loads the certificate and builds the

@@ -155,6 +155,7 @@ func (l *outLink) enqueue(s Stanza) bool {
 			fmt.Sprintf("the queue to %s is full (%d stanzas waiting)", l.pair.remote, n), nil)
 		return true
 	}
+	s.seq = l.m.seq.Add(1)
 	l.queue = append(l.queue, s)
 	if !l.wakeLocked() {
 		q := l.queue
@@ -301,7 +302,7 @@ func (l *outLink) run() {
 				// Never written: back to the head of the queue, after
 				// what the stream took unacknowledged (down).
 				l.mu.Lock()
-				l.queue = append(append([]Stanza(nil), batch[done:]...), l.queue...)
+				l.queue = mergeSeq(append([]Stanza(nil), batch[done:]...), l.queue)
 				l.mu.Unlock()
 			} else {
 				// What reached the connection before the error counts
@@ -492,7 +493,10 @@ func (l *outLink) wrote(batch []Stanza) {
 // so that idle pairs cost nothing.
 func (l *outLink) down(ls linkStream, say bool, why error) {
 	m := l.m
-	again, lost := splitResent(ls.unacked())
+	// A stream shared with other pairs gives back their stanzas too:
+	// those go to their own links (requeue.go).
+	mine, others := partitionPair(ls.unacked(), l.pair)
+	again, lost := splitResent(mine)
 	l.mu.Lock()
 	l.conn = nil
 	if l.failWhy != nil {
@@ -515,7 +519,7 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		bounce, l.queue = l.queue, nil
 		dropped = again
 	} else if len(again) > 0 {
-		l.queue = append(again, l.queue...)
+		l.queue = mergeSeq(again, l.queue)
 	}
 	stopCond, stopText, stopCause := l.stopCond, l.stopText, l.stopCause
 	retire := len(l.queue) == 0
@@ -535,7 +539,8 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		m.log.Warn("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	}
 	m.observe(Event{Kind: LinkDown, Link: info, Err: why})
-	l.bounceLost(lost, why)
+	m.bounceLost(l.pair, lost, why)
+	m.handBack(others, why)
 	if len(dropped) > 0 {
 		cond, text, cause := stanza.RemoteServerTimeout,
 			fmt.Sprintf("link %s to %s closed before the stanza was acknowledged: %s", l.pair.local, l.pair.remote, publicText(why)), why

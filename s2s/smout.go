@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"mellium.im/xmpp/stanza"
-
 	"github.com/xmpp-s2s/federation/internal/keepalive"
 	"github.com/xmpp-s2s/federation/internal/sm"
 	"github.com/xmpp-s2s/federation/internal/wire"
@@ -338,15 +336,6 @@ func splitResent(unacked []Stanza) (again, lost []Stanza) {
 		again = append(again, s)
 	}
 	return again, lost
-}
-
-// bounceLost bounces the stanzas a second dead stream took unacknowledged.
-func (l *outLink) bounceLost(q []Stanza, why error) {
-	if len(q) == 0 {
-		return
-	}
-	l.m.bounceAll(q, stanza.RemoteServerTimeout,
-		fmt.Sprintf("link %s to %s lost twice before the stanza was acknowledged: %s", l.pair.local, l.pair.remote, publicText(why)), why)
 }
 
 // dropTooLarge bounces, each alone, the stanzas over the peer's XEP-0478

@@ -34,6 +34,10 @@ type Stanza struct {
 	// peer acknowledged it (XEP-0198) and went back to its link's queue:
 	// it is not sent a third time (smout.go).
 	resent bool
+	// seq is the order Send accepted the stanza in (Manager.seq), so that
+	// stanzas handed back from a dead stream shared by several pairs go
+	// back into their link's queue in order (requeue.go).
+	seq uint64
 }
 
 func stanzaOf(e wire.Element) Stanza {
