@@ -93,6 +93,7 @@ type outConn struct {
 	w            *wire.Writer
 
 	said      atomic.Bool // </stream:stream> was written (or tried)
+	closed    atomic.Bool // close closed the connection
 	closeOnce sync.Once
 
 	// sm is XEP-0198 on the stream, when the peer enabled it: what was
@@ -109,12 +110,29 @@ func (oc *outConn) ended() <-chan struct{} { return oc.done }
 func (oc *outConn) endErr() error          { return oc.err }
 
 // unacked gives back what the peer did not acknowledge (nil without
-// XEP-0198), once: the stream is dead.
+// XEP-0198), once the stream is dead: closed, or ended by the peer. A
+// stream that lives on, because other links still write to it
+// (piggyback.go), keeps it for the peer to acknowledge; whichever link
+// goes down first after the stream died takes it all, and the links of
+// the other pairs get theirs back through Manager.handBack.
 func (oc *outConn) unacked() []Stanza {
-	if oc.sm == nil {
+	if oc.sm == nil || !oc.dead() {
 		return nil
 	}
 	return oc.sm.take()
+}
+
+// dead reports whether the stream can carry nothing more.
+func (oc *outConn) dead() bool {
+	if oc.closed.Load() {
+		return true
+	}
+	select {
+	case <-oc.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (oc *outConn) security() (*tls.ConnectionState, Auth) { return &oc.tls, oc.auth }
@@ -167,6 +185,7 @@ func (oc *outConn) close(say bool, why error) {
 		oc.sayClose()
 	}
 	oc.closeOnce.Do(func() {
+		oc.closed.Store(true)
 		if why == nil {
 			why = net.ErrClosed
 		}

@@ -493,17 +493,23 @@ func (l *outLink) wrote(batch []Stanza) {
 // so that idle pairs cost nothing.
 func (l *outLink) down(ls linkStream, say bool, why error) {
 	m := l.m
+	l.mu.Lock()
+	if l.failWhy != nil {
+		// The link was ended on purpose (Reload's policy, a forced
+		// Shutdown): that is the reason, not the closed connection.
+		why, l.failWhy = l.failWhy, nil
+	}
+	l.mu.Unlock()
+	// Closed before what it holds unacknowledged is taken: a stream that
+	// other links still write to lives on (piggyback.go), and keeps it
+	// for the peer to acknowledge there.
+	ls.close(say, why)
 	// A stream shared with other pairs gives back their stanzas too:
 	// those go to their own links (requeue.go).
 	mine, others := partitionPair(ls.unacked(), l.pair)
 	again, lost := splitResent(mine)
 	l.mu.Lock()
 	l.conn = nil
-	if l.failWhy != nil {
-		// The link was ended on purpose (Reload's policy, a forced
-		// Shutdown): that is the reason, not the closed connection.
-		why, l.failWhy = l.failWhy, nil
-	}
 	if l.idleTimer != nil {
 		l.idleTimer.Stop()
 		l.idleTimer = nil
@@ -532,7 +538,6 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		m.dropOut(l)
 	}
 
-	ls.close(say, why)
 	if why == nil || errors.Is(why, ErrIdle) || errors.Is(why, ErrPeerClosed) || errors.Is(why, ErrDenied) || errors.Is(why, ErrClosed) {
 		m.log.Info("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	} else {

@@ -47,11 +47,14 @@ import (
 // after any lost stream. On a bidi stream the piggybacked pair's reverse
 // may come back over it too.
 //
-// For now a stream on which the peer enabled XEP-0198 is not shared: its
-// one count of acknowledgements covers every pair on it, and the stanzas
-// it held unacknowledged when it died would go back to the owner's queue,
-// pair or not; until they can go back each to its own pair's link, a pair
-// towards such a peer opens a stream of its own.
+// With XEP-0198 the stream has one count of acknowledgements and one
+// buffer for every pair on it (the peer acknowledges the stream, not a
+// pair): each link on it writes within the stream's room, the peer's <a/>
+// wakes every link that waits for room or a drain, and when the stream
+// dies what it held unacknowledged goes back, each stanza to its own
+// pair's link, through Manager.handBack (requeue.go). A link that leaves
+// a stream others still write to (idle, drained) takes nothing from it:
+// its stanzas there are acknowledged on it, or handed back when it dies.
 
 // maxPiggybacked bounds the piggybacked requests we make on one stream.
 // Receiving servers bound the dialback requests of one stream (ours at
@@ -83,9 +86,10 @@ func (v *shareView) ended() <-chan struct{} { return v.oc.done }
 func (v *shareView) endErr() error          { return v.oc.err }
 func (v *shareView) streamID() uint64       { return v.oc.sid }
 
-// unacked is nil: a stream with XEP-0198 is not shared (see the top of
-// the file).
-func (v *shareView) unacked() []Stanza { return nil }
+// unacked is the stream's: once it is dead, the first link to go down
+// takes everything it holds unacknowledged, whichever pair it is for, and
+// hands the other pairs' stanzas back to their links (outLink.down).
+func (v *shareView) unacked() []Stanza { return v.oc.unacked() }
 
 // close lets go of the stream, once: the last link to let go closes it,
 // and a link that fails it (why neither nil nor ErrIdle) closes it for all.
@@ -193,8 +197,8 @@ func (m *Manager) piggyback(ctx context.Context, st *settings, p pair) *shareVie
 }
 
 // sharable lists the up outgoing streams of our own that may carry a
-// piggybacked request: authenticated, not ended, with dialback, without
-// XEP-0198 (see the top of the file). They are kept apart from the links
+// piggybacked request: authenticated, not ended, with dialback. They are
+// kept apart from the links
 // (m.streams), so that a Manager with many links, or many failing ones,
 // does not look through all of them for each new one.
 func (m *Manager) sharable(p pair) []*outConn {
@@ -206,7 +210,7 @@ func (m *Manager) sharable(p pair) []*outConn {
 			continue // ended; its reader is about to take it out
 		default:
 		}
-		if oc.p != p && oc.dialback && oc.sm == nil && oc.asked.Load() < maxPiggybacked {
+		if oc.p != p && oc.dialback && oc.asked.Load() < maxPiggybacked {
 			ocs = append(ocs, oc)
 		}
 	}
@@ -352,4 +356,20 @@ func (v *shareView) share(l *outLink) {
 func ownsShared(ls linkStream) bool {
 	oc, ok := ls.(*outConn)
 	return ok && oc.shared()
+}
+
+// wakeWriters wakes the links sharing the stream that wait for the peer's
+// acknowledgements: room for their queue, or a drain's last <a/>. The
+// owner's own wake is the caller's (fromPeer).
+func (oc *outConn) wakeWriters() {
+	oc.pmu.Lock()
+	sharers := append([]*outLink(nil), oc.sharers...)
+	oc.pmu.Unlock()
+	for _, l := range sharers {
+		l.mu.Lock()
+		if v, ok := l.conn.(*shareView); ok && v.oc == oc && (len(l.queue) > 0 || l.draining) {
+			l.wakeLocked()
+		}
+		l.mu.Unlock()
+	}
 }

@@ -1,16 +1,19 @@
 package s2s
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/faultproxy"
 	"github.com/xmpp-s2s/federation/internal/testcert"
 	"github.com/xmpp-s2s/federation/starttls"
 )
@@ -46,16 +49,22 @@ func TestOneConnectionEightPairs(t *testing.T) {
 	for i, tc := range []struct {
 		mode     string
 		external bool
+		noSM     bool
 	}{
 		{mode: "false"},
+		{mode: "false", noSM: true},
 		{mode: "required"},
 		{mode: "required_trusted", external: true},
 	} {
-		t.Run(strconv.Itoa(i)+"-"+tc.mode, func(t *testing.T) {
+		name := strconv.Itoa(i) + "-" + tc.mode
+		if tc.noSM {
+			name += "-sm-off"
+		}
+		t.Run(name, func(t *testing.T) {
 			la, lb := newOpenListener(t), newOpenListener(t)
 			opts := []nodeOpt{withMode(tc.mode), withConfig(func(c *Config) {
 				c.DisableSASLExternal = !tc.external
-				c.DisableStreamManagement = true // until a shared stream hands back per pair (piggyback.go)
+				c.DisableStreamManagement = tc.noSM
 			})}
 			a, b := twoByTwo(t, la, lb, opts, opts)
 			as, bs := []string{"a1.test", "a2.test"}, []string{"b1.test", "b2.test"}
@@ -82,6 +91,9 @@ func TestOneConnectionEightPairs(t *testing.T) {
 					if l.Stream != links[0].Stream {
 						t.Errorf("%v: %s %s-%s on stream %d, want %d", n.domains, l.Direction, l.Local, l.Remote, l.Stream, links[0].Stream)
 					}
+					if n == a && l.Direction == Outgoing && l.StreamManagement == tc.noSM {
+						t.Errorf("%s-%s: StreamManagement %v", l.Local, l.Remote, l.StreamManagement)
+					}
 				}
 			}
 		})
@@ -103,9 +115,8 @@ func TestPiggybackBound(t *testing.T) {
 		bs = append(bs, d)
 		peers[d] = addrOf(lb)
 	}
-	noSM := withConfig(func(c *Config) { c.DisableStreamManagement = true })
-	a := newNode(t, la, []string{"a.test"}, peers, noSM)
-	b := newNode(t, lb, bs, map[string]netip.AddrPort{"a.test": addrOf(la)}, noSM,
+	a := newNode(t, la, []string{"a.test"}, peers)
+	b := newNode(t, lb, bs, map[string]netip.AddrPort{"a.test": addrOf(la)},
 		withConfig(func(c *Config) { c.MaxDialbackPerStream = 3 }))
 	for _, d := range bs {
 		a.send("<message from='u@a.test' to='v@" + d + "' id='" + d + "'/>")
@@ -134,8 +145,7 @@ func TestPiggybackBound(t *testing.T) {
 // the stream, which the refusal leaves up.
 func TestPiggybackRefused(t *testing.T) {
 	la, lb := newOpenListener(t), newOpenListener(t)
-	noSM := withConfig(func(c *Config) { c.DisableStreamManagement = true })
-	a, b := twoByTwo(t, la, lb, []nodeOpt{noSM}, []nodeOpt{noSM, withS2S(func(s *config.S2S) {
+	a, b := twoByTwo(t, la, lb, nil, []nodeOpt{withS2S(func(s *config.S2S) {
 		s.HostPolicy = []config.HostPolicy{{Host: "a2.test", Policy: "deny"}}
 	})})
 	exchange(t, a, b, "a1.test", "b1.test")
@@ -178,7 +188,7 @@ func TestPiggybackCertificate(t *testing.T) {
 				t.Fatal(err)
 			}
 			la, lb := newOpenListener(t), newOpenListener(t)
-			opts := []nodeOpt{withMode(tc.mode), withConfig(func(c *Config) { c.DisableStreamManagement = true })}
+			opts := []nodeOpt{withMode(tc.mode)}
 			a, b := twoByTwo(t, la, lb, opts, append(opts, withConfig(func(c *Config) { c.Certificate = starttls.StaticCert(leaf.TLS) })))
 			exchange(t, a, b, "a1.test", "b1.test")
 			if tc.wantBounce {
@@ -217,10 +227,7 @@ func TestPiggybackCertificate(t *testing.T) {
 // never delivered.
 func TestPiggybackLimits(t *testing.T) {
 	la, lb := newOpenListener(t), newOpenListener(t)
-	opts := []nodeOpt{
-		withConfig(func(c *Config) { c.DisableStreamManagement = true }),
-		withS2S(func(s *config.S2S) { s.MaxStanzaSize = 2000 }),
-	}
+	opts := []nodeOpt{withS2S(func(s *config.S2S) { s.MaxStanzaSize = 2000 })}
 	a, b := twoByTwo(t, la, lb, opts, opts)
 	exchange(t, a, b, "a1.test", "b1.test")
 	exchange(t, a, b, "a1.test", "b2.test")
@@ -262,12 +269,131 @@ func TestPiggybackLimits(t *testing.T) {
 // connection of its own.
 func TestPiggybackOff(t *testing.T) {
 	la, lb := newOpenListener(t), newOpenListener(t)
-	opts := []nodeOpt{withConfig(func(c *Config) { c.DisableStreamManagement = true; c.DisablePiggyback = true })}
+	opts := []nodeOpt{withConfig(func(c *Config) { c.DisablePiggyback = true })}
 	a, b := twoByTwo(t, la, lb, opts, opts)
 	exchange(t, a, b, "a1.test", "b1.test")
 	exchange(t, a, b, "a1.test", "b2.test")
 	exchange(t, a, b, "a2.test", "b1.test")
 	if acc, _ := lb.counts(); acc != 3 {
 		t.Errorf("b accepted %d connections, want 3", acc)
+	}
+}
+
+// TestPiggybackProxyFaults: two pairs on one outgoing stream with
+// XEP-0198, a.test to b1.test (the stream's own) and a.test to b2.test
+// (piggybacked), under steady traffic through a proxy that breaks the
+// connection halfway (reset, half-open). The stream's one count of
+// acknowledgements covers both pairs; when it dies, each unacknowledged
+// stanza goes back to its own pair's link and is written there once more.
+// None may be lost, and each is delivered to the domain it was sent to.
+func TestPiggybackProxyFaults(t *testing.T) {
+	for i, f := range proxyFaults[:2] {
+		t.Run(strconv.Itoa(i)+"-"+f.name, func(t *testing.T) {
+			lb, la := listen(t), listen(t)
+			p, err := faultproxy.New(lb.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			log := newWriteLog()
+			clk := newFakeClock()
+			probed := make(chan struct{}, 16)
+			downs := make(chan Event, 16)
+			a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b1.test": p.Addr(), "b2.test": p.Addr()},
+				withConfig(func(c *Config) {
+					c.clock = clk
+					c.KeepAlive = proxyKeepAlive
+					c.probed = func(pair) { probed <- struct{}{} }
+					c.Observer = func(e Event) {
+						log.observe(e)
+						if e.Kind == LinkDown && e.Link.Direction == Outgoing && e.Link.Remote == "b1.test" {
+							downs <- e // the stream's own link, whose keepalive it is
+						}
+					}
+				}))
+			b := newNode(t, lb, []string{"b1.test", "b2.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)})
+
+			const n, window = 600, 40
+			body := strings.Repeat("x", 200)
+			to := func(i int) string { return "b" + strconv.Itoa(1+i%2) + ".test" }
+			r := proxyRun{n: n, delivered: map[string]int{}, bounced: map[string]int{}}
+			take := func(block bool) {
+				got := func(s Stanza) {
+					if id, _ := strconv.Atoi(s.ID); domainpart(s.To) != to(id) {
+						t.Errorf("stanza %s for %s delivered to %s", s.ID, to(id), s.To)
+					}
+					r.delivered[s.ID]++
+				}
+				if block {
+					select {
+					case bo := <-a.bounced:
+						r.bounced[bo.Stanza.ID]++
+					case s := <-b.delivered:
+						got(s)
+					case <-log.progress:
+					case <-time.After(wait):
+						t.Fatalf("no progress: %d written, %d delivered, %d bounced", len(log.snapshot()), len(r.delivered), len(r.bounced))
+					}
+				}
+				for {
+					select {
+					case bo := <-a.bounced:
+						r.bounced[bo.Stanza.ID]++
+					case s := <-b.delivered:
+						got(s)
+					default:
+						return
+					}
+				}
+			}
+			send := func(i int) {
+				a.send(fmt.Sprintf(`<message from='a.test' to='u@%s' id='%d'><body>%s</body></message>`, to(i), i, body))
+			}
+			// Both links up, on one stream with SM, before the fault.
+			for i := range 2 {
+				send(i)
+				for len(r.delivered) <= i {
+					take(true)
+				}
+			}
+			l := outgoing(a.m.Links())
+			if len(l) != 2 || l[0].Stream != l[1].Stream || !l[0].StreamManagement || !l[1].StreamManagement {
+				t.Fatalf("links before the fault: %+v", l)
+			}
+			for i := 2; i < n; i++ {
+				for i-len(log.snapshot())-len(r.bounced) > window {
+					take(true)
+				}
+				send(i)
+				if i == n/2 {
+					if hit := f.inject(p); hit == 0 {
+						t.Fatalf("%s hit no connection", f.name)
+					}
+				}
+				if f.silent && i == n/2+window/2 {
+					detect(t, clk, probed, downs)
+				}
+				take(false)
+			}
+			for len(r.delivered)+len(r.bounced) < n {
+				take(true)
+			}
+			sctx, scancel := context.WithTimeout(context.Background(), wait)
+			defer scancel()
+			if err := a.m.Shutdown(sctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.m.Shutdown(sctx); err != nil {
+				t.Fatal(err)
+			}
+			<-a.m.Done()
+			take(false)
+			r.written = log.snapshot()
+			d, bo, lost, dup, both := r.account(t)
+			t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", n, d, dup, bo, both, lost)
+			if lost != 0 {
+				t.Fatalf("%d stanzas neither delivered nor bounced", lost)
+			}
+		})
 	}
 }

@@ -202,6 +202,7 @@ func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
 			l.wakeLocked()
 		}
 		l.mu.Unlock()
+		oc.wakeWriters() // the links piggybacked on the stream (piggyback.go)
 		if m.cfg.answered != nil {
 			m.cfg.answered(l.pair)
 		}
