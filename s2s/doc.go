@@ -37,6 +37,21 @@
 // (from, to) pair is not authenticated on its stream ends the stream with a
 // stream error; it is never delivered.
 //
+// # One connection between two servers
+//
+// Bidirectional streams (XEP-0288, bidi.go) and dialback piggybacking
+// (XEP-0220 multiplexing, piggyback.go), both on by default, let two
+// servers keep one connection for every pair of their domains, both ways:
+// an incoming stream whose peer asked for bidi is the outgoing link of the
+// reverse of each pair authenticated on it, our outgoing bidi streams
+// deliver the peer's stanzas for those reverse pairs, and a new pair first
+// asks to be authenticated on an outgoing stream we have to the same
+// server (same address, and under TLS a certificate naming its domain)
+// before opening one. With XEP-0198 such a stream's unacknowledged
+// stanzas go back each to its own pair's link when it dies (requeue.go).
+// LinkInfo.Stream says which pairs share a connection.
+// Config.DisableBidi and Config.DisablePiggyback turn them off.
+//
 // # Streams
 //
 // The Manager negotiates s2s streams itself rather than with mellium's
@@ -63,7 +78,8 @@
 //
 // A stream feature is one entry of streamFeatures (stream.go) in a file of
 // its own, named after it: starttls.go, external.go (SASL EXTERNAL),
-// dialback.go, limits.go (XEP-0478). An entry says which state bits it
+// dialback.go, limits.go (XEP-0478), sm.go (XEP-0198), bidi.go
+// (XEP-0288). An entry says which state bits it
 // needs and rules out, and sets the funcs it uses: list (the child of our
 // <stream:features>), guard (sees every incoming element first, as
 // required STARTTLS does), handle (the incoming elements of its
@@ -87,8 +103,10 @@
 // linkStream (outconn.go): write a batch, learn that it ended, close it
 // (one </stream:stream>, whoever asks), and give back what the peer did
 // not acknowledge, which the link puts at the head of its queue for the
-// next stream; XEP-0198 and streams shared by several links (XEP-0288,
-// piggybacking) plug in there.
+// next stream. XEP-0198 (smout.go) and streams shared by several links
+// plug in there: an incoming XEP-0288 stream (inView, bidi.go) and
+// another link's stream on which the pair was piggybacked (shareView,
+// piggyback.go).
 //
 // # Reading the code
 //

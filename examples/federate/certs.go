@@ -18,21 +18,23 @@ import (
 // that the demo needs nothing installed.
 type pki struct {
 	caFile    string    // the CA certificate: what -cafile and s2s.Config.RootCAs take
-	certFiles [2]string // per domain: its certificate, the CA's, then its key
+	certFiles [2]string // per server: its certificate, the CA's, then its key
 }
 
-// writePKI makes a throw-away CA and one certificate per domain and writes
+// writePKI makes a throw-away CA and one certificate per server and writes
 // them to dir as PEM files, in the layout the certfile option reads: the
 // domain's certificate first, then its chain (here the CA itself; with
 // intermediates, each of them, and the root may be left out), then the
 // unencrypted private key.
 //
-// Each domain's certificate names it as a DNS name (RFC 6125 DNS-ID) and
-// has both extended key usages a server-to-server certificate needs: TLS
+// Each server's certificate names its domain and the domain's second one,
+// more[i], as DNS names (RFC 6125 DNS-IDs): what lets another server
+// authenticate both on one connection (XEP-0220 §4.4), and has both
+// extended key usages a server-to-server certificate needs: TLS
 // server authentication for the streams it accepts, and TLS client
 // authentication for the streams it opens, where the peer checks it for
 // SASL EXTERNAL (XEP-0178) and required_trusted.
-func writePKI(dir string, domains [2]string) (pki, error) {
+func writePKI(dir string, domains, more [2]string) (pki, error) {
 	var p pki
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -70,7 +72,7 @@ func writePKI(dir string, domains [2]string) (pki, error) {
 		tmpl := &x509.Certificate{
 			SerialNumber: serial(),
 			Subject:      pkix.Name{CommonName: d},
-			DNSNames:     []string{d},
+			DNSNames:     []string{d, more[i]},
 			NotBefore:    now.Add(-time.Hour),
 			NotAfter:     now.Add(24 * time.Hour),
 			KeyUsage:     x509.KeyUsageDigitalSignature,

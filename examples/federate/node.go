@@ -16,6 +16,7 @@ import (
 // with what it receives and bounces on channels for the demo to wait on.
 type node struct {
 	name string
+	more string // the second domain the server hosts; "" for none
 	ln   net.Listener
 	m    *s2s.Manager
 
@@ -42,6 +43,14 @@ func listen(name string) (*node, error) {
 
 func (n *node) addr() netip.AddrPort { return n.ln.Addr().(*net.TCPAddr).AddrPort() }
 
+// domains are the domains the node hosts, its name first.
+func (n *node) domains() []string {
+	if n.more == "" {
+		return []string{n.name}
+	}
+	return []string{n.name, n.more}
+}
+
 // nodeConfig is what start needs besides the node itself.
 type nodeConfig struct {
 	s2s   config.S2S
@@ -61,16 +70,19 @@ func (n *node) start(c nodeConfig) error {
 	peerAddr := c.peer.addr()
 	addrs := opts.Address[:0]
 	for _, a := range opts.Address {
-		if a.Host != c.peer.name {
+		if a.Host != c.peer.name && a.Host != c.peer.more {
 			addrs = append(addrs, a)
 		}
 	}
-	opts.Address = append(addrs, config.Address{Host: c.peer.name, IP: peerAddr.Addr(), Port: int(peerAddr.Port())})
+	for _, d := range c.peer.domains() {
+		addrs = append(addrs, config.Address{Host: d, IP: peerAddr.Addr(), Port: int(peerAddr.Port())})
+	}
+	opts.Address = addrs
 
-	name := n.name
+	name, more := n.name, n.more
 	m, err := s2s.New(s2s.Config{
 		S2S:      opts,
-		IsLocal:  func(d string) bool { return d == name },
+		IsLocal:  func(d string) bool { return d == name || (more != "" && d == more) },
 		Deliver:  func(s s2s.Stanza) { offer(n.delivered, s) },
 		Bounce:   func(b s2s.Bounce) { offer(n.bounced, b) },
 		Observer: c.print.observe,

@@ -122,7 +122,8 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 // trust is where the demo's options and certificates come from.
 type trust struct {
 	s2s       config.S2S
-	certFiles [2]string      // per domain; "": the section's certfile
+	more      [2]string      // each server's second domain; "": none
+	certFiles [2]string      // per server; "": the section's certfile
 	roots     *x509.CertPool // nil: system roots
 	dir       string         // the built-in run's files, removed at the end
 }
@@ -156,7 +157,10 @@ func setup(o options) (trust, error) {
 		return t, err
 	}
 	t.dir = dir
-	p, err := writePKI(dir, o.domains)
+	// Each server hosts a second domain, as hosting providers do, and
+	// its certificate names both.
+	t.more = [2]string{"chat." + o.domains[0], "chat." + o.domains[1]}
+	p, err := writePKI(dir, o.domains, t.more)
 	if err != nil {
 		os.RemoveAll(dir)
 		return t, fmt.Errorf("making the demo's certificates: %w", err)
@@ -183,9 +187,11 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger,
 			}
 			return fmt.Errorf("listen for %s: %w", d, err)
 		}
+		n.more = t.more[i]
 		nodes[i] = n
 	}
 	a, b := nodes[0], nodes[1]
+	delivered := 0
 	defer func() {
 		// Whichever domain stops first closes streams that the other sees
 		// as "the peer closed the stream", which the Manager logs as a
@@ -202,7 +208,7 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger,
 			}
 		}
 		if err == nil {
-			p.printf("done: 2 messages delivered, 0 bounced")
+			p.printf("done: %d messages delivered, 0 bounced", delivered)
 		}
 	}()
 	for i, n := range nodes {
@@ -215,53 +221,79 @@ func demo(ctx context.Context, o options, t trust, p *printer, log *slog.Logger,
 			return fmt.Errorf("%s: %w", n.name, err)
 		}
 	}
-	p.printf("%s listens on %s, %s on %s (use_starttls = %q)", a.name, a.addr(), b.name, b.addr(), t.s2s.UseStartTLS)
+	p.printf("%s listen on %s, %s on %s (use_starttls = %q)", strings.Join(a.domains(), " and "), a.addr(), strings.Join(b.domains(), " and "), b.addr(), t.s2s.UseStartTLS)
 
-	if err := exchange(ctx, p, a, b, "m1", "Hello from "+a.name); err != nil {
+	if err := exchange(ctx, p, a, b, a.name, b.name, "Hello from "+a.name); err != nil {
 		return err
 	}
-	if err := exchange(ctx, p, b, a, "m2", "Hello back from "+b.name); err != nil {
+	delivered++
+	if err := exchange(ctx, p, b, a, b.name, a.name, "Hello back from "+b.name); err != nil {
 		return err
+	}
+	delivered++
+	// Every other combination of the servers' domains, each way: the new
+	// pairs ride on the one connection (dialback piggybacking, XEP-0220).
+	for _, dirs := range [][2]*node{{a, b}, {b, a}} {
+		from, to := dirs[0], dirs[1]
+		for _, fd := range from.domains() {
+			for _, td := range to.domains() {
+				if fd == from.name && td == to.name {
+					continue
+				}
+				if err := exchange(ctx, p, from, to, fd, td, "Hello from "+fd); err != nil {
+					return err
+				}
+				delivered++
+			}
+		}
 	}
 	p.printf("%s", connections(a, b))
 	return nil
 }
 
-// connections says how many connections carry the two domains' links:
-// the distinct LinkInfo.Stream of a's links, each of which carries at least
-// one of them. With bidirectional streams (XEP-0288, on by default) b's
-// answer travels over a's stream, and that is one.
+// connections says how many connections carry the two servers' links: the
+// distinct LinkInfo.Stream of a's links, each of which carries at least
+// one of them, and how many domain pairs they carry. With bidirectional
+// streams (XEP-0288) and dialback piggybacking (XEP-0220), both on by
+// default, that is one.
 func connections(a, b *node) string {
 	streams := map[uint64]bool{}
+	pairs := map[[2]string]bool{}
 	for _, l := range a.m.Links() {
 		streams[l.Stream] = true
+		pairs[[2]string{l.Local, l.Remote}] = true
+	}
+	what := fmt.Sprintf("%d domain pairs", len(pairs))
+	if len(pairs) == 1 {
+		what = "1 domain pair"
 	}
 	if len(streams) == 1 {
-		return fmt.Sprintf("connections: 1 between %s and %s, carrying both directions", a.name, b.name)
+		return fmt.Sprintf("connections: 1 between %s and %s, carrying both directions of %s", a.name, b.name, what)
 	}
-	return fmt.Sprintf("connections: %d between %s and %s", len(streams), a.name, b.name)
+	return fmt.Sprintf("connections: %d between %s and %s, for %s", len(streams), a.name, b.name, what)
 }
 
-// exchange sends one message from a user of one domain to a user of the
-// other and waits until it is delivered there.
-func exchange(ctx context.Context, p *printer, from, to *node, id, text string) error {
+// exchange sends one message from a user of domain fd, hosted by from, to
+// a user of domain td, hosted by to, and waits until it is delivered there.
+func exchange(ctx context.Context, p *printer, from, to *node, fd, td, text string) error {
+	id := fd + ">" + td
 	var raw strings.Builder
-	fmt.Fprintf(&raw, "<message from='alice@%s/demo' to='bob@%s' id='%s' type='chat'><body>", from.name, to.name, id)
+	fmt.Fprintf(&raw, "<message from='alice@%s/demo' to='bob@%s' id='%s' type='chat'><body>", fd, td, id)
 	xmlEscape(&raw, text)
 	raw.WriteString("</body></message>")
 	if err := from.m.Send(ctx, []byte(raw.String())); err != nil {
-		return fmt.Errorf("send %s -> %s: %w", from.name, to.name, err)
+		return fmt.Errorf("send %s -> %s: %w", fd, td, err)
 	}
 	select {
 	case s := <-to.delivered:
 		if s.ID != id || s.Name != "message" {
-			return fmt.Errorf("%s received %s id=%q, want the message %q", to.name, s.Name, s.ID, id)
+			return fmt.Errorf("%s received %s id=%q, want the message %q", td, s.Name, s.ID, id)
 		}
-		p.printf("message    %s -> %s  delivered: %q", from.name, to.name, body(s.Raw))
+		p.printf("message    %s -> %s  delivered: %q", fd, td, body(s.Raw))
 		return nil
 	case b := <-from.bounced:
-		return fmt.Errorf("message %s -> %s bounced: %s: %s", from.name, to.name, b.Condition, b.Text)
+		return fmt.Errorf("message %s -> %s bounced: %s: %s", fd, td, b.Condition, b.Text)
 	case <-ctx.Done():
-		return fmt.Errorf("message %s -> %s not delivered: %w", from.name, to.name, context.Cause(ctx))
+		return fmt.Errorf("message %s -> %s not delivered: %w", fd, td, context.Cause(ctx))
 	}
 }

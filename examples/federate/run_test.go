@@ -60,15 +60,18 @@ func TestRun(t *testing.T) {
 			`(use_starttls = "required_trusted")`,
 			`message    a.example -> b.example  delivered: "Hello from a.example"`,
 			`message    b.example -> a.example  delivered: "Hello back from b.example"`,
+			`message    chat.a.example -> chat.b.example  delivered: "Hello from chat.a.example"`,
+			`message    chat.b.example -> a.example  delivered: "Hello from chat.b.example"`,
 			"link down  a.example -> b.example  out  closed",
-			"connections: 1 between a.example and b.example, carrying both directions",
-			"done: 2 messages delivered, 0 bounced",
+			"connections: 1 between a.example and b.example, carrying both directions of 4 domain pairs",
+			"done: 8 messages delivered, 0 bounced",
 		}},
 		1: {args: func() []string { return []string{"-domains", "Alpha.Example,beta.example", "-timeout", "1m"} }, tls: "TLS1.3", stdout: []string{
 			`message    alpha.example -> beta.example  delivered: "Hello from alpha.example"`,
 		}},
 		2: {args: func() []string { return []string{"-config", "testdata/plain.toml"} }, tls: "none", stdout: []string{
 			`(use_starttls = "false")`, "done: 2 messages delivered",
+			"connections: 1 between a.example and b.example, carrying both directions of 1 domain pair",
 		}},
 		3:  {args: func() []string { return []string{"-config", trusted, "-cafile", trustedCA} }, tls: "TLS1.3"},
 		18: {args: func() []string { return []string{"-dialback"} }, tls: "TLS1.3", auth: "dialback"},
@@ -109,9 +112,17 @@ func TestRun(t *testing.T) {
 			if tc.tls == "" {
 				return
 			}
-			// Four links, the outgoing and incoming one of each domain,
-			// authenticated by certificate (SASL EXTERNAL) over TLS, where
-			// both domains trust the demo's CA, and by dialback without.
+			// The outgoing and incoming link of each domain pair, both
+			// ways: with the demo's own certificates each server hosts two
+			// domains, so four pairs and sixteen links; with -config one
+			// pair and four. The first pair's links are authenticated by
+			// certificate (SASL EXTERNAL) over TLS, where both servers
+			// trust the demo's CA, and by dialback without; the pairs
+			// piggybacked on its stream (XEP-0220) by dialback.
+			pairs := 4
+			if strings.HasPrefix(strings.Join(tc.args(), " "), "-config") {
+				pairs = 1
+			}
 			wantAuth := tc.auth
 			switch {
 			case wantAuth != "":
@@ -124,12 +135,16 @@ func TestRun(t *testing.T) {
 			dirs := map[string]int{}
 			for _, l := range links {
 				dirs[l[4]]++
-				if l[5] != tc.tls || l[7] != wantAuth || (tc.tls == "none") != (l[6] == "none") {
-					t.Errorf("link %q: want %s and %s", l[0], tc.tls, wantAuth)
+				auth := wantAuth
+				if strings.HasPrefix(l[1], "chat.") || strings.HasPrefix(l[3], "chat.") {
+					auth = "dialback"
+				}
+				if l[5] != tc.tls || l[7] != auth || (tc.tls == "none") != (l[6] == "none") {
+					t.Errorf("link %q: want %s and %s", l[0], tc.tls, auth)
 				}
 			}
-			if dirs["out"] != 2 || dirs["in"] != 2 {
-				t.Errorf("links up: %v, want 2 out and 2 in:\n%s", dirs, out)
+			if dirs["out"] != 2*pairs || dirs["in"] != 2*pairs {
+				t.Errorf("links up: %v, want %d out and %d in:\n%s", dirs, 2*pairs, 2*pairs, out)
 			}
 			if stderr.Len() > 0 {
 				t.Errorf("warnings on a good run:\n%s", &stderr)
@@ -155,7 +170,7 @@ func TestBinary(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("federate: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
 	}
-	if n := len(linkLine.FindAllString(stdout.String(), -1)); n != 4 || !strings.HasSuffix(stdout.String(), "done: 2 messages delivered, 0 bounced\n") {
+	if n := len(linkLine.FindAllString(stdout.String(), -1)); n != 16 || !strings.HasSuffix(stdout.String(), "done: 8 messages delivered, 0 bounced\n") {
 		t.Errorf("%d links up; stdout:\n%s", n, &stdout)
 	}
 }
