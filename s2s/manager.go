@@ -428,6 +428,7 @@ func (m *Manager) Reload(s config.S2S) error {
 	for i, s := range denied {
 		s.closeStream(&errs[i])
 	}
+	m.denyReverse(st)
 	return nil
 }
 

@@ -373,3 +373,29 @@ func (oc *outConn) wakeWriters() {
 		l.mu.Unlock()
 	}
 }
+
+// denyReverse closes, after Reload, each outgoing bidi stream of ours on
+// which a domain the policy now denies may still send to us: the reverse
+// of a pair piggybacked on it whose own link has left it (idle) while
+// the stream lives on for others. (A denied pair whose link is on the
+// stream fails it already, and its close closes the stream for all.) The
+// stream's other links go down and reconnect, as after any lost stream.
+func (m *Manager) denyReverse(st *settings) {
+	m.mu.Lock()
+	ocs := make([]*outConn, 0, len(m.streams))
+	for oc := range m.streams {
+		if oc.bidi {
+			ocs = append(ocs, oc)
+		}
+	}
+	m.mu.Unlock()
+	for _, oc := range ocs {
+		for _, p := range oc.rev.List() {
+			if d := st.policy.Decide(m.ctx, p.From); !d.Allowed() {
+				m.log.Info("s2s: closed an outgoing stream on which a denied domain could send", "stream_to", oc.p.remote, "denied", p.From)
+				oc.close(true, fmt.Errorf("%w: federation with %s is no longer allowed (%s)", ErrDenied, p.From, d))
+				break
+			}
+		}
+	}
+}

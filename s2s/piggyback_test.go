@@ -397,3 +397,56 @@ func TestPiggybackProxyFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestPiggybackReloadDeniesReverse: a.test's pair to b2.test was
+// piggybacked on its bidi stream to b1.test, and b2.test sends back over
+// it. a's link to b2.test goes idle and leaves the stream, which lives on
+// for b1.test's pair. When a's Reload then denies b2.test, the stream is
+// closed, so that b2.test cannot go on sending over it: its next stanza
+// needs a connection of its own, which a refuses.
+func TestPiggybackReloadDeniesReverse(t *testing.T) {
+	clk := newFakeClock()
+	la, lb := newOpenListener(t), newOpenListener(t)
+	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b1.test": addrOf(lb), "b2.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.clock = clk; c.KeepAlive = -1 }))
+	b := newNode(t, lb, []string{"b1.test", "b2.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)})
+	exchange(t, a, b, "a.test", "b1.test")
+	exchange(t, a, b, "a.test", "b2.test")
+	exchange(t, b, a, "b2.test", "a.test")
+	clk.Advance(6 * time.Minute)
+	exchange(t, a, b, "a.test", "b1.test")
+	clk.Advance(5 * time.Minute) // b2.test's link idle, b1.test's not
+	for {
+		e := waitEvent(t, a, LinkDown)
+		if e.Link.Direction == Outgoing && e.Link.Remote == "b2.test" {
+			if !errors.Is(e.Err, ErrIdle) {
+				t.Fatalf("a's link to b2.test down: %v", e.Err)
+			}
+			break
+		}
+	}
+	if l := outgoing(a.m.Links()); len(l) != 1 || l[0].Remote != "b1.test" {
+		t.Fatalf("a's links %+v, want b1.test's alone", l)
+	}
+	exchange(t, b, a, "b2.test", "a.test") // still over a's stream
+	if acc, _ := lb.counts(); acc != 1 {
+		t.Fatalf("b accepted %d connections, want 1", acc)
+	}
+	a.reload(func(s *config.S2S) { s.HostPolicy = []config.HostPolicy{{Host: "b2.test", Policy: "deny"}} })
+	for {
+		e := waitEvent(t, b, LinkDown)
+		if e.Link.Direction == Outgoing && e.Link.Local == "b2.test" {
+			break
+		}
+	}
+	b.send("<message from='u@b2.test' to='v@a.test' id='after'/>")
+	if bo := b.nextBounce(); bo.Stanza.ID != "after" || !strings.Contains(bo.Text, "policy-violation") {
+		t.Fatalf("b's bounce %s %s: %s", bo.Stanza.ID, bo.Condition, bo.Text)
+	}
+	select {
+	case got := <-a.delivered:
+		t.Fatalf("a delivered %s from a denied domain", got.Raw)
+	default:
+	}
+	exchange(t, a, b, "a.test", "b1.test") // b1.test is still allowed, on a new stream
+}
