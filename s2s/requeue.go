@@ -48,12 +48,14 @@ import (
 //     its sender took, and its views' unacked return nil (inStream.end);
 //   - a stream a link owns and others write to (an outConn shared by
 //     piggybacked pairs, each writing through its view under one write
-//     lock, its smOut the one sender of all of them) lets its owner's down
-//     take the whole buffer with unacked, as for a stream of its own: down
-//     keeps its own pair's stanzas and passes the rest here. The sharers'
-//     views then return nil from unacked, and the first down to reach the
-//     stream's buffer empties it (smOut.take), so each stanza is handed
-//     back exactly once whichever link goes down first.
+//     lock, its smOut the one sender of all of them) lets the first down
+//     after it died, the owner's or a sharer's through its view, take the
+//     whole buffer with unacked, as for a stream of its own: down keeps
+//     its own pair's stanzas and passes the rest here. The buffer is
+//     emptied by that take (smOut.take), so the later downs get nil and
+//     each stanza is handed back exactly once whichever link goes down
+//     first. A link that leaves the stream while it lives (idle, drained)
+//     takes nothing (outConn.unacked, piggyback.go).
 func (m *Manager) handBack(unacked []Stanza, why error) {
 	if len(unacked) == 0 {
 		return
