@@ -99,6 +99,16 @@ type attemptResult struct {
 // race runs the staggered attempts to one host's addresses. It returns the
 // winning connection, or the errors of all attempts it started.
 func (d *Dialer) race(ctx context.Context, addrs []Target) (net.Conn, Target, []AttemptError) {
+	if len(addrs) == 1 {
+		// Nothing to race (the usual case: one address per host): dial
+		// on the caller's goroutine, saving a goroutine and a hand-over
+		// per link.
+		conn, err := d.dialOne(ctx, addrs[0])
+		if err != nil {
+			return nil, Target{}, []AttemptError{{Target: addrs[0], Err: err}}
+		}
+		return conn, addrs[0], nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	delay := d.Delay
