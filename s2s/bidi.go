@@ -108,9 +108,9 @@ func (o *outStream) bidi(f *wire.Feature) (flow, error) {
 	if f == nil || o.bidiAsked || !o.wantAuth || o.m.cfg.DisableBidi {
 		return flowOn, nil
 	}
-	if _, err := o.conn.Write(bidiRequest); err != nil {
-		return flowOn, err
-	}
+	// No answer comes: the request goes out with the authentication
+	// request that follows (send), in one write.
+	o.held = append(o.held, bidiRequest...)
 	o.bidiAsked = true
 	return flowOn, nil
 }

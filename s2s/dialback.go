@@ -100,10 +100,7 @@ func (s *inStream) inbound() dialback.Inbound {
 				// The handshake checked the header's 'from' at most; every
 				// domain claimed on the stream must be named by the
 				// certificate (piggybacked ones included).
-				s.wmu.Lock()
-				state := s.tls
-				s.wmu.Unlock()
-				if err := st.tls.VerifyPeer(remote, state); err != nil {
+				if err := s.verifyPeer(st, remote); err != nil {
 					return fmt.Errorf("%w: %w", stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized,
 						Text: map[string]string{"": err.Error()}}, err)
 				}
@@ -298,7 +295,7 @@ func (o *outStream) authenticate() error {
 	if err != nil {
 		return err
 	}
-	if _, err := o.conn.Write(encode(req)); err != nil {
+	if err := o.send(encode(req)); err != nil {
 		return err
 	}
 	for {

@@ -110,7 +110,7 @@ func (o *outStream) external(f *wire.Feature) (flow, error) {
 		return flowOn, nil
 	}
 	dialbackOffered := o.offered(dialbackEntry.name) != nil || o.h.Dialback
-	if err := externalOut(o.conn, o.r, o.p, dialbackOffered); err != nil {
+	if err := externalOut(o.send, o.r, o.p, dialbackOffered); err != nil {
 		wire.WriteClose(o.conn)
 		return flowOn, atStep(StepAuth, err)
 	}
@@ -119,16 +119,17 @@ func (o *outStream) external(f *wire.Feature) (flow, error) {
 	return flowRestart, nil
 }
 
-// externalOut runs the EXTERNAL exchange on conn. nil means <success/>.
-// dialbackOffered goes into a refusal, for the fallback.
-func externalOut(conn net.Conn, r *wire.Reader, p pair, dialbackOffered bool) error {
+// externalOut runs the EXTERNAL exchange, writing with write and reading
+// r. nil means <success/>. dialbackOffered goes into a refusal, for the
+// fallback.
+func externalOut(write func([]byte) error, r *wire.Reader, p pair, dialbackOffered bool) error {
 	// The empty authzid: the receiving server takes our identity from the
 	// stream's 'from' (XEP-0178 §3); sending it again buys nothing.
 	_, resp, err := sasl.NewClient(saslext.Mechanism).Step(nil)
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Write(saslext.Auth(saslext.Name, resp, true)); err != nil {
+	if err := write(saslext.Auth(saslext.Name, resp, true)); err != nil {
 		return err
 	}
 	for challenged := false; ; challenged = true {
@@ -162,7 +163,7 @@ func externalOut(conn net.Conn, r *wire.Reader, p pair, dialbackOffered bool) er
 			if challenged {
 				return fmt.Errorf("%w: %s sent a second SASL challenge", ErrNegotiation, p.remote)
 			}
-			if _, err := conn.Write(saslext.Response(resp)); err != nil {
+			if err := write(saslext.Response(resp)); err != nil {
 				return err
 			}
 		default:
@@ -179,7 +180,7 @@ func (s *inStream) listExternal(st *settings) []byte {
 	if s.m.cfg.DisableSASLExternal || s.peer == "" {
 		return nil
 	}
-	if err := st.tls.VerifyPeer(s.peer, s.tls); err != nil {
+	if err := s.verifyPeer(st, s.peer); err != nil {
 		s.m.log.Debug("s2s: not offering SASL EXTERNAL", "peer", s.peer, "err", err)
 		return nil
 	}

@@ -489,3 +489,63 @@ func TestLinkInfoAgrees(t *testing.T) {
 		})
 	}
 }
+
+// TestExternalAfterStartTLSRestart: under required_trusted the STARTTLS
+// handshake checks the certificate against the header's 'from', and
+// listing EXTERNAL after TLS does not check it again (starttls.go,
+// verifyPeer); a stream restarted after TLS from another domain must still
+// be checked, and get no EXTERNAL when the certificate does not name it.
+func TestExternalAfterStartTLSRestart(t *testing.T) {
+	for i, tc := range []struct {
+		before, after string // the header's 'from' before and after TLS
+		offered       bool
+	}{
+		{before: "a.test", after: "a.test", offered: true},
+		{before: "a.test", after: "evil.test", offered: false},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			ln := listen(t)
+			newNode(t, ln, []string{"b.test"}, nil, withMode("required_trusted"), withExternal)
+			leaf, err := testCA().Leaf(testcert.Options{DNSNames: []string{"a.test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(wait))
+			p := &rawPeer{t: t, conn: conn}
+			open := func(from string) []wire.Feature {
+				p.r = wire.NewReader(p.conn, wire.DefaultLimits)
+				p.write(headerString(from, "b.test"))
+				if _, err := p.r.ReadHeader(); err != nil {
+					t.Fatalf("header: %v", err)
+				}
+				e, err := p.r.Next()
+				if err != nil {
+					t.Fatalf("features: %v", err)
+				}
+				feats, err := wire.ParseFeatures(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return feats
+			}
+			open(tc.before)
+			p.write(starttls.StartTLS)
+			if e, err := p.r.Next(); err != nil || e.Name.Local != "proceed" {
+				t.Fatalf("answer to <starttls/>: %+v, %v", e.Name, err)
+			}
+			tc2 := tls.Client(conn, &tls.Config{ServerName: "b.test", RootCAs: testCA().Pool(), Certificates: []tls.Certificate{leaf.TLS}})
+			if err := tc2.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			p.conn = tc2
+			if got := offersExternal(open(tc.after)); got != tc.offered {
+				t.Fatalf("EXTERNAL offered %v after TLS with 'from' %s, want %v", got, tc.after, tc.offered)
+			}
+		})
+	}
+}

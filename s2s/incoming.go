@@ -18,6 +18,7 @@ import (
 	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/internal/keepalive"
 	"github.com/xmpp-s2s/federation/internal/wire"
+	"github.com/xmpp-s2s/federation/starttls"
 )
 
 // inStream is one incoming stream: its connection, the domain pairs
@@ -50,6 +51,11 @@ type inStream struct {
 	pairs dialback.Pairs
 	local string // the 'to' of the stream header, normalised
 	peer  string // the 'from' of the stream header, normalised; may be ""
+	// trusted is the peer name that the STARTTLS handshake verified the
+	// certificate for, and trustedBy the starttls.Config that did (see
+	// verifyPeer); under wmu.
+	trusted   string
+	trustedBy *starttls.Config
 
 	inb   dialback.Inbound // the dialback configuration, made on first use
 	inbOK bool
@@ -258,10 +264,14 @@ func (s *inStream) run() error {
 			return err
 		}
 		ep := s.beginEpoch()
-		if err := s.write(headerBytes(wire.Header{From: s.local, To: h.From, ID: ep.id})); err != nil {
+		// Header and features go out in one write: the peer reads both
+		// before it can say anything, and two writes cost it a second
+		// wake-up (and us a second syscall and TLS record) per stream.
+		hf := headerBytes(wire.Header{From: s.local, To: h.From, ID: ep.id})
+		if hf, err = s.appendFeatures(hf, st, ep); err != nil {
 			return err
 		}
-		if err := s.writeFeatures(st, ep); err != nil {
+		if err := s.write(hf); err != nil {
 			return err
 		}
 		s.wmu.Lock()

@@ -90,7 +90,29 @@ func (s *inStream) startTLS(st *settings) error {
 		s.dropConn()
 		return fmt.Errorf("TLS handshake with %s: %w", s.conn.RemoteAddr(), err)
 	}
+	if st.tls.Mode == starttls.RequiredTrusted && s.peer != "" {
+		// ServerConfig's handshake checked the chain and this name.
+		s.wmu.Lock()
+		s.trusted, s.trustedBy = s.peer, st.tls
+		s.wmu.Unlock()
+	}
 	return nil
+}
+
+// verifyPeer is st.tls.VerifyPeer on the stream's certificate, skipped when
+// the STARTTLS handshake already made that very check (same name, same
+// starttls.Config, so the same roots and mode): chain verification is the
+// costliest step of an incoming stream after the handshake itself, and
+// listing SASL EXTERNAL after TLS asked for it a second time on every
+// stream.
+func (s *inStream) verifyPeer(st *settings, name string) error {
+	s.wmu.Lock()
+	state, done := s.tls, s.trustedBy == st.tls && s.trusted == name
+	s.wmu.Unlock()
+	if done {
+		return nil
+	}
+	return st.tls.VerifyPeer(name, state)
 }
 
 // startTLS decides from the peer's features whether to start TLS, per

@@ -187,9 +187,9 @@ func (n *negotiator) secure(ctx context.Context, cfg *tls.Config) error {
 	return nil
 }
 
-// writeFeatures lists the features of an incoming stream, in table order,
-// and records on ep which it offered.
-func (s *inStream) writeFeatures(st *settings, ep *epoch) error {
+// appendFeatures appends the features of an incoming stream to b, in
+// table order, and records on ep which it offered.
+func (s *inStream) appendFeatures(b []byte, st *settings, ep *epoch) ([]byte, error) {
 	feats := make([][]byte, 0, len(streamFeatures))
 	for i := range streamFeatures {
 		f := &streamFeatures[i]
@@ -201,11 +201,11 @@ func (s *inStream) writeFeatures(st *settings, ep *epoch) error {
 			ep.listed |= f.id
 		}
 	}
-	var b writerBuf
-	if err := wire.WriteFeatures(&b, feats...); err != nil {
-		return err
+	w := writerBuf(b)
+	if err := wire.WriteFeatures(&w, feats...); err != nil {
+		return nil, err
 	}
-	return s.write(b)
+	return w, nil
 }
 
 // dispatch gives an element of an incoming stream to the guards, then to
@@ -257,6 +257,19 @@ type outStream struct {
 	sm          bool // the peer enabled XEP-0198 (sm.go)
 	limits      peerLimits
 	bidiAsked   bool // we sent <bidi/> (bidi.go)
+	// held is what an entry wrote that needs no answer (<bidi/>): it
+	// goes out with the next request (send), which the peer answers.
+	held []byte
+}
+
+// send writes b to the stream, after what was held back, in one write.
+func (o *outStream) send(b []byte) error {
+	if len(o.held) > 0 {
+		b = append(o.held, b...)
+		o.held = nil
+	}
+	_, err := o.conn.Write(b)
+	return err
 }
 
 // offered returns the peer's feature named name on the current stream, or
@@ -308,6 +321,12 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 			return nil, err
 		case fl == flowRestart:
 			continue
+		}
+		if len(o.held) > 0 {
+			// Nothing followed what was held: it goes out alone.
+			if err := o.send(nil); err != nil {
+				return nil, err
+			}
 		}
 		oc := &outConn{conn: o.conn, r: o.r, ob: o.ob, tls: o.tls, auth: o.auth, done: make(chan struct{}), writeTimeout: m.cfg.WriteTimeout,
 			limits: o.limits,
