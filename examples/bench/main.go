@@ -34,6 +34,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runs := fs.Int("runs", 0, "runs per measurement (median reported); 0 keeps the preset")
 	messages := fs.Int("messages", 0, "messages per throughput run; 0 keeps the preset")
 	pings := fs.Int("pings", 0, "round trips per ping run; 0 keeps the preset")
+	newLinks := fs.Int("newlinks", 0, "new links timed per run (first stanza, each against a raw connection); 0 keeps the preset")
 	links := fs.String("links", "", "comma-separated idle link counts, e.g. 1000,10000; empty keeps the preset")
 	tlsModes := fs.String("tls", "on,off", "modes to run: on, off or both")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -57,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *pings > 0 {
 		c.Pings = *pings
+	}
+	if *newLinks > 0 {
+		c.FirstStanza = *newLinks
 	}
 	if *links != "" {
 		c.IdleLinks = nil
