@@ -116,6 +116,14 @@ func (p *libPair) config(ca *testcert.CA, mode string, leaf *testcert.Leaf, loca
 		// for one hostile host, would refuse all but the first hundred.
 		MaxPerAddress: -1,
 		MaxIncoming:   -1,
+		// A link here is a connection: the new-link and idle experiments
+		// time and weigh one per sending domain against a raw
+		// connection each. With piggybacking, the sending domains after
+		// the first ride the first one's stream (one dialback round trip
+		// and the verification stream instead of TCP, TLS and
+		// authentication), which is another measurement (BENCHMARKS.md,
+		// issue 16's n x m section).
+		DisablePiggyback: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, network, addr)

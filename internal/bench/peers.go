@@ -162,6 +162,9 @@ func newPeerLoad(e *env, tlsOn, dialbackOnly bool) (*peerLoad, error) {
 		// Peers authenticate with dialback: the comparison is of one
 		// authentication path, the one every peer speaks.
 		DisableSASLExternal: dialbackOnly,
+		// Each sending domain's link is a connection of its own, as in
+		// the in-process pair (pair.go says why).
+		DisablePiggyback: true,
 	})
 	if err != nil {
 		ln.Close()
