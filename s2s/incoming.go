@@ -356,8 +356,10 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 	var readBy time.Time
 	for {
 		if t := m.cfg.IdleTimeout; t > 0 && s.is(stateAuthed) {
-			if now := time.Now(); readBy.Sub(now) < t {
-				readBy = now.Add(t + t/16)
+			// time.Until reads the monotonic clock only (time.Now reads
+			// the wall clock too): this runs once per element.
+			if time.Until(readBy) < t {
+				readBy = time.Now().Add(t + t/16)
 				s.conn.SetReadDeadline(readBy)
 			}
 		}
