@@ -81,7 +81,10 @@ type LinkInfo struct {
 	// acknowledge it, which we do once it was handed to Deliver.
 	StreamManagement bool
 	// Unacked is the number of stanzas written on an outgoing link with
-	// StreamManagement that the peer has not acknowledged yet.
+	// StreamManagement that the peer has not acknowledged yet; on a
+	// stream several pairs share (dialback piggybacking), the stream's
+	// count, every pair's together, since the peer acknowledges the
+	// stream.
 	Unacked int
 	// StanzasResent counts the stanzas this outgoing link wrote a second
 	// time: each had been written on a stream of the pair that died before

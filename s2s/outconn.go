@@ -79,7 +79,8 @@ type outConn struct {
 	p        pair
 	owner    *outLink
 	dialback bool
-	asked    atomic.Int32 // piggybacked requests made
+	valid    dialback.Pairs // piggybacked pairs the peer accepted
+	asked    atomic.Int32   // piggybacked requests made
 	refs     atomic.Int32
 	pmu      sync.Mutex
 	waits    map[dialback.Pair]chan error
@@ -240,11 +241,14 @@ func (oc *outConn) readLoop(m *Manager) {
 			}
 		case dialback.Result:
 			k, derr := oc.ob.Resolve(el)
-			if derr == nil && oc.bidi {
-				// Accepted: the peer may send for its reverse from its
-				// next element on, before the link that asked (on
-				// another goroutine) is told (piggyback.go).
-				oc.addReverse(pair{k.From, k.To})
+			if derr == nil {
+				oc.valid.Add(k.From, k.To)
+				if oc.bidi {
+					// Accepted: the peer may send for its reverse from
+					// its next element on, before the link that asked
+					// (on another goroutine) is told (piggyback.go).
+					oc.addReverse(pair{k.From, k.To})
+				}
 			}
 			if errors.Is(derr, dialback.ErrUnsolicited) || !oc.answered(k, derr) {
 				m.log.Warn("s2s: dropped a dialback answer", "err", derr)

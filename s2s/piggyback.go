@@ -210,7 +210,7 @@ func (m *Manager) sharable(p pair) []*outConn {
 			continue // ended; its reader is about to take it out
 		default:
 		}
-		if oc.p != p && oc.dialback && oc.asked.Load() < maxPiggybacked {
+		if oc.p != p && oc.dialback && (oc.asked.Load() < maxPiggybacked || oc.valid.Has(p.local, p.remote)) {
 			ocs = append(ocs, oc)
 		}
 	}
@@ -284,8 +284,21 @@ func certCovers(st *settings, oc *outConn, remote string) error {
 }
 
 // piggyback asks the peer of oc to accept p with dialback, on oc, and
-// waits for the answer (NegotiationTimeout at most).
+// waits for the answer (NegotiationTimeout at most). A pair the peer
+// accepted on oc before (its link went idle and left, and now has
+// stanzas again) is authenticated there still, and takes its share
+// without asking again: no round trip, and no request counted against the
+// peer's bound per stream.
 func (oc *outConn) piggyback(ctx context.Context, m *Manager, p pair) (*shareView, error) {
+	if oc.valid.Has(p.local, p.remote) {
+		oc.refs.Add(1)
+		v := &shareView{oc: oc, pair: p}
+		if oc.dead() {
+			v.close(false, nil)
+			return nil, fmt.Errorf("%w: the stream ended", dialback.ErrClosed)
+		}
+		return v, nil
+	}
 	if oc.asked.Add(1) > maxPiggybacked {
 		return nil, fmt.Errorf("s2s: %d pairs asked for on the stream already", maxPiggybacked)
 	}

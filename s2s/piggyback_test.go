@@ -450,3 +450,37 @@ func TestPiggybackReloadDeniesReverse(t *testing.T) {
 	}
 	exchange(t, a, b, "a.test", "b1.test") // b1.test is still allowed, on a new stream
 }
+
+// TestPiggybackAgain: a pair the peer accepted on a stream, whose link
+// went idle and left it while the stream lived on, takes the stream again
+// without a second request: b allows two dialback requests per stream
+// (MaxDialbackPerStream), a.test to b1.test's and a.test to b2.test's, and
+// a third would end the stream.
+func TestPiggybackAgain(t *testing.T) {
+	clk := newFakeClock()
+	la, lb := newOpenListener(t), newOpenListener(t)
+	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b1.test": addrOf(lb), "b2.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.clock = clk; c.KeepAlive = -1 }))
+	b := newNode(t, lb, []string{"b1.test", "b2.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)},
+		withConfig(func(c *Config) { c.MaxDialbackPerStream = 2 }))
+	exchange(t, a, b, "a.test", "b1.test")
+	exchange(t, a, b, "a.test", "b2.test")
+	clk.Advance(6 * time.Minute)
+	exchange(t, a, b, "a.test", "b1.test")
+	clk.Advance(5 * time.Minute) // b2.test's link idle, b1.test's not
+	for {
+		e := waitEvent(t, a, LinkDown)
+		if e.Link.Direction == Outgoing && e.Link.Remote == "b2.test" {
+			break
+		}
+	}
+	exchange(t, a, b, "a.test", "b2.test")
+	exchange(t, b, a, "b2.test", "a.test")
+	links := outgoing(a.m.Links())
+	if len(links) != 2 || links[0].Stream != links[1].Stream {
+		t.Errorf("a's links %+v, want both on one stream", links)
+	}
+	if acc, open := lb.counts(); acc != 1 || open != 1 {
+		t.Errorf("b accepted %d connections, %d open; want 1, 1", acc, open)
+	}
+}
