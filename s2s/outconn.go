@@ -155,6 +155,13 @@ func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	// before the write returns; what a failed write did not write is
 	// taken back.
 	req, now := oc.sm.requestFor(len(batch))
+	if !req && len(batch) > 0 && oc.shared() {
+		// On a stream several links write to, the <r/> one link asked
+		// for its last batch (askNext) may go out with another link's
+		// write, before that batch: each batch asks for itself, so that
+		// none is left unacknowledged until the next probe.
+		req = true
+	}
 	var trailer [][]byte
 	if req {
 		trailer = smRequest
