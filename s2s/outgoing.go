@@ -294,6 +294,10 @@ func (l *outLink) run() {
 			// busy link asks every RequestEvery stanzas, in its writes).
 			x.askNext()
 		}
+		// The traffic's time is read before the write: what the write
+		// carries may be delivered, and the clock moved (a test's fake
+		// one), before the write returns.
+		began := l.m.clock.Now()
 		done, err := ls.writeBatch(ctrl, batch)
 		l.wrote(batch[:done])
 		if err != nil {
@@ -313,7 +317,7 @@ func (l *outLink) run() {
 			}
 			l.down(ls, false, err)
 		} else if traffic {
-			wroteAt = l.m.clock.Now()
+			wroteAt = began
 		}
 		clear(batch)
 	}
