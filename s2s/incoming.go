@@ -219,6 +219,12 @@ func (s *inStream) end(err error) {
 	s.wmu.Lock()
 	s.closed = true
 	s.conn.Close()
+	if s.why != nil {
+		// Reload's policy closed the stream: that is the reason,
+		// whatever the reader or a write of its saw after (net.ErrClosed
+		// from answering an element that was already on its way).
+		err = s.why
+	}
 	s.wmu.Unlock()
 	m.mu.Lock()
 	delete(m.in, s)
