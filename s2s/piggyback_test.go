@@ -298,12 +298,19 @@ func TestPiggybackProxyFaults(t *testing.T) {
 			log := newWriteLog()
 			clk := newFakeClock()
 			probed := make(chan struct{}, 16)
+			answered := make(chan struct{}, 1)
 			downs := make(chan Event, 16)
 			a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b1.test": p.Addr(), "b2.test": p.Addr()},
 				withConfig(func(c *Config) {
 					c.clock = clk
 					c.KeepAlive = proxyKeepAlive
 					c.probed = func(pair) { probed <- struct{}{} }
+					c.answered = func(pair) {
+						select {
+						case answered <- struct{}{}:
+						default:
+						}
+					}
 					c.Observer = func(e Event) {
 						log.observe(e)
 						if e.Kind == LinkDown && e.Link.Direction == Outgoing && e.Link.Remote == "b1.test" {
@@ -365,6 +372,14 @@ func TestPiggybackProxyFaults(t *testing.T) {
 					take(true)
 				}
 				send(i)
+				if i == n/2 && f.silent {
+					// Everything the peer sent before the silence is
+					// read first: an acknowledgement still on its way
+					// to a's reader when the clock moves would count as
+					// a sign of life after the silence began, and the
+					// keepalive would rightly take an interval more.
+					quiet(t, a, answered, func() bool { return len(r.delivered) > i }, take)
+				}
 				if i == n/2 {
 					if hit := f.inject(p); hit == 0 {
 						t.Fatalf("%s hit no connection", f.name)
@@ -482,5 +497,29 @@ func TestPiggybackAgain(t *testing.T) {
 	}
 	if acc, open := lb.counts(); acc != 1 || open != 1 {
 		t.Errorf("b accepted %d connections, %d open; want 1, 1", acc, open)
+	}
+}
+
+// quiet waits until every stanza sent so far was delivered (done) and the
+// peer acknowledged everything a's links wrote, each wait woken by a
+// delivery or an acknowledgement.
+func quiet(t *testing.T, a *node, answered <-chan struct{}, done func() bool, take func(bool)) {
+	t.Helper()
+	for !done() {
+		take(true)
+	}
+	for {
+		unacked := 0
+		for _, l := range outgoing(a.m.Links()) {
+			unacked = max(unacked, l.Unacked)
+		}
+		if unacked == 0 {
+			return
+		}
+		select {
+		case <-answered:
+		case <-time.After(wait):
+			t.Fatalf("%d stanzas still unacknowledged", unacked)
+		}
 	}
 }
