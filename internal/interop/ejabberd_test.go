@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/xmpp-s2s/federation/s2s"
 )
 
 const ejabberdDomain = "ej.test"
@@ -66,5 +68,39 @@ func TestEjabberd(t *testing.T) {
 			o := startOurs(t, ln, mode, ejabberdDomain, e.Port)
 			scenarios(t, o, &ejabberdPeer{Ejabberd: e}, mode)
 		})
+	}
+}
+
+// TestEjabberdSeparateStreams: ejabberd 23.01 has no XEP-0288, so with
+// bidi and piggybacking on (our defaults) each direction keeps a stream of
+// its own: stanzas flow both ways, our outgoing link is not on the stream
+// ejabberd opened to us, and no bidi element crosses either stream.
+func TestEjabberdSeparateStreams(t *testing.T) {
+	ln := listenOurs(t)
+	e := StartEjabberd(t, EjabberdConfig{
+		Domain:  ejabberdDomain,
+		TLS:     "optional",
+		CertPEM: leafFor(t, ejabberdDomain).PEM,
+		Routes:  []Route{{Domain: ourDomain, Host: "127.0.0.1", Port: ln.port()}},
+	})
+	o := startOurs(t, ln, "optional", ejabberdDomain, e.Port)
+	p := &ejabberdPeer{Ejabberd: e}
+	o.send(t, "<iq type='get' id='sep-1' from='"+ourDomain+"' to='"+ejabberdDomain+"'><ping xmlns='urn:xmpp:ping'/></iq>")
+	pong := o.deliveredMatching(t, "ejabberd's pong", func(s s2s.Stanza) bool { return s.ID == "sep-1" })
+	if pong.Type != "result" {
+		t.Fatalf("pong %s", pong.Raw)
+	}
+	p.PingUs(t)
+	got := o.deliveredMatching(t, "ejabberd's ping", isPing)
+	p.GotPong(t, got.ID)
+	out, in := o.links(ejabberdDomain)
+	if len(out) != 1 || len(in) != 1 {
+		t.Fatalf("links: out %+v, in %+v", out, in)
+	}
+	if out[0].Stream == in[0].Stream {
+		t.Errorf("both directions on stream %d; ejabberd has no bidi", out[0].Stream)
+	}
+	if strings.Contains(e.Log(), "urn:xmpp:bidi") {
+		t.Errorf("ejabberd's log shows a bidi element:\n%s", e.Log())
 	}
 }
