@@ -1,0 +1,150 @@
+package starttls
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"testing"
+
+	"github.com/xmpp-s2s/federation/internal/testcert"
+)
+
+// TestResumptionFacts pins what crypto/tls does with a resumed TLS 1.3
+// session, for whoever adds a session cache (BENCHMARKS.md, issue 19,
+// "Session resumption"). Today nothing resumes: ServerConfig turns tickets
+// off and ClientConfig sets no cache. The facts a cache would rest on:
+//
+//  1. VerifyConnection runs on a resumed connection too, on both sides,
+//     with the peer's certificates restored from the session, so the
+//     RequiredTrusted chain and RFC 6125 name checks still run.
+//  2. On resumption the client sends no certificate: the server sees the
+//     one of the session's first handshake. A cache shared by two local
+//     domains would so authenticate the second as the first (SASL
+//     EXTERNAL takes the name from that certificate); crypto/tls keys its
+//     cache by server name only, so ours must add the local domain.
+func TestResumptionFacts(t *testing.T) {
+	f := newFixture(t)
+	otherLocal := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{"c.example.net"}})
+
+	// One server tls.Config for every connection, so that its ticket keys
+	// are shared; the header's 'from' is not known (as for direct TLS),
+	// so the name check is VerifyPeer's, below.
+	scfg, err := f.config(RequiredTrusted, f.b).ServerConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg.SessionTicketsDisabled = false
+	cache := tls.NewLRUClientSessionCache(4)
+
+	type seen struct {
+		resumed      bool
+		peer         []*x509.Certificate
+		verifyCalled bool
+	}
+	connect := func(local *testcert.Leaf) (client, server seen) {
+		t.Helper()
+		ccfg, err := f.config(RequiredTrusted, local).ClientConfig(domainB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ccfg.ClientSessionCache = cache
+		verifyC := ccfg.VerifyConnection
+		ccfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			client = seen{resumed: cs.DidResume, peer: cs.PeerCertificates, verifyCalled: true}
+			return verifyC(cs)
+		}
+		s := scfg.Clone()
+		verifyS := scfg.VerifyConnection
+		s.VerifyConnection = func(cs tls.ConnectionState) error {
+			server = seen{resumed: cs.DidResume, peer: cs.PeerCertificates, verifyCalled: true}
+			return verifyS(cs)
+		}
+		// Real loopback TCP, not net.Pipe: a resumed handshake has both
+		// sides writing at once, which an unbuffered pipe deadlocks on.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c1, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c1.Close()
+		c2, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		done := make(chan error, 1)
+		go func() {
+			sc := tls.Server(c2, s)
+			if err := sc.Handshake(); err != nil {
+				done <- err
+				return
+			}
+			// The client reads the session ticket with its first read.
+			_, err := sc.Write([]byte{'x'})
+			done <- err
+		}()
+		cc := tls.Client(c1, ccfg)
+		if err := cc.Handshake(); err != nil {
+			t.Fatalf("client handshake: %v", err)
+		}
+		if _, err := cc.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("client read: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("server: %v", err)
+		}
+		return client, server
+	}
+	// Each clone made before a first handshake would draw ticket keys of
+	// its own: set them once, as one listener's configuration would hold
+	// them for all its streams.
+	scfg.SetSessionTicketKeys([][32]byte{{1, 2, 3}})
+
+	c, s := connect(f.a)
+	if c.resumed || s.resumed {
+		t.Fatal("the first connection resumed")
+	}
+	if len(s.peer) == 0 || VerifyName(s.peer[0], domainA) != nil {
+		t.Fatalf("first connection: the server saw %v, want a.example.net's certificate", names(s.peer))
+	}
+
+	// Fact 1.
+	c, s = connect(f.a)
+	if !c.resumed || !s.resumed {
+		t.Fatalf("second connection: resumed client %v, server %v: want both", c.resumed, s.resumed)
+	}
+	if !c.verifyCalled || len(c.peer) == 0 || VerifyName(c.peer[0], domainB) != nil {
+		t.Fatalf("resumed: the client's VerifyConnection saw %v, want b.example.net's certificate", names(c.peer))
+	}
+	if !s.verifyCalled || len(s.peer) == 0 || VerifyName(s.peer[0], domainA) != nil {
+		t.Fatalf("resumed: the server's VerifyConnection saw %v, want a.example.net's certificate", names(s.peer))
+	}
+	cfg := f.config(RequiredTrusted, f.b)
+	if err := cfg.VerifyPeer(domainA, tls.ConnectionState{PeerCertificates: s.peer}); err != nil {
+		t.Fatalf("VerifyPeer on the resumed connection: %v", err)
+	}
+
+	// Fact 2: another local domain, same cache.
+	c, s = connect(otherLocal)
+	if !c.resumed || !s.resumed {
+		t.Fatalf("third connection: resumed client %v, server %v: want both", c.resumed, s.resumed)
+	}
+	if len(s.peer) == 0 || VerifyName(s.peer[0], domainA) != nil {
+		t.Fatalf("resumed with c.example.net's certificate configured, the server saw %v: want a.example.net's, from the session", names(s.peer))
+	}
+	if err := cfg.VerifyPeer("c.example.net", tls.ConnectionState{PeerCertificates: s.peer}); err == nil {
+		t.Fatal("the resumed session's certificate passed as c.example.net's")
+	}
+}
+
+func names(certs []*x509.Certificate) []string {
+	var out []string
+	for _, c := range certs {
+		out = append(out, c.DNSNames...)
+	}
+	return out
+}
