@@ -135,6 +135,12 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 	if !oc.rev.Has(from, to) {
 		return newStreamFault(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", domain.Clip(from), domain.Clip(to)))
 	}
+	if oc.sm != nil {
+		// Handled, for the peer's XEP-0198 count of what it sends back
+		// over our stream: counted before the host sees it, as on an
+		// incoming stream (smrev.go has the peer's side).
+		oc.rh.Add(1)
+	}
 	if m.pong(e, canonical(to), canonical(from)) {
 		return nil // the answer to a keepalive ping (smout.go)
 	}
@@ -190,6 +196,7 @@ func (oc *outConn) reverseInfo(local, remote string) LinkInfo {
 	}
 	info := linkInfo(Incoming, pair{local, remote}, &oc.tls, auth, oc.since, oc.reverseCount(local, remote).Load(), 0, 0)
 	info.Stream = oc.sid
+	info.StreamManagement = oc.sm != nil // we count and acknowledge what the peer sends back
 	return info
 }
 
@@ -241,6 +248,9 @@ type inView struct {
 	s    *inStream
 	pair pair
 	w    *wire.Writer // guarded by s.wmu
+	// held counts the stanzas the link wrote here that the peer has not
+	// acknowledged (XEP-0198, smrev.go).
+	held atomic.Int64
 
 	closed atomic.Bool
 }
@@ -301,14 +311,20 @@ func (v *inView) attach(l *outLink) {
 	s.mu.Unlock()
 }
 
+// endReason is why an incoming stream that ended with err ended, for the
+// links writing to it: the peer closing its stream (or we, cleanly) is
+// the peer's close.
+func endReason(err error) error {
+	if errors.Is(err, io.EOF) || err == nil {
+		return ErrPeerClosed
+	}
+	return err
+}
+
 // endViews records why the stream ended and wakes the links writing to it,
 // which then take themselves down.
 func (s *inStream) endViews(err error) {
-	if errors.Is(err, io.EOF) || err == nil {
-		// The peer closed its stream (or we did, cleanly): for the links
-		// on it that is the peer's close.
-		err = ErrPeerClosed
-	}
+	err = endReason(err)
 	s.mu.Lock()
 	s.endErr = err
 	close(s.done)
@@ -325,13 +341,29 @@ func (v *inView) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed || v.closed.Load() || s.ep == nil || !s.ep.open {
-		return 0, fmt.Errorf("incoming stream from %s: %w", v.pair.remote, net.ErrClosed)
+		why := net.ErrClosed
+		if s.why != nil {
+			why = s.why // the stream was ended for a reason (keepalive, policy)
+		}
+		return 0, fmt.Errorf("incoming stream from %s: %w", v.pair.remote, why)
 	}
 	if v.w == nil {
 		v.w = wire.NewWriter(s.conn, 0)
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
-	return writeBatch(v.w, ctrl, batch, nil)
+	done, err := s.revWrite(v, ctrl, batch)
+	if err != nil {
+		// A write cut short leaves part of a stanza on the stream (and a
+		// TLS connection unusable after a timeout): the stream is over,
+		// for the peer's direction too. Its reader ends it, handing
+		// what the peer did not acknowledge back to the links.
+		if s.why == nil {
+			s.why = fmt.Errorf("writing to %s: %w", domain.Clip(s.peer), err)
+		}
+		s.closed = true
+		s.conn.Close()
+	}
+	return done, err
 }
 
 func (v *inView) ended() <-chan struct{} { return v.s.done }
@@ -342,6 +374,10 @@ func (v *inView) endErr() error {
 	return v.s.endErr
 }
 
+// unacked is nil: the stream, which several links may write to, hands
+// what the peer did not acknowledge back to each stanza's own link when it
+// ends (inStream.end, requeue.go), whether or not a link still writes to
+// it then.
 func (v *inView) unacked() []Stanza { return nil }
 func (v *inView) streamID() uint64  { return v.s.sid }
 

@@ -39,6 +39,16 @@ func newRawServer(t *testing.T) *rawServer {
 // accept takes our Manager's stream as domain, listing bidi when offer is
 // set, and answers its dialback request with valid.
 func (s *rawServer) accept(domain string, offer bool) {
+	s.t.Helper()
+	feats := [][]byte{dialbackFeature}
+	if offer {
+		feats = append(feats, bidiFeature)
+	}
+	s.acceptWith(domain, feats...)
+}
+
+// acceptWith is accept listing feats.
+func (s *rawServer) acceptWith(domain string, feats ...[]byte) {
 	t := s.t
 	t.Helper()
 	conn, err := s.ln.Accept()
@@ -54,10 +64,6 @@ func (s *rawServer) accept(domain string, offer bool) {
 		t.Fatalf("header: %v", err)
 	}
 	s.write(headerString(domain, h.From)[:len(headerString(domain, h.From))-1] + " id='raw-id'>")
-	feats := [][]byte{dialbackFeature}
-	if offer {
-		feats = append(feats, bidiFeature)
-	}
 	var b writerBuf
 	wire.WriteFeatures(&b, feats...)
 	s.write(string(b))

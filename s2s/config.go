@@ -244,6 +244,9 @@ type Config struct {
 	// probed, set by tests, is called after a keepalive probe was queued
 	// for a link (smout.go).
 	probed func(pair)
+	// probedIn, set by tests, is called after an incoming stream's
+	// keepalive <r/> was written, with the stream's local domain and peer.
+	probedIn func(local, peer string)
 	// answered, set by tests, is called when the peer answered a link's
 	// <r/> or its keepalive ping (smout.go).
 	answered func(pair)

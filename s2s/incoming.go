@@ -61,6 +61,11 @@ type inStream struct {
 	inbOK bool
 
 	sm smIn // XEP-0198, once the peer enabled it (sm.go)
+	// rsm is XEP-0198 for what our links write back on a bidi stream
+	// (smrev.go), set with wmu held; revTimer (under mu) asks for its
+	// acknowledgements when a link parks with stanzas no <r/> covered.
+	rsm      atomic.Pointer[smRev]
+	revTimer timer
 	// ka counts every byte the peer sends as life; with XEP-0198 on, a
 	// silent peer is probed with <r/> (kaTimer, under mu) and the stream
 	// ends when it stays silent (sm.go).
@@ -225,10 +230,14 @@ func (s *inStream) end(err error) {
 		// from answering an element that was already on its way).
 		err = s.why
 	}
+	held := s.endRevLocked()
 	s.wmu.Unlock()
 	m.mu.Lock()
 	delete(m.in, s)
 	m.mu.Unlock()
+	// What our links wrote back on the stream and the peer did not
+	// acknowledge goes to each stanza's own link (requeue.go).
+	m.handBack(held, endReason(err))
 	s.endViews(err)
 	for _, info := range s.infos() {
 		m.observe(Event{Kind: LinkDown, Link: info, Err: err})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/sm"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
@@ -103,6 +104,7 @@ type outConn struct {
 	// each element the peer sends first, and takes it when it returns
 	// true.
 	sm     *smOut
+	rh     atomic.Uint32 // with sm on a bidi stream: the peer's stanzas handled (bidi.go)
 	limits peerLimits
 	hook   func(wire.Element) bool
 }
@@ -182,6 +184,12 @@ func (oc *outConn) sayClose() {
 		return
 	}
 	oc.conn.SetWriteDeadline(time.Now().Add(oc.writeTimeout))
+	if oc.sm != nil && oc.bidi {
+		// The last <a/> for what the peer sent back over the stream
+		// (XEP-0198 §4, before closing), so that it sends none of it
+		// again.
+		oc.conn.Write(sm.AppendAnswer(nil, oc.rh.Load()))
+	}
 	wire.WriteClose(oc.conn)
 }
 

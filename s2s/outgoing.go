@@ -260,8 +260,11 @@ func (l *outLink) run() {
 				// Nothing to do: park with the stream up. Whoever puts
 				// work in the mailbox, an acknowledgement, a timer, or
 				// the reader when it ends, wakes an owner again.
-				if oc, ok := ls.(*outConn); ok {
-					l.armRequestTimer(oc, l.m.clock.Now())
+				switch ls := ls.(type) {
+				case *outConn:
+					l.armRequestTimer(ls, l.m.clock.Now())
+				case *inView:
+					ls.s.armRevRequest()
 				}
 				l.running = false
 				l.mu.Unlock()
@@ -641,6 +644,9 @@ func (l *outLink) infoOf(ls linkStream, since time.Time, queued int) LinkInfo {
 	if x, _ := smOf(ls); x != nil {
 		info.StreamManagement = true
 		info.Unacked = x.holding()
+		if v, ok := ls.(*inView); ok {
+			info.Unacked = v.holding() // the stream's count is every link's on it
+		}
 	}
 	info.StanzasResent = l.resent.Load()
 	info.Stream = ls.streamID()

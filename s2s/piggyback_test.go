@@ -381,7 +381,7 @@ func TestPiggybackProxyFaults(t *testing.T) {
 					quiet(t, a, answered, func() bool { return len(r.delivered) > i }, take)
 				}
 				if i == n/2 {
-					if hit := f.inject(p); hit == 0 {
+					if hit := f.inject(p, faultproxy.Up); hit == 0 {
 						t.Fatalf("%s hit no connection", f.name)
 					}
 				}

@@ -16,8 +16,10 @@ import (
 // proxyFault is one way the network breaks a link under traffic, injected
 // through a faultproxy between a.test's outgoing link and b.test.
 type proxyFault struct {
-	name   string
-	inject func(p *faultproxy.Proxy) int // how many connections it hit
+	name string
+	// inject breaks the proxied connections, d being the direction the
+	// stanzas flow in; it says how many connections it hit.
+	inject func(p *faultproxy.Proxy, d faultproxy.Direction) int
 	// silent: the fault gives no error; only the keepalive finds it.
 	silent bool
 }
@@ -25,12 +27,12 @@ type proxyFault struct {
 var proxyFaults = []proxyFault{
 	// The peer's host vanished, or a NAT forgot the link: writes succeed
 	// and nothing arrives, either way.
-	{"half-open", (*faultproxy.Proxy).Silence, true},
-	{"reset", (*faultproxy.Proxy).Reset, false},
+	{"half-open", func(p *faultproxy.Proxy, _ faultproxy.Direction) int { return p.Silence() }, true},
+	{"reset", func(p *faultproxy.Proxy, _ faultproxy.Direction) int { return p.Reset() }, false},
 	// 40 bytes go missing some way into what is being written: the peer
 	// sees a broken stream (bad XML, or a TLS record that fails its MAC)
 	// and ends it.
-	{"drop-bytes", func(p *faultproxy.Proxy) int { return p.Drop(faultproxy.Up, 700, 40) }, false},
+	{"drop-bytes", func(p *faultproxy.Proxy, d faultproxy.Direction) int { return p.Drop(d, 700, 40) }, false},
 }
 
 // proxyRun is the outcome of one run: per stanza id, how often it was
@@ -92,7 +94,36 @@ func TestProxyFaults(t *testing.T) {
 				name += "-off"
 			}
 			t.Run(name, func(t *testing.T) {
-				r := runProxyFault(t, f, smOn)
+				r := runProxyFault(t, f, smOn, false)
+				d, b, lost, dup, both := r.account(t)
+				t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", r.n, d, dup, b, both, lost)
+				if smOn && lost != 0 {
+					t.Fatalf("%d stanzas neither delivered nor bounced with XEP-0198 on", lost)
+				}
+			})
+		}
+	}
+}
+
+// TestProxyFaultsReverse is TestProxyFaults for the reverse direction of
+// a bidi stream (XEP-0288): a.test opens the stream through the proxy,
+// and b.test's stanzas to a.test travel back over it, written by b.test's
+// link through its view of the incoming stream. With XEP-0198 (enabled by
+// a.test on its stream, and counted both ways) none may be lost: b.test
+// finds a half-open stream by its keepalive within two intervals (its
+// <r/> unanswered), and what a.test had not acknowledged goes back to
+// b.test's link, which sends it again on a new connection. Without it,
+// the reverse direction is "written or bounced", and an incoming stream is
+// not probed: the test reports what was lost.
+func TestProxyFaultsReverse(t *testing.T) {
+	for i, f := range proxyFaults {
+		for _, smOn := range []bool{true, false} {
+			name := strconv.Itoa(i) + "-" + f.name + "-sm"
+			if !smOn {
+				name += "-off"
+			}
+			t.Run(name, func(t *testing.T) {
+				r := runProxyFault(t, f, smOn, true)
 				d, b, lost, dup, both := r.account(t)
 				t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", r.n, d, dup, b, both, lost)
 				if smOn && lost != 0 {
@@ -105,8 +136,9 @@ func TestProxyFaults(t *testing.T) {
 
 // runProxyFault runs n stanzas through the proxy, injecting the fault
 // halfway, and returns the accounting once every stanza was delivered or
-// bounced (with SM) or written or bounced (without).
-func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
+// bounced (with SM) or written or bounced (without). Reverse sends them
+// from b.test back over a.test's bidi stream instead of from a.test.
+func runProxyFault(t *testing.T, f proxyFault, smOn, reverse bool) proxyRun {
 	lb, la := listen(t), listen(t)
 	p, err := faultproxy.New(lb.Addr().String())
 	if err != nil {
@@ -118,20 +150,41 @@ func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 	probed := make(chan struct{}, 16)
 	downs := make(chan Event, 16)
 	opts := func(c *Config) { c.DisableStreamManagement = !smOn }
-	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": p.Addr()},
-		withConfig(func(c *Config) {
-			opts(c)
-			c.clock = clk
-			c.KeepAlive = proxyKeepAlive
-			c.probed = func(pair) { probed <- struct{}{} }
-			c.Observer = func(e Event) {
-				log.observe(e)
-				if e.Kind == LinkDown && e.Link.Direction == Outgoing {
-					downs <- e
-				}
+	// The sender's clock is the test's, and its keepalive finds the
+	// half-open link; its Observer logs what it wrote.
+	sender := withConfig(func(c *Config) {
+		opts(c)
+		c.clock = clk
+		c.KeepAlive = proxyKeepAlive
+		c.probed = func(pair) { probed <- struct{}{} }
+		c.probedIn = func(string, string) { probed <- struct{}{} }
+		c.Observer = func(e Event) {
+			log.observe(e)
+			if e.Kind == LinkDown && e.Link.Direction == Outgoing {
+				downs <- e
 			}
-		}))
-	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, withConfig(opts))
+		}
+	})
+	aOpt, bOpt := sender, withConfig(opts)
+	dir := faultproxy.Up
+	if reverse {
+		aOpt, bOpt, dir = bOpt, sender, faultproxy.Down
+	}
+	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": p.Addr()}, aOpt)
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, bOpt)
+	from, to, local, remote := a, b, "a.test", "b.test"
+	if reverse {
+		from, to, local, remote = b, a, "b.test", "a.test"
+		// a.test's stream through the proxy, which b.test's stanzas
+		// then ride back on.
+		a.send(`<message from='a.test' to='b@b.test' id='open'/>`)
+		if got := b.nextDelivered(); got.ID != "open" {
+			t.Fatalf("b.test got %+v", got)
+		}
+	}
+	stanzaAt := func(i int, body string) string {
+		return fmt.Sprintf(`<message from='%s' to='x@%s' id='%d'>%s</message>`, local, remote, i, body)
+	}
 
 	const n, window = 1000, 50
 	body := strings.Repeat("x", 200)
@@ -139,9 +192,9 @@ func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 	take := func(block bool) {
 		if block {
 			select {
-			case bo := <-a.bounced:
+			case bo := <-from.bounced:
 				r.bounced[bo.Stanza.ID]++
-			case s := <-b.delivered:
+			case s := <-to.delivered:
 				r.delivered[s.ID]++
 			case <-log.progress:
 			case <-time.After(wait):
@@ -150,9 +203,9 @@ func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 		}
 		for {
 			select {
-			case bo := <-a.bounced:
+			case bo := <-from.bounced:
 				r.bounced[bo.Stanza.ID]++
-			case s := <-b.delivered:
+			case s := <-to.delivered:
 				r.delivered[s.ID]++
 			default:
 				return
@@ -160,12 +213,20 @@ func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 		}
 	}
 	// The link is up before the fault, with SM as asked.
-	a.send(`<message from='a.test' to='b@b.test' id='0'/>`)
+	from.send(stanzaAt(0, ""))
 	for len(r.delivered) == 0 {
 		take(true)
 	}
-	if l := outgoing(a.m.Links()); len(l) != 1 || l[0].StreamManagement != smOn {
+	if l := outgoing(from.m.Links()); len(l) != 1 || l[0].StreamManagement != smOn {
 		t.Fatalf("links before the fault: %+v", l)
+	}
+	if reverse {
+		// b.test's link rides on a.test's stream: no connection of its
+		// own, and no other way around the proxy.
+		in, _ := linkOf(b.m.Links(), Incoming, "b.test", "a.test")
+		if l := outgoing(b.m.Links()); in.Stream == 0 || l[0].Stream != in.Stream {
+			t.Fatalf("b.test's link back is not on a.test's stream: %+v, %+v", l, in)
+		}
 	}
 	for i := 1; i < n; i++ {
 		// Steady traffic: at most window stanzas ahead of what was
@@ -173,13 +234,16 @@ func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 		for i-len(log.snapshot())-len(r.bounced) > window {
 			take(true)
 		}
-		a.send(fmt.Sprintf(`<message from='a.test' to='b@b.test' id='%d'><body>%s</body></message>`, i, body))
+		from.send(stanzaAt(i, "<body>"+body+"</body>"))
 		if i == n/2 {
-			if hit := f.inject(p); hit == 0 {
+			if hit := f.inject(p, dir); hit == 0 {
 				t.Fatalf("%s hit no connection", f.name)
 			}
 		}
-		if f.silent && i == n/2+window/2 {
+		// Without XEP-0198 an incoming stream is not probed (its peer
+		// owes us no answer): nothing finds the silent stream b.test's
+		// link writes to, and what it writes there is lost.
+		if f.silent && i == n/2+window/2 && (smOn || !reverse) {
 			// Traffic went on into the silent link for a while.
 			detect(t, clk, probed, downs)
 		}
@@ -204,7 +268,7 @@ func runProxyFault(t *testing.T, f proxyFault, smOn bool) proxyRun {
 	if err := b.m.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	<-a.m.Done()
+	<-from.m.Done()
 	take(false)
 	r.written = log.snapshot()
 	return r
@@ -228,6 +292,9 @@ func detect(t *testing.T, clk *fakeClock, probed <-chan struct{}, downs <-chan E
 				t.Fatalf("link down for %v, want ErrKeepAlive", e.Err)
 			}
 			t.Logf("half-open link declared dead after %d × KeepAlive", step)
+			if step > 2 {
+				t.Errorf("a half-open link found after %d × KeepAlive, not within 2", step)
+			}
 			return
 		case <-time.After(wait):
 			t.Fatalf("nothing %d intervals after the link went silent", step)

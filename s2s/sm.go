@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"mellium.im/xmpp/stream"
 
@@ -103,7 +104,20 @@ func (s *inStream) handleSM(st *settings, ep *epoch, e wire.Element) (flow, erro
 		x.h.Store(0)
 		x.on.Store(true)
 		s.startKeepAlive() // counts from now, not from when the peer reads <enabled/>
-		return flowOn, s.write(sm.Enabled)
+		// The reverse direction of a bidi stream counts from the same
+		// element: no stanza of ours comes between it and the sender
+		// (smrev.go).
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if s.closed {
+			return flowOn, net.ErrClosed
+		}
+		s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
+		if _, err := s.conn.Write(sm.Enabled); err != nil {
+			return flowOn, err
+		}
+		s.startRevLocked()
+		return flowOn, nil
 	case sm.KindRequest:
 		if !x.on.Load() {
 			return flowOn, s.fail(stream.UnsupportedStanzaType, "<r/> before stream management was enabled")
@@ -111,10 +125,10 @@ func (s *inStream) handleSM(st *settings, ep *epoch, e wire.Element) (flow, erro
 		x.buf = sm.AppendAnswer(x.buf[:0], x.h.Load())
 		return flowOn, s.write(x.buf)
 	case sm.KindAnswer:
-		// We write no stanzas on an incoming stream (without XEP-0288),
-		// so there is nothing to acknowledge: this is the answer to a
-		// keepalive <r/>, or the final <a/> a peer sends as it closes.
-		return flowOn, nil
+		// What our links wrote back on a bidi stream (smrev.go); on
+		// any other stream this answers a keepalive <r/>, or is the
+		// final <a/> a peer sends as it closes.
+		return flowOn, s.revAnswer(el.H)
 	}
 	return flowOn, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> is for the initiating side of a stream", el.Kind))
 }
@@ -190,6 +204,10 @@ func (s *inStream) stopKeepAlive() {
 	if s.kaTimer != nil {
 		s.kaTimer.Stop()
 	}
+	if s.revTimer != nil {
+		s.revTimer.Stop()
+		s.revTimer = nil
+	}
 	s.mu.Unlock()
 }
 
@@ -199,12 +217,16 @@ func (s *inStream) keepaliveFired() {
 	}
 	now := s.m.clock.Now()
 	act, next := s.ka.Check(now)
+	what := "sent nothing"
+	if act != keepalive.Dead && s.revUnanswered(now, s.ka.Every()) {
+		act, what = keepalive.Dead, "did not answer"
+	}
 	switch act {
 	case keepalive.Dead:
 		k := s.ka.Every()
 		s.wmu.Lock()
 		if !s.closed {
-			s.why = fmt.Errorf("%w: %s sent nothing within %s of our <r/>", ErrKeepAlive, domain.Clip(s.peer), k)
+			s.why = fmt.Errorf("%w: %s %s within %s of our <r/>", ErrKeepAlive, domain.Clip(s.peer), what, k)
 		}
 		s.wmu.Unlock()
 		s.m.log.Warn("s2s: incoming stream dead", "peer", s.peer, "keepalive", k)
@@ -221,6 +243,9 @@ func (s *inStream) keepaliveFired() {
 	s.mu.Unlock()
 	if act == keepalive.Probe {
 		s.ka.Probed(now)
-		s.write(sm.Request)
+		s.requestRev(true)
+		if s.m.cfg.probedIn != nil {
+			s.m.cfg.probedIn(s.local, s.peer)
+		}
 	}
 }

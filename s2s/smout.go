@@ -137,6 +137,13 @@ func smOf(ls linkStream) (*smOut, peerLimits) {
 		// The stream's: one count of acknowledgements and one peer
 		// for every link on it.
 		return ls.oc.sm, ls.oc.limits
+	case *inView:
+		// The incoming stream's reverse sender (smrev.go). The peer
+		// opened the stream, so it announced no limits of its own
+		// (XEP-0478 limits are the receiving side's features).
+		if r := ls.s.rsm.Load(); r != nil {
+			return r.smOut, peerLimits{}
+		}
 	}
 	return nil, peerLimits{}
 }
@@ -207,9 +214,10 @@ func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
 			m.cfg.answered(l.pair)
 		}
 	case sm.KindRequest:
-		// We handle no stanzas from the peer on a stream we opened
-		// (without XEP-0288), so the count is 0.
-		l.writeCtrl(oc, sm.AppendAnswer(nil, 0))
+		// The stanzas the peer sent back over our stream (XEP-0288,
+		// counted by deliverReverse since <enabled/>); 0 on a stream
+		// that is not bidirectional.
+		l.writeCtrl(oc, sm.AppendAnswer(nil, oc.rh.Load()))
 	}
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
@@ -38,6 +39,10 @@ type Stanza struct {
 	// stanzas handed back from a dead stream shared by several pairs go
 	// back into their link's queue in order (requeue.go).
 	seq uint64
+	// held is the unacknowledged count of the inView that wrote the
+	// stanza on a stream shared by several links (smrev.go), nil
+	// elsewhere.
+	held *atomic.Int64
 }
 
 func stanzaOf(e wire.Element) Stanza {

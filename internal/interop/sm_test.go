@@ -2,6 +2,7 @@ package interop
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,105 @@ func TestEjabberdNoStreamManagement(t *testing.T) {
 		if l.StreamManagement {
 			t.Errorf("our %s link with ejabberd has stream management: %+v", l.Direction, l)
 		}
+	}
+}
+
+// TestProsodyBidiStreamManagement: XEP-0198 on the reverse direction of a
+// bidi stream (XEP-0288) with Prosody 0.12 (mod_smacks and mod_s2s_bidi,
+// SASL EXTERNAL, where Prosody offers and enables SM), both ways. What it
+// pins on the wire:
+//
+//   - prosody-first: Prosody opens the stream and enables SM on it; our
+//     stanzas back over it are counted by Prosody from its <enabled/> on,
+//     and it answers our <r/> on the stream it opened with that count
+//     (Sending[s2sout]: <a/>), so our link on that stream keeps
+//     StreamManagement and has nothing left unacknowledged.
+//   - we-first: we open the stream and enable SM; Prosody's stanzas back
+//     over it are followed by its own <r/> (Sending[s2sin]: <r/>), which
+//     we answer with the count of what we received, so that its queue
+//     empties (before, we answered h='0' and Prosody kept them all).
+func TestProsodyBidiStreamManagement(t *testing.T) {
+	for _, weFirst := range []bool{false, true} {
+		name := "prosody-first"
+		if weFirst {
+			name = "we-first"
+		}
+		t.Run(name, func(t *testing.T) {
+			o, p := bidiProsody(t, "required_trusted", ProsodyConfig{
+				TLS: "required", SecureAuth: true, CAPEM: testCA().PEM(), SASLExternal: true, StreamManagement: true,
+			}, withSASLExternal)
+			if weFirst {
+				o.send(t, "<iq type='get' id='bsm-first' from='"+ourDomain+"' to='"+prosodyDomain+"'><ping xmlns='urn:xmpp:ping'/></iq>")
+				o.deliveredMatching(t, "Prosody's pong", func(s s2s.Stanza) bool { return s.ID == "bsm-first" })
+			} else {
+				p.PingUs(t)
+				got := o.deliveredMatching(t, "Prosody's ping", isPing)
+				p.GotPong(t, got.ID)
+			}
+			const n = 20
+			for i := range n {
+				o.send(t, "<message type='chat' id='bsm-"+strconv.Itoa(i)+"' from='tester@"+ourDomain+"' to='nobody@"+prosodyDomain+"'><body>x</body></message>")
+			}
+			for i := range n {
+				id := "bsm-" + strconv.Itoa(i)
+				o.deliveredMatching(t, "Prosody's answer to "+id, func(s s2s.Stanza) bool { return s.ID == id })
+			}
+			deadline := time.Now().Add(wait)
+			for {
+				outs, ins := o.links(prosodyDomain)
+				if len(outs) == 1 && outs[0].Unacked == 0 && outs[0].StanzasOut >= n {
+					out := outs[0]
+					if !out.StreamManagement {
+						t.Fatalf("our link to Prosody lost stream management: %+v", out)
+					}
+					shared := false
+					for _, in := range ins {
+						shared = shared || in.Stream == out.Stream
+					}
+					if !shared {
+						t.Fatalf("our link %+v is not on a bidi stream with Prosody's (%+v)", out, ins)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("our link to Prosody still waits for acknowledgements: %+v", outs)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if !weFirst {
+				// Prosody answers our <r/> on the stream it opened, with
+				// its count of our stanzas (our link would have turned
+				// acknowledgements off had the count been short).
+				line := waitLog(t, p, "Prosody answering our <r/> on its outgoing stream", "Sending[s2sout]: <a", "urn:xmpp:sm:3")
+				t.Logf("Prosody: %s", line)
+				return
+			}
+			// Prosody asks us, on our stream, for its stanzas back, and
+			// our answers empty its queue.
+			t.Logf("Prosody: %s", waitLog(t, p, "Prosody's <r/> on our stream", "Sending[s2sin]: <r", "urn:xmpp:sm:3"))
+			line := waitLogFunc(t, p, "our <a/> emptying Prosody's queue for its stanzas back", func(line string) bool {
+				return strings.Contains(line, "s2sin") && strings.Contains(line, "#queue = 0 (acked: ") && !strings.Contains(line, "(acked: 0)")
+			})
+			t.Logf("Prosody: %s", line)
+		})
+	}
+}
+
+// waitLogFunc is waitLog for a line that ok accepts.
+func waitLogFunc(t *testing.T, p peer, what string, ok func(line string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, line := range strings.Split(p.Log(), "\n") {
+			if ok(line) {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer's log shows no %s within %s", what, wait)
+		}
+		<-tick.C
 	}
 }

@@ -168,6 +168,12 @@ func (s *Sender[T]) Requested(now time.Time) {
 	s.asked++
 }
 
+// Covered is the count of stanzas written when the last <r/> was, and
+// how many <r/> wait for an answer: an <a/> that answers the only one
+// outstanding acknowledges that count, from a peer that counts every
+// stanza it receives.
+func (s *Sender[T]) Covered() (h uint32, asked int) { return s.lastReq, s.asked }
+
 // AwaitingSince is when the oldest <r/> that no <a/> has followed was
 // written; ok is false when every <r/> was answered. A link whose
 // AwaitingSince is older than its keepalive interval is dead.

@@ -1,0 +1,315 @@
+package s2s
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/sm"
+	"github.com/xmpp-s2s/federation/internal/wire"
+)
+
+// waitLinks polls n's links until ok accepts them (the figures of a link
+// change as acknowledgements arrive, on the stream's goroutine).
+func waitLinks(t *testing.T, n *node, what string, ok func([]LinkInfo) bool) []LinkInfo {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		links := n.m.Links()
+		if ok(links) {
+			return links
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: links %+v", what, links)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func linkOf(links []LinkInfo, dir Direction, local, remote string) (LinkInfo, bool) {
+	for _, l := range links {
+		if l.Direction == dir && l.Local == local && l.Remote == remote {
+			return l, true
+		}
+	}
+	return LinkInfo{}, false
+}
+
+// TestBidiReverseAcknowledged: b.test's stanzas back over a.test's bidi
+// stream are acknowledged by a.test (XEP-0198 in the reverse direction):
+// b.test's link on that stream has StreamManagement and nothing stays
+// unacknowledged; a.test counts the incoming pair it carries as with SM.
+func TestBidiReverseAcknowledged(t *testing.T) {
+	for _, external := range []bool{false, true} {
+		t.Run(fmt.Sprint("external=", external), func(t *testing.T) {
+			mode := "required"
+			if external {
+				mode = "required_trusted"
+			}
+			opts := []nodeOpt{withMode(mode), withConfig(func(c *Config) { c.DisableSASLExternal = !external })}
+			a, b := pairNodes(t, opts, opts)
+			a.send("<message from='alice@a.test' to='bob@b.test' id='ab'/>")
+			if got := b.nextDelivered(); got.ID != "ab" {
+				t.Fatalf("b got %+v", got)
+			}
+			const n = 50
+			for i := range n {
+				b.send(fmt.Sprintf("<message from='bob@b.test' to='alice@a.test' id='ba%d'/>", i))
+			}
+			for i := range n {
+				if got := a.nextDelivered(); got.ID != fmt.Sprintf("ba%d", i) {
+					t.Fatalf("a got %+v, want ba%d", got, i)
+				}
+			}
+			links := waitLinks(t, b, "b.test's reverse link acknowledged", func(ls []LinkInfo) bool {
+				l, ok := linkOf(ls, Outgoing, "b.test", "a.test")
+				return ok && l.StreamManagement && l.Unacked == 0 && l.StanzasOut == n
+			})
+			out, _ := linkOf(links, Outgoing, "b.test", "a.test")
+			in, _ := linkOf(links, Incoming, "b.test", "a.test")
+			if out.Stream != in.Stream {
+				t.Errorf("b.test's link back is on stream %d, a.test's stream is %d", out.Stream, in.Stream)
+			}
+			if rev, ok := linkOf(a.m.Links(), Incoming, "a.test", "b.test"); !ok || !rev.StreamManagement || rev.StanzasIn != n {
+				t.Errorf("a.test's incoming pair on its own stream: %+v", rev)
+			}
+		})
+	}
+}
+
+// revPeer is a hand-driven initiating server that authenticates two
+// pairs by dialback on one bidi stream to b.test, enables XEP-0198, and
+// then reads what b.test's links write back, acknowledging only what the
+// test says.
+type revPeer struct {
+	*rawPeer
+	n int // stanzas read since <enabled/>
+}
+
+func dialRevPeer(t *testing.T, b *node, from ...string) *revPeer {
+	t.Helper()
+	p := dialRaw(t, b, from[0], "b.test")
+	p.write("<bidi xmlns='urn:xmpp:bidi'/>")
+	for _, f := range from {
+		if typ := p.result(rawSecret, f, "b.test"); typ != dialback.Valid {
+			t.Fatalf("%s → b.test: %s", f, typ)
+		}
+	}
+	p.write(string(sm.Enable))
+	for {
+		e, err := p.r.Next()
+		if err != nil {
+			t.Fatalf("waiting for <enabled/>: %v", err)
+		}
+		if e.Name.Space == sm.NS && e.Name.Local == "enabled" {
+			break
+		}
+	}
+	return &revPeer{rawPeer: p}
+}
+
+// stanzas reads n stanzas, answering no <r/>.
+func (p *revPeer) stanzas(n int) []string {
+	p.t.Helper()
+	var ids []string
+	for len(ids) < n {
+		p.conn.SetReadDeadline(time.Now().Add(wait))
+		e, err := p.r.Next()
+		if err != nil {
+			p.t.Fatalf("after %v: %v", ids, err)
+		}
+		if e.Name.Space == wire.NSServer {
+			ids = append(ids, e.ID)
+			p.n++
+		}
+	}
+	return ids
+}
+
+// TestBidiReverseHandBack: two pairs, x.test → b.test and y.test → b.test,
+// authenticated on one incoming bidi stream that enabled XEP-0198; b.test's
+// links back to both write on it. The peer acknowledges the first stanza
+// only, then the connection breaks: each unacknowledged stanza goes back
+// to its own pair's link, which resends it on a connection of its own (to
+// the domains' real server), marked resent; the acknowledged one is not
+// sent again.
+func TestBidiReverseHandBack(t *testing.T) {
+	la, lb := listen(t), listen(t)
+	xy := newNode(t, la, []string{"x.test", "y.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.Keys = dialback.Secret(rawSecret) }))
+	resent := make(chan string, 16)
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"x.test": addrOf(la), "y.test": addrOf(la)},
+		withConfig(func(c *Config) {
+			c.Observer = func(e Event) {
+				if e.Kind == StanzaOut && e.Resent {
+					resent <- e.Stanza.ID
+				}
+			}
+		}))
+	p := dialRevPeer(t, b, "x.test", "y.test")
+
+	b.send("<message from='b.test' to='u@x.test' id='x0'/>")
+	if got := p.stanzas(1); got[0] != "x0" {
+		t.Fatalf("read %v", got)
+	}
+	p.write(string(sm.AppendAnswer(nil, 1)))
+	for _, s := range []string{"y0", "x1", "y1", "x2"} {
+		b.send(fmt.Sprintf("<message from='b.test' to='u@%s.test' id='%s'/>", s[:1], s))
+	}
+	got := p.stanzas(4)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"x1", "x2", "y0", "y1"}) {
+		t.Fatalf("read %v", got)
+	}
+	// Both links ride on the one stream, with XEP-0198, each holding its
+	// own stanzas unacknowledged.
+	links := waitLinks(t, b, "two links on the stream, x0 acknowledged", func(ls []LinkInfo) bool {
+		x, okx := linkOf(ls, Outgoing, "b.test", "x.test")
+		y, oky := linkOf(ls, Outgoing, "b.test", "y.test")
+		return okx && oky && x.Unacked == 2 && y.Unacked == 2
+	})
+	x, _ := linkOf(links, Outgoing, "b.test", "x.test")
+	y, _ := linkOf(links, Outgoing, "b.test", "y.test")
+	if !x.StreamManagement || !y.StreamManagement || x.Stream != y.Stream || x.Stream == 0 {
+		t.Fatalf("links on the shared stream: %+v %+v", x, y)
+	}
+
+	p.conn.Close() // the connection breaks, nothing more acknowledged
+
+	byPair := map[string][]string{}
+	for range 4 {
+		s := xy.nextDelivered()
+		byPair[domainpart(s.To)] = append(byPair[domainpart(s.To)], s.ID)
+	}
+	if !slices.Equal(byPair["x.test"], []string{"x1", "x2"}) || !slices.Equal(byPair["y.test"], []string{"y0", "y1"}) {
+		t.Errorf("resent and delivered in order per pair: %v", byPair)
+	}
+	var marked []string
+	for range 4 {
+		marked = append(marked, <-resent)
+	}
+	slices.Sort(marked)
+	if !slices.Equal(marked, []string{"x1", "x2", "y0", "y1"}) {
+		t.Errorf("marked resent: %v", marked)
+	}
+	links = waitLinks(t, b, "resends counted", func(ls []LinkInfo) bool {
+		x, okx := linkOf(ls, Outgoing, "b.test", "x.test")
+		y, oky := linkOf(ls, Outgoing, "b.test", "y.test")
+		return okx && oky && x.StanzasResent == 2 && y.StanzasResent == 2
+	})
+	x, _ = linkOf(links, Outgoing, "b.test", "x.test")
+	if x.Stream == 0 || x.Stream == y.Stream {
+		t.Errorf("after the break: %+v", links)
+	}
+	select {
+	case s := <-xy.delivered:
+		t.Errorf("delivered %s too (acknowledged before the break)", s.ID)
+	case bo := <-b.bounced:
+		t.Errorf("bounced %s: %s", bo.Stanza.ID, bo.Text)
+	default:
+	}
+}
+
+// TestBidiReversePeerDoesNotCount: a peer that enabled XEP-0198 on its
+// bidi stream but does not count what we send back on it (it answers our
+// <r/> with h='0', as this library did before it counted) gets no
+// acknowledgements asked of it any more: the link stays up, keeps
+// writing, and its stanzas count as written.
+func TestBidiReversePeerDoesNotCount(t *testing.T) {
+	la, lb := listen(t), listen(t)
+	newNode(t, la, []string{"x.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.Keys = dialback.Secret(rawSecret) }))
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"x.test": addrOf(la)})
+	p := dialRevPeer(t, b, "x.test")
+	b.send("<message from='b.test' to='u@x.test' id='x0'/>")
+	// The batch that empties the queue ends with a <r/>: answer it as a
+	// peer that counts nothing.
+	for answered := false; !answered; {
+		p.conn.SetReadDeadline(time.Now().Add(wait))
+		e, err := p.r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name.Space == sm.NS && e.Name.Local == "r" {
+			p.write(string(sm.AppendAnswer(nil, 0)))
+			answered = true
+		}
+	}
+	waitLinks(t, b, "reverse acknowledgements off", func(ls []LinkInfo) bool {
+		l, ok := linkOf(ls, Outgoing, "b.test", "x.test")
+		return ok && !l.StreamManagement && l.Unacked == 0
+	})
+	for i := 1; i <= 3; i++ {
+		b.send(fmt.Sprintf("<message from='b.test' to='u@x.test' id='x%d'/>", i))
+	}
+	for i := 1; i <= 3; {
+		p.conn.SetReadDeadline(time.Now().Add(wait))
+		e, err := p.r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name.Space == sm.NS {
+			t.Fatalf("%s after acknowledgements were turned off", e.Raw)
+		}
+		if e.ID != fmt.Sprintf("x%d", i) {
+			t.Fatalf("read %s", e.Raw)
+		}
+		i++
+	}
+	if l, ok := linkOf(b.m.Links(), Outgoing, "b.test", "x.test"); !ok || l.StanzasOut != 4 {
+		t.Errorf("link after: %+v", l)
+	}
+}
+
+// TestOutgoingAnswersReverse: our outgoing bidi stream counts the stanzas
+// the peer sends back over it and answers the peer's <r/> with that count
+// (XEP-0198 lets either side ask once it is enabled).
+func TestOutgoingAnswersReverse(t *testing.T) {
+	s := newRawServer(t)
+	a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{"r.test": addrOf(s.ln)})
+	a.send("<message from='y@a.test' to='x@r.test' id='out'/>")
+	s.acceptSM("r.test")
+	if e, err := s.next(); err != nil || e.ID != "out" {
+		t.Fatalf("our stanza: %v %s", err, e.Raw)
+	}
+	for i := range 3 {
+		s.write(fmt.Sprintf("<message from='x@r.test' to='y@a.test' id='back%d'/>", i))
+	}
+	s.write(string(sm.Request))
+	for range 3 {
+		a.nextDelivered()
+	}
+	for {
+		e, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name.Space != sm.NS || e.Name.Local != "a" {
+			continue // our own <r/>s
+		}
+		el, err := sm.Parse(e.Raw)
+		if err != nil || el.H != 3 {
+			t.Fatalf("answer %s (%v), want h='3'", e.Raw, err)
+		}
+		break
+	}
+	if rev, ok := linkOf(a.m.Links(), Incoming, "a.test", "r.test"); !ok || !rev.StreamManagement || rev.StanzasIn != 3 {
+		t.Errorf("the reverse pair: %+v", rev)
+	}
+}
+
+// acceptSM is accept with bidi and <sm/> listed (as our incoming streams
+// list them), answering our Manager's <enable/> with <enabled/>.
+func (s *rawServer) acceptSM(domain string) {
+	t := s.t
+	t.Helper()
+	s.acceptWith(domain, dialbackFeature, bidiFeature, sm.Feature)
+	e, err := s.next()
+	if err != nil || e.Name.Space != sm.NS || e.Name.Local != "enable" {
+		t.Fatalf("waiting for <enable/>: %v %s", err, e.Raw)
+	}
+	s.write(string(sm.Enabled))
+}
