@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -135,6 +136,9 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 	if !oc.rev.Has(from, to) {
 		return newStreamFault(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", domain.Clip(from), domain.Clip(to)))
 	}
+	// The peer's direction is busy: the link is not idle (outLink's
+	// idleFired).
+	oc.lastRev.Store(m.clock.Now().UnixNano())
 	if oc.sm != nil {
 		// Handled, for the peer's XEP-0198 count of what it sends back
 		// over our stream: counted before the host sees it, as on an
@@ -260,16 +264,15 @@ var _ linkStream = (*inView)(nil)
 // bidiRoute returns a view of an incoming bidi stream that may carry p's
 // stanzas, or nil: one whose peer asked for bidi, that authenticated
 // p.remote → p.local (by SASL EXTERNAL or dialback), and whose current
-// stream has begun (after SASL, the stream that follows <success/>).
+// stream has begun (after SASL, the stream that follows <success/>). It
+// looks only at the streams indexed for p (indexBidi), not at every
+// incoming stream.
 func (m *Manager) bidiRoute(p pair) *inView {
 	if m.cfg.DisableBidi {
 		return nil
 	}
 	m.mu.Lock()
-	ins := make([]*inStream, 0, len(m.in))
-	for s := range m.in {
-		ins = append(ins, s)
-	}
+	ins := append([]*inStream(nil), m.bidiIn[p]...)
 	m.mu.Unlock()
 	for _, s := range ins {
 		if s.carries(p) {
@@ -277,6 +280,40 @@ func (m *Manager) bidiRoute(p pair) *inView {
 		}
 	}
 	return nil
+}
+
+// indexBidi records that the bidi stream s authenticated the reverse of
+// p, so that p's link finds it without looking at every incoming stream
+// (a server may hold thousands). A stream that already ended (end took it
+// out of m.in) is not indexed.
+func (m *Manager) indexBidi(s *inStream, p pair) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.in[s]; !ok || slices.Contains(m.bidiIn[p], s) {
+		return
+	}
+	m.bidiIn[p] = append(m.bidiIn[p], s)
+}
+
+// unindexBidi takes an ended stream out of m.in and the bidi index.
+func (m *Manager) unindexBidi(s *inStream) {
+	s.mu.Lock()
+	ps := make([]pair, 0, len(s.links))
+	for k := range s.links {
+		ps = append(ps, pair{k.To, k.From})
+	}
+	s.mu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.in, s)
+	for _, p := range ps {
+		ins := slices.DeleteFunc(m.bidiIn[p], func(x *inStream) bool { return x == s })
+		if len(ins) == 0 {
+			delete(m.bidiIn, p)
+		} else {
+			m.bidiIn[p] = ins
+		}
+	}
 }
 
 // carries reports whether the stream may carry our stanzas for p.
@@ -352,6 +389,11 @@ func (v *inView) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
 	done, err := s.revWrite(v, ctrl, batch)
+	if done > 0 {
+		// Our direction is busy: the stream is not idle (IdleTimeout
+		// counts both directions of a bidi stream).
+		s.pushIdle()
+	}
 	if err != nil {
 		// A write cut short leaves part of a stanza on the stream (and a
 		// TLS connection unusable after a timeout): the stream is over,

@@ -172,8 +172,10 @@ type Config struct {
 	// DefaultQueueLength.
 	QueueLength int
 
-	// IdleTimeout closes a link that carried no stanza for this long.
-	// 0 means DefaultIdleTimeout; a negative value keeps idle links open.
+	// IdleTimeout closes a link that carried no stanza for this long; a
+	// bidi stream (XEP-0288) is idle only when neither direction carried
+	// one. 0 means DefaultIdleTimeout; a negative value keeps idle links
+	// open.
 	IdleTimeout time.Duration
 
 	// NegotiationTimeout bounds an incoming stream's time from connect to

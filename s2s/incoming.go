@@ -81,6 +81,10 @@ type inStream struct {
 	counted bool
 	key     addrKey // what the stream is counted under, when counted
 
+	// readBy is the read deadline IdleTimeout set, as time since
+	// monoBase, moved by pushIdle.
+	readBy atomic.Int64
+
 	began time.Time // when the connection was accepted, for Event.Setup
 	sid   uint64    // LinkInfo.Stream
 }
@@ -232,9 +236,7 @@ func (s *inStream) end(err error) {
 	}
 	held := s.endRevLocked()
 	s.wmu.Unlock()
-	m.mu.Lock()
-	delete(m.in, s)
-	m.mu.Unlock()
+	m.unindexBidi(s)
 	// What our links wrote back on the stream and the peer did not
 	// acknowledge goes to each stanza's own link (requeue.go).
 	m.handBack(held, endReason(err))
@@ -367,16 +369,11 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 	// lock, about 7% of a ping round trip when done per element; so it is
 	// set IdleTimeout plus a sixteenth ahead and moved only once less than
 	// IdleTimeout is left. A link still never closes before IdleTimeout of
-	// silence, and at most a sixteenth after.
-	var readBy time.Time
+	// silence, and at most a sixteenth after. Our own stanzas back over a
+	// bidi stream move it too (inView.writeBatch): the stream is busy.
 	for {
-		if t := m.cfg.IdleTimeout; t > 0 && s.is(stateAuthed) {
-			// time.Until reads the monotonic clock only (time.Now reads
-			// the wall clock too): this runs once per element.
-			if time.Until(readBy) < t {
-				readBy = time.Now().Add(t + t/16)
-				s.conn.SetReadDeadline(readBy)
-			}
+		if s.is(stateAuthed) {
+			s.pushIdle()
 		}
 		// Wait for the peer here, not inside next: see wire's Await.
 		r.Await()
@@ -392,6 +389,28 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 		}
 	}
 }
+
+// pushIdle moves the stream's read deadline IdleTimeout (and a
+// sixteenth) ahead when less than IdleTimeout is left: on each element
+// read, and on each batch our links write back over a bidi stream, from
+// their goroutines (a deadline may be moved while a read waits).
+func (s *inStream) pushIdle() {
+	t := s.m.cfg.IdleTimeout
+	if t <= 0 {
+		return
+	}
+	// time.Since reads the monotonic clock only (time.Now reads the wall
+	// clock too): this runs once per element.
+	now := time.Since(monoBase)
+	if s.readBy.Load()-int64(now) >= int64(t) {
+		return
+	}
+	s.readBy.Store(int64(now + t + t/16))
+	s.conn.SetReadDeadline(time.Now().Add(t + t/16))
+}
+
+// monoBase is what inStream.readBy counts from.
+var monoBase = time.Now()
 
 // readFailed answers a read error: our own stream error for bad input, a
 // close for the peer's close, nothing for a vanished peer.
@@ -451,6 +470,9 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 	}
 	s.links[dialback.Pair{From: remote, To: local}] = &inLink{auth: auth, since: m.clock.Now()}
 	s.mu.Unlock()
+	if s.isBidi() {
+		m.indexBidi(s, pair{local, remote})
+	}
 	if s.set(stateAuthed) {
 		// The first pair ends the negotiation timeout; from now on the
 		// stream may idle for IdleTimeout (or forever).

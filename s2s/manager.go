@@ -57,10 +57,14 @@ type Manager struct {
 	stopping bool
 	// closing is set once the outgoing links are drained: listeners close
 	// and incoming streams end.
-	closing   bool
-	outWG     sync.WaitGroup // the goroutines of outgoing links
-	out       map[pair]*outLink
-	in        map[*inStream]struct{}
+	closing bool
+	outWG   sync.WaitGroup // the goroutines of outgoing links
+	out     map[pair]*outLink
+	in      map[*inStream]struct{}
+	// bidiIn indexes the incoming bidi streams by the pairs of ours they
+	// may carry (the reverse of each pair authenticated on them), for
+	// bidiRoute (bidi.go).
+	bidiIn    map[pair][]*inStream
 	listeners map[net.Listener]struct{}
 	wg        sync.WaitGroup
 	addrs     addrCount     // incoming connections per remote address
@@ -108,6 +112,7 @@ func New(c Config) (*Manager, error) {
 		clock:     c.clock,
 		out:       make(map[pair]*outLink),
 		in:        make(map[*inStream]struct{}),
+		bidiIn:    make(map[pair][]*inStream),
 		listeners: make(map[net.Listener]struct{}),
 	}
 	m.bounces = newBouncer(m)

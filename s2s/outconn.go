@@ -103,10 +103,14 @@ type outConn struct {
 	// (XEP-0478). hook, set by the link before the reader starts, sees
 	// each element the peer sends first, and takes it when it returns
 	// true.
-	sm     *smOut
-	rh     atomic.Uint32 // with sm on a bidi stream: the peer's stanzas handled (bidi.go)
-	limits peerLimits
-	hook   func(wire.Element) bool
+	sm *smOut
+	rh atomic.Uint32 // with sm on a bidi stream: the peer's stanzas handled (bidi.go)
+	// lastRev is when the peer last sent a stanza back over the stream
+	// (UnixNano on the Manager's clock; 0 for none): IdleTimeout counts
+	// both directions of a bidi stream.
+	lastRev atomic.Int64
+	limits  peerLimits
+	hook    func(wire.Element) bool
 }
 
 func (oc *outConn) ended() <-chan struct{} { return oc.done }

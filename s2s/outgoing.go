@@ -419,12 +419,33 @@ func (l *outLink) idleFired(ls linkStream) {
 	if l.conn != ls {
 		return
 	}
-	if rest := l.m.cfg.IdleTimeout - l.m.clock.Now().Sub(l.lastWrite); rest > 0 {
+	last := l.lastWrite
+	if oc := outConnOf(ls); oc != nil {
+		// Stanzas the peer sends back over our bidi stream keep it busy
+		// too.
+		if t := oc.lastRev.Load(); t != 0 && time.Unix(0, t).After(last) {
+			last = time.Unix(0, t)
+		}
+	}
+	if rest := l.m.cfg.IdleTimeout - l.m.clock.Now().Sub(last); rest > 0 {
 		l.idleTimer = l.m.clock.AfterFunc(rest, func() { l.idleFired(ls) })
 		return
 	}
 	l.idleDue = true
 	l.wakeLocked()
+}
+
+// outConnOf is the outgoing stream of ours under ls, if it is one (a
+// link's own, or the one its share is of); nil for an incoming stream's
+// view.
+func outConnOf(ls linkStream) *outConn {
+	switch ls := ls.(type) {
+	case *outConn:
+		return ls
+	case *shareView:
+		return ls.oc
+	}
+	return nil
 }
 
 // connectFailed bounces what waited and holds off the next attempt (owner

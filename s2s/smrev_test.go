@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -312,4 +313,105 @@ func (s *rawServer) acceptSM(domain string) {
 		t.Fatalf("waiting for <enable/>: %v %s", err, e.Raw)
 	}
 	s.write(string(sm.Enabled))
+}
+
+// TestBidiIdleCountsOurWrites: IdleTimeout ends a bidi stream on which
+// nothing moved for that long in either direction, on both sides. b.test
+// keeps writing back over a.test's bidi stream (without XEP-0198, so that
+// no acknowledgement counts as traffic the other way), at intervals well
+// under the IdleTimeout of both, for several times IdleTimeout: b.test's
+// incoming stream and a.test's link stay up and carry everything; once
+// b.test stops, the stream ends as idle.
+func TestBidiIdleCountsOurWrites(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	opts := []nodeOpt{withConfig(func(c *Config) { c.DisableStreamManagement, c.IdleTimeout = true, idle })}
+	a, b := pairNodes(t, opts, opts)
+	a.send("<message from='alice@a.test' to='bob@b.test' id='open'/>")
+	b.nextDelivered()
+	in, ok := linkOf(b.m.Links(), Incoming, "b.test", "a.test")
+	if !ok {
+		t.Fatal("no incoming link")
+	}
+	tick := time.NewTicker(idle / 8)
+	defer tick.Stop()
+	end := time.Now().Add(4 * idle)
+	sent := 0
+	for time.Now().Before(end) {
+		<-tick.C
+		b.send(fmt.Sprintf("<message from='bob@b.test' to='alice@a.test' id='ba%d'/>", sent))
+		sent++
+		if got := a.nextDelivered(); got.ID != fmt.Sprintf("ba%d", sent-1) {
+			t.Fatalf("a got %s", got.ID)
+		}
+	}
+	for _, l := range b.m.Links() {
+		if l.Direction == Outgoing && l.Stream != in.Stream {
+			t.Fatalf("b.test's link back left a.test's stream %d for %d", in.Stream, l.Stream)
+		}
+	}
+	for _, n := range []*node{a, b} {
+		for drained := false; !drained; {
+			select {
+			case e := <-n.events:
+				if e.Kind == LinkDown {
+					t.Fatalf("while b.test wrote: %v's %s link down: %v", n.domains, e.Link.Direction, e.Err)
+				}
+			default:
+				drained = true
+			}
+		}
+	}
+	// Quiet now: the stream ends as idle, on whichever side's timer
+	// fires first (the other sees a clean close).
+	var aDown, bDown *Event
+	deadline := time.After(wait)
+	for aDown == nil || bDown == nil {
+		select {
+		case e := <-a.events:
+			if e.Kind == LinkDown && e.Link.Direction == Outgoing {
+				aDown = &e
+			}
+		case e := <-b.events:
+			if e.Kind == LinkDown && e.Link.Direction == Incoming {
+				bDown = &e
+			}
+		case <-deadline:
+			t.Fatal("the quiet stream did not end")
+		}
+	}
+	if !errors.Is(aDown.Err, ErrIdle) && !errors.Is(bDown.Err, ErrIdle) {
+		t.Fatalf("the stream ended with %v (a.test) and %v (b.test), neither idle", aDown.Err, bDown.Err)
+	}
+}
+
+// TestBidiIndex: the incoming bidi streams are indexed by the pairs of
+// ours they may carry, and an ended stream leaves the index.
+func TestBidiIndex(t *testing.T) {
+	a, b := pairNodes(t, nil, nil)
+	a.send("<message from='alice@a.test' to='bob@b.test' id='open'/>")
+	b.nextDelivered()
+	b.send("<message from='bob@b.test' to='alice@a.test' id='back'/>")
+	a.nextDelivered()
+	b.m.mu.Lock()
+	ins := b.m.bidiIn[pair{"b.test", "a.test"}]
+	n := len(b.m.bidiIn)
+	b.m.mu.Unlock()
+	if n != 1 || len(ins) != 1 {
+		t.Fatalf("index %d pairs, %d streams for b.test → a.test", n, len(ins))
+	}
+	shutdown(t, a)
+	awaitDown(t, b, Incoming)
+	deadline := time.Now().Add(wait)
+	for {
+		b.m.mu.Lock()
+		n := len(b.m.bidiIn)
+		b.m.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ended stream is still indexed (%d pairs)", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
