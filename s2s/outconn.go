@@ -109,8 +109,11 @@ type outConn struct {
 	// (UnixNano on the Manager's clock; 0 for none): IdleTimeout counts
 	// both directions of a bidi stream.
 	lastRev atomic.Int64
-	limits  peerLimits
-	hook    func(wire.Element) bool
+	// early are the peer's stanzas back that came before its <enabled/>
+	// (sm.go), for readLoop to deliver first.
+	early  []wire.Element
+	limits peerLimits
+	hook   func(wire.Element) bool
 }
 
 func (oc *outConn) ended() <-chan struct{} { return oc.done }
@@ -222,7 +225,19 @@ func (oc *outConn) close(say bool, why error) {
 // it) and bad input end the stream with a stream error.
 func (oc *outConn) readLoop(m *Manager) {
 	var err error
-	for {
+	for _, e := range oc.early {
+		if err = oc.deliverReverse(m, e); err != nil {
+			m.log.Warn("s2s: ended an outgoing stream for a stanza it may not carry", "from", domain.Clip(e.From), "to", domain.Clip(e.To), "err", err)
+			oc.fault(m, err)
+			break
+		}
+	}
+	if len(oc.early) > 0 {
+		// Sent before the peer's <enabled/>: not in its count.
+		oc.rh.Store(0)
+		oc.early = nil
+	}
+	for err == nil {
 		// Wait for the peer here, not inside next: see wire's Await.
 		oc.r.Await()
 		var e wire.Element

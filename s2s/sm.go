@@ -133,6 +133,11 @@ func (s *inStream) handleSM(st *settings, ep *epoch, e wire.Element) (flow, erro
 	return flowOn, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> is for the initiating side of a stream", el.Kind))
 }
 
+// maxEarly bounds the stanzas a peer may send back over a bidi stream
+// between authentication and its <enabled/>: one round trip's worth of a
+// link's batch.
+const maxEarly = 256
+
 // enableSM asks the peer for stream management once the stream is
 // authenticated, and waits for the answer: the link keeps its stanzas
 // until acknowledged only once the peer said <enabled/>.
@@ -147,6 +152,15 @@ func (o *outStream) enableSM(f *wire.Feature) (flow, error) {
 		e, err := next(o.r)
 		if err != nil {
 			return flowOn, fmt.Errorf("%w: waiting for <enabled/> from %s: %w", ErrNegotiation, o.p.remote, err)
+		}
+		if o.bidiAsked && e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) && len(o.early) < maxEarly {
+			// On a bidi stream the peer may send back as soon as the
+			// pair is authenticated, before it reads our <enable/>
+			// (another Manager does, when a link of its was waiting):
+			// kept for the stream's reader, which checks and delivers
+			// them first. Sent before <enabled/>, they are not counted.
+			o.early = append(o.early, e)
+			continue
 		}
 		if e.Name.Space != sm.NS {
 			return flowOn, fmt.Errorf("%w: %s sent <%s xmlns='%s'> before answering <enable/>", ErrNegotiation,

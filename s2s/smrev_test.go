@@ -415,3 +415,41 @@ func TestBidiIndex(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestOutgoingEarlyReverse: on a bidi stream the peer may send back before
+// it answers our <enable/> (another Manager does when a link of its finds
+// the stream as soon as our pair is authenticated). Such a stanza is
+// delivered, not taken for a broken negotiation, and not counted: the
+// count starts at the peer's <enabled/>.
+func TestOutgoingEarlyReverse(t *testing.T) {
+	s := newRawServer(t)
+	a := newNode(t, listen(t), []string{"a.test"}, map[string]netip.AddrPort{"r.test": addrOf(s.ln)})
+	a.send("<message from='y@a.test' to='x@r.test' id='out'/>")
+	s.acceptWith("r.test", dialbackFeature, bidiFeature, sm.Feature)
+	s.write("<message from='x@r.test' to='y@a.test' id='early'/>")
+	if e, err := s.next(); err != nil || e.Name.Local != "enable" {
+		t.Fatalf("waiting for <enable/>: %v %s", err, e.Raw)
+	}
+	s.write(string(sm.Enabled))
+	if got := a.nextDelivered(); got.ID != "early" {
+		t.Fatalf("delivered %s", got.ID)
+	}
+	s.write("<message from='x@r.test' to='y@a.test' id='later'/>")
+	s.write(string(sm.Request))
+	if got := a.nextDelivered(); got.ID != "later" {
+		t.Fatalf("delivered %s", got.ID)
+	}
+	for {
+		e, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name.Space != sm.NS || e.Name.Local != "a" {
+			continue
+		}
+		if el, err := sm.Parse(e.Raw); err != nil || el.H != 1 {
+			t.Fatalf("answer %s (%v), want h='1': the stanza before <enabled/> is not counted", e.Raw, err)
+		}
+		return
+	}
+}

@@ -257,6 +257,9 @@ type outStream struct {
 	sm          bool // the peer enabled XEP-0198 (sm.go)
 	limits      peerLimits
 	bidiAsked   bool // we sent <bidi/> (bidi.go)
+	// early are stanzas the peer sent back over a bidi stream before its
+	// <enabled/> (sm.go), delivered once the stream is up (readLoop).
+	early []wire.Element
 	// held is what an entry wrote that needs no answer (<bidi/>): it
 	// goes out with the next request (send), which the peer answers.
 	held []byte
@@ -336,6 +339,7 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 		if o.sm {
 			oc.sm = newSMOut(m)
 		}
+		oc.early = o.early
 		if oc.bidi && o.is(stateAuthed) {
 			// The peer may send back for the reverse of our pair (bidi.go).
 			oc.addReverse(p)
