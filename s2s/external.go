@@ -276,13 +276,17 @@ func (s *inStream) externalAuth(st *settings, ep *epoch, e wire.Element) (restar
 	if err := s.pairs.Add(s.peer, s.local); err != nil {
 		return refuse(saslext.NotAuthorized, "", err)
 	}
+	// What was asked before <success/> is not answered after it, and
+	// nothing of ours goes on this stream any more: a link of ours that
+	// finds the pair below (bidi) waits for the stream after <success/>
+	// (a stanza before <success/> would break the peer's negotiation).
+	s.endEpoch()
 	// Registered before <success/>, as dialback does, so that the first
 	// stanzas of the peer find their link.
 	if !s.pairUpAuth(s.local, s.peer, AuthSASLExternal) {
 		return false, net.ErrClosed
 	}
 	s.set(stateSASL)
-	s.endEpoch() // what was asked before <success/> is not answered after it
 	if err := s.write([]byte(saslext.Success)); err != nil {
 		return false, err
 	}

@@ -294,6 +294,9 @@ func (s *inStream) run() error {
 		s.wmu.Lock()
 		ep.open = true
 		s.wmu.Unlock()
+		if s.isBidi() {
+			s.offerMoves() // the stream after SASL may carry ours now (bidimove.go)
+		}
 		restart, err := s.read(s.r, ep)
 		if err != nil || !restart {
 			return err
@@ -472,6 +475,7 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 	s.mu.Unlock()
 	if s.isBidi() {
 		m.indexBidi(s, pair{local, remote})
+		s.offerMoves() // bidimove.go
 	}
 	if s.set(stateAuthed) {
 		// The first pair ends the negotiation timeout; from now on the

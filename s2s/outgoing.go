@@ -60,6 +60,10 @@ type outLink struct {
 	// traffic for IdleTimeout (smout.go).
 	probe  []byte
 	askAck bool
+	// moving is our own stream the link is leaving for the peer's bidi
+	// stream (bidimove.go), moveSaid that we closed it.
+	moving   *outConn
+	moveSaid bool
 	// stopCond, stopText and stopCause are fail's bounce, for what the
 	// stream held unacknowledged when fail ended it.
 	stopCond  stanza.Condition
@@ -219,6 +223,10 @@ func (l *outLink) run() {
 		if x != nil {
 			take = max(0, min(take, x.room()))
 		}
+		moving := l.moving != nil && l.moving == ls && !l.draining
+		if moving {
+			take = 0 // the rest goes on the peer's stream (bidimove.go)
+		}
 		if take == len(l.queue) {
 			batch, l.queue = l.queue, batch[:0]
 		} else {
@@ -234,7 +242,7 @@ func (l *outLink) run() {
 			// the owner), after asking for it.
 			// (A link fail ends does not wait: stopCond is set.)
 			holding := x != nil && x.holding() > 0
-			waitAcks := holding && (len(l.queue) > 0 || (l.draining && l.stopCond == ""))
+			waitAcks := holding && (len(l.queue) > 0 || (l.draining && l.stopCond == "") || moving)
 			if waitAcks {
 				if _, ok := x.uncovered(); ok {
 					l.askAck = true
@@ -243,6 +251,20 @@ func (l *outLink) run() {
 				}
 			}
 			switch {
+			case moving && !holding && !l.moveSaid:
+				// Everything written is acknowledged (or, without
+				// XEP-0198, the peer's close will say it read it all):
+				// close our stream and wait for the peer's close.
+				l.moveSaid = true
+				if l.failWhy == nil {
+					l.failWhy = errMoved
+				}
+				oc := ls.(*outConn)
+				l.mu.Unlock()
+				oc.sayClose()
+				continue
+			case moving:
+				why = errWait
 			case waitAcks && !(l.idleDue && !l.draining):
 				why = errWait
 			case l.draining:
@@ -403,6 +425,11 @@ func (l *outLink) connect() {
 			m.dropStream(ls)
 			l.signal() // the owner takes the link down
 		})
+		// The peer's own stream may have come up meanwhile (both
+		// servers opened their first stream at once).
+		if m.bidiRoute(l.pair) != nil {
+			l.considerMove()
+		}
 	case *inView:
 		ls.attach(l) // the incoming stream's reader wakes the owner when it ends
 	case *shareView:
@@ -543,6 +570,7 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		l.idleTimer = nil
 	}
 	l.stopTimers()
+	l.moving, l.moveSaid = nil, false
 	l.probe, l.askAck, l.pingID = nil, false, ""
 	l.ctrl = nil // their Verify callers learn of the close from ls.close
 	var bounce, dropped []Stanza
@@ -566,7 +594,7 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 		m.dropOut(l)
 	}
 
-	if why == nil || errors.Is(why, ErrIdle) || errors.Is(why, ErrPeerClosed) || errors.Is(why, ErrDenied) || errors.Is(why, ErrClosed) {
+	if why == nil || errors.Is(why, ErrIdle) || errors.Is(why, ErrPeerClosed) || errors.Is(why, ErrDenied) || errors.Is(why, ErrClosed) || errors.Is(why, errMoved) {
 		m.log.Info("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
 	} else {
 		m.log.Warn("s2s: link down", "direction", "out", "local", l.pair.local, "remote", l.pair.remote, "reason", reason(why))
