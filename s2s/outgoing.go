@@ -223,7 +223,10 @@ func (l *outLink) run() {
 		if x != nil {
 			take = max(0, min(take, x.room()))
 		}
-		moving := l.moving != nil && l.moving == ls && !l.draining
+		// Once our close is written, nothing more goes on the stream,
+		// drain or not: what waits goes to the next stream, or is
+		// bounced by a drain's down, never written after the close.
+		moving := l.moving != nil && l.moving == ls && (!l.draining || l.moveSaid)
 		if moving {
 			take = 0 // the rest goes on the peer's stream (bidimove.go)
 		}
