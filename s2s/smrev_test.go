@@ -453,3 +453,43 @@ func TestOutgoingEarlyReverse(t *testing.T) {
 		return
 	}
 }
+
+// TestBidiReverseAuthPerPair: on one bidi stream authenticated by SASL
+// EXTERNAL for its own pair and by dialback for a pair piggybacked on it,
+// each reverse pair says how it was authenticated (LinkInfo.Auth), on
+// both Managers: the stream's method for the stream's own pair, dialback
+// for the piggybacked one.
+func TestBidiReverseAuthPerPair(t *testing.T) {
+	la, lb := listen(t), listen(t)
+	opts := []nodeOpt{withMode("required_trusted"), withConfig(func(c *Config) { c.DisableSASLExternal = false })}
+	a := newNode(t, la, []string{"a.test", "a2.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)}, opts...)
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la), "a2.test": addrOf(la)}, opts...)
+	for _, from := range []string{"a.test", "a2.test"} {
+		a.send(fmt.Sprintf("<message from='u@%s' to='v@b.test' id='%s'/>", from, from))
+		if got := b.nextDelivered(); got.ID != from {
+			t.Fatalf("b got %s", got.ID)
+		}
+	}
+	for _, to := range []string{"a.test", "a2.test"} {
+		b.send(fmt.Sprintf("<message from='v@b.test' to='u@%s' id='back-%s'/>", to, to))
+		if got := a.nextDelivered(); got.ID != "back-"+to {
+			t.Fatalf("a got %s", got.ID)
+		}
+	}
+	want := map[string]Auth{"a.test": AuthSASLExternal, "a2.test": AuthDialback}
+	aLinks := a.m.Links()
+	stream := aLinks[0].Stream
+	for _, l := range aLinks {
+		if l.Stream != stream || l.Auth != want[l.Local] {
+			t.Errorf("a.test's %s link %s ↔ %s: stream %d (want %d), auth %s (want %s)", l.Direction, l.Local, l.Remote, l.Stream, stream, l.Auth, want[l.Local])
+		}
+	}
+	for _, l := range b.m.Links() {
+		if l.Auth != want[l.Remote] {
+			t.Errorf("b.test's %s link %s ↔ %s: auth %s, want %s", l.Direction, l.Local, l.Remote, l.Auth, want[l.Remote])
+		}
+	}
+	if len(aLinks) != 4 {
+		t.Errorf("a.test's links: %+v", aLinks)
+	}
+}
