@@ -48,8 +48,11 @@
 // asks to be authenticated on an outgoing stream we have to the same
 // server (same address, and under TLS a certificate naming its domain)
 // before opening one. With XEP-0198 such a stream's unacknowledged
-// stanzas go back each to its own pair's link when it dies (requeue.go).
-// LinkInfo.Stream says which pairs share a connection.
+// stanzas go back each to its own pair's link when it dies (requeue.go),
+// in both directions of a bidi stream (smrev.go: what we send back over
+// a peer's stream). Two servers whose first streams cross converge on one
+// of them (bidimove.go). LinkInfo.Stream says which pairs share a
+// connection.
 // Config.DisableBidi and Config.DisablePiggyback turn them off.
 //
 // # Streams
