@@ -300,6 +300,18 @@ func TestOutgoingAnswersReverse(t *testing.T) {
 	if rev, ok := linkOf(a.m.Links(), Incoming, "a.test", "r.test"); !ok || !rev.StreamManagement || rev.StanzasIn != 3 {
 		t.Errorf("the reverse pair: %+v", rev)
 	}
+	s.ackOurs(a, 1)
+}
+
+// ackOurs acknowledges the n stanzas our Manager wrote and waits until its
+// link holds none, so that it shuts down without a stanza to resend.
+func (s *rawServer) ackOurs(a *node, n uint32) {
+	s.t.Helper()
+	s.write(string(sm.AppendAnswer(nil, n)))
+	waitLinks(s.t, a, "our stanzas acknowledged", func(ls []LinkInfo) bool {
+		l := outgoing(ls)
+		return len(l) == 1 && l[0].Unacked == 0
+	})
 }
 
 // acceptSM is accept with bidi and <sm/> listed (as our incoming streams
@@ -450,6 +462,7 @@ func TestOutgoingEarlyReverse(t *testing.T) {
 		if el, err := sm.Parse(e.Raw); err != nil || el.H != 1 {
 			t.Fatalf("answer %s (%v), want h='1': the stanza before <enabled/> is not counted", e.Raw, err)
 		}
+		s.ackOurs(a, 1)
 		return
 	}
 }
