@@ -27,7 +27,9 @@ import (
 //     SRV-ID or XmppAddr, as starttls.VerifyName checks), and with
 //     required_trusted it also chains to our roots: what a new connection
 //     to remote would have checked (XEP-0220 §4.4);
-//   - the peer does dialback on it (feature or header).
+//   - the peer does dialback on it (feature or header);
+//   - for a new remote domain, the server has no authenticated stream of
+//     its own to us (peerStreamFrom says why).
 //
 // XEP-0220 asks for the peer's dialback <errors/> before target
 // multiplexing; Prosody 0.12 lists dialback without it and still answers
@@ -175,6 +177,11 @@ func (m *Manager) piggyback(ctx context.Context, st *settings, p pair) *shareVie
 			if !sameTarget(oc, targets) {
 				continue
 			}
+			if m.peerStreamFrom(oc.p.remote) {
+				m.log.Debug("s2s: not piggybacking another domain of a server that has a stream of its own to us",
+					"local", p.local, "remote", p.remote, "stream_to", oc.p.remote)
+				continue
+			}
 		}
 		if err := certCovers(st, oc, p.remote); err != nil {
 			m.log.Debug("s2s: not piggybacking on a stream whose certificate does not cover the domain",
@@ -194,6 +201,36 @@ func (m *Manager) piggyback(ctx context.Context, st *settings, p pair) *shareVie
 		}
 	}
 	return nil
+}
+
+// peerStreamFrom reports whether remote has an authenticated stream of its
+// own to us. A server that sends over a stream of its own rather than our
+// bidi one may route the answers of another of its domains, piggybacked on
+// our stream, over that stream of its own, where that domain never
+// authenticated, and we would end it (invalid-from) with everything on it:
+// Prosody 0.12 does so after dialback, having verified our piggybacked key
+// over that stream (internal/interop, TestProsodyBidi). Towards such a
+// server a new remote domain opens a stream of its own; a new local domain
+// (the same remote) is not affected, its answers have no such stream to
+// take.
+func (m *Manager) peerStreamFrom(remote string) bool {
+	m.mu.Lock()
+	ins := make([]*inStream, 0, len(m.in))
+	for s := range m.in {
+		ins = append(ins, s)
+	}
+	m.mu.Unlock()
+	for _, s := range ins {
+		s.mu.Lock()
+		for k := range s.links {
+			if k.From == remote {
+				s.mu.Unlock()
+				return true
+			}
+		}
+		s.mu.Unlock()
+	}
+	return false
 }
 
 // sharable lists the up outgoing streams of our own that may carry a

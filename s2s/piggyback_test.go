@@ -523,3 +523,25 @@ func quiet(t *testing.T, a *node, answered <-chan struct{}, done func() bool, ta
 		}
 	}
 }
+
+// TestPiggybackPeerOwnStream: a server that sends to us over a stream of
+// its own (here b, with bidi off) may route another of its domains'
+// answers over that stream, where that domain never authenticated (Prosody
+// does, after dialback): a's pair to b2.test is then not piggybacked on
+// a's stream to b1.test but opens its own. A new local domain of a's to
+// b1.test still is.
+func TestPiggybackPeerOwnStream(t *testing.T) {
+	la, lb := newOpenListener(t), newOpenListener(t)
+	a, b := twoByTwo(t, la, lb, nil, []nodeOpt{withConfig(func(c *Config) { c.DisableBidi = true })})
+	exchange(t, a, b, "a1.test", "b1.test")
+	exchange(t, b, a, "b1.test", "a1.test") // over a stream of b's own
+	exchange(t, a, b, "a1.test", "b2.test")
+	exchange(t, a, b, "a2.test", "b1.test")
+	streams := map[string]uint64{}
+	for _, l := range outgoing(a.m.Links()) {
+		streams[l.Local+">"+l.Remote] = l.Stream
+	}
+	if s := streams["a1.test>b1.test"]; s == 0 || streams["a1.test>b2.test"] == s || streams["a2.test>b1.test"] != s {
+		t.Errorf("a's links by stream %v, want a2.test's on a1.test's stream to b1.test and b2.test's on its own", streams)
+	}
+}

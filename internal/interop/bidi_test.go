@@ -84,8 +84,8 @@ func TestProsodyBidi(t *testing.T) {
 			if tc.weFirst && tc.oneConn && o.ln.accepted.Load() != 0 {
 				t.Errorf("Prosody opened %d connections to us although our bidi stream carries its stanzas", o.ln.accepted.Load())
 			}
-			if tc.weFirst && tc.external {
-				piggybackProsody(t, o, p, out[0].Stream)
+			if tc.weFirst {
+				piggybackProsody(t, o, p, out[0].Stream, tc.external)
 			}
 			ctx, cancel := ctlContext()
 			defer cancel()
@@ -98,13 +98,19 @@ func TestProsodyBidi(t *testing.T) {
 	}
 }
 
-// piggybackProsody: Prosody's second domain on our stream (XEP-0220
-// multiplexing), both ways. We ping chat.prosody.test: the pair is
-// piggybacked on our stream to prosody.test (one certificate names both),
-// Prosody verifies the key over a stream of its own from that domain, and
-// its pong comes back over ours, where the piggybacked pair's reverse is
-// authenticated. Then chat.prosody.test pings us and gets our pong.
-func piggybackProsody(t *testing.T, o *ours, p *prosodyPeer, stream uint64) {
+// piggybackProsody: Prosody's second domain, both ways. We ping
+// chat.prosody.test, then chat.prosody.test pings us and gets our pong.
+//
+// With shared (our stream authenticated by SASL EXTERNAL, Prosody sending
+// over it), the pair is piggybacked on our stream to prosody.test (one
+// certificate names both), Prosody verifies the key over a stream of its
+// own from that domain, and its pong comes back over ours, where the
+// piggybacked pair's reverse is authenticated. After dialback Prosody
+// keeps a stream of its own to us, and would send chat.prosody.test's
+// answers over that one, where chat.prosody.test never authenticated
+// (TestProsodyBidiFactsDialback): there our pair to chat.prosody.test
+// opens a stream of its own instead, as without piggybacking.
+func piggybackProsody(t *testing.T, o *ours, p *prosodyPeer, stream uint64, shared bool) {
 	t.Helper()
 	o.send(t, "<iq type='get' id='bidi-more' from='"+ourDomain+"' to='"+prosodyMore+"'><ping xmlns='urn:xmpp:ping'/></iq>")
 	pong := o.deliveredMatching(t, prosodyMore+"'s pong", func(s s2s.Stanza) bool { return s.ID == "bidi-more" })
@@ -112,10 +118,17 @@ func piggybackProsody(t *testing.T, o *ours, p *prosodyPeer, stream uint64) {
 		t.Fatalf("pong %s", pong.Raw)
 	}
 	more, _ := o.links(prosodyMore)
-	if len(more) != 1 || more[0].Stream != stream || more[0].Auth != s2s.AuthDialback {
+	switch {
+	case len(more) != 1:
+		t.Errorf("our links to %s: %+v", prosodyMore, more)
+	case shared && (more[0].Stream != stream || more[0].Auth != s2s.AuthDialback):
 		t.Errorf("our link to %s: %+v, want dialback on stream %d", prosodyMore, more, stream)
+	case !shared && more[0].Stream == stream:
+		t.Errorf("our link to %s is on our stream to %s, over which Prosody does not send", prosodyMore, prosodyDomain)
 	}
-	waitLog(t, p, "our piggybacked request", "Received[s2sin]: <result", "to='"+prosodyMore+"'")
+	if shared {
+		waitLog(t, p, "our piggybacked request", "Received[s2sin]: <result", "to='"+prosodyMore+"'")
+	}
 
 	done := make(chan pingResult, 1)
 	go func() {
