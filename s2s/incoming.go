@@ -226,13 +226,20 @@ func (s *inStream) end(err error) {
 	s.cancel()
 	s.stopKeepAlive()
 	s.wmu.Lock()
+	wasClosed := s.closed
 	s.closed = true
 	s.conn.Close()
-	if s.why != nil {
+	switch {
+	case s.why != nil:
 		// Reload's policy closed the stream: that is the reason,
 		// whatever the reader or a write of its saw after (net.ErrClosed
 		// from answering an element that was already on its way).
 		err = s.why
+	case wasClosed && errors.Is(err, net.ErrClosed):
+		// We had closed it (Shutdown, a stream error already sent) and
+		// the reader's answer to an element on its way found it so: the
+		// reason was reported there, as readFailed says for a read.
+		err = nil
 	}
 	held := s.endRevLocked()
 	s.wmu.Unlock()
