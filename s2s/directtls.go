@@ -134,6 +134,13 @@ func (s *inStream) acceptDirect(st *settings) error {
 		s.dropConn()
 		return fmt.Errorf("direct TLS handshake with %s: %w", raw.RemoteAddr(), err)
 	}
+	if st.tls.Mode == starttls.RequiredTrusted {
+		// DirectServerConfig's handshake checked the chain, and no name:
+		// checkDirectPeer checks the header's 'from' when it comes.
+		s.wmu.Lock()
+		s.trusted, s.trustedBy = "", st.tls
+		s.wmu.Unlock()
+	}
 	s.set(stateDirect)
 	return nil
 }
@@ -151,16 +158,25 @@ func (s *inStream) dropConn() {
 // stream: the handshake checked the chain only, since the peer's name was
 // not known yet; with STARTTLS the header came first and the handshake
 // checked the name too. A header without 'from' leaves the check to each
-// domain dialback or SASL claims.
+// domain dialback or SASL claims. A proven 'from' is recorded as the
+// STARTTLS handshake's is, so that listing SASL EXTERNAL, the restarted
+// stream and a dialback request from the same domain do not check it
+// again (verifyPeer); the chain is not checked again at all when the
+// settings are still the handshake's.
 func (s *inStream) checkDirectPeer(st *settings, h wire.Header) error {
 	if !s.is(stateDirect) || st.tls.Mode != starttls.RequiredTrusted || s.peer == "" {
 		return nil
 	}
-	if err := st.tls.VerifyPeer(s.peer, s.tls); err != nil {
+	if err := s.verifyPeer(st, s.peer); err != nil {
 		s.replyHeader(h)
 		s.fail(stream.NotAuthorized, fmt.Sprintf("the certificate does not prove %s", s.peer))
 		return err
 	}
+	s.wmu.Lock()
+	if s.trustedBy == st.tls {
+		s.trusted = s.peer
+	}
+	s.wmu.Unlock()
 	return nil
 }
 

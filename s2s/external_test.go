@@ -549,3 +549,101 @@ func TestExternalAfterStartTLSRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestExternalAfterDirectTLSRestart is TestExternalAfterStartTLSRestart for
+// direct TLS under required_trusted: the handshake checks the chain only,
+// and the names checked after it (the header's 'from', EXTERNAL's listing,
+// the restarted stream, a dialback claim) check the name without the chain
+// again (directtls.go, verifyPeer). Each must still be checked: a 'from'
+// the certificate does not name, a restart from another domain and a
+// dialback claim for another domain are refused, however the name before
+// them was proven.
+func TestExternalAfterDirectTLSRestart(t *testing.T) {
+	for i, tc := range []struct {
+		from    string // the first header's 'from'
+		restart string // after SASL EXTERNAL, the restarted stream's 'from'
+		claim   string // instead, a dialback request from this domain
+		want    string // the stream error, or the dialback error condition; "" for success
+	}{
+		{from: "a.test", restart: "a.test"},
+		{from: "evil.test", want: "not-authorized"},
+		{from: "a.test", restart: "evil.test", want: "invalid-from"},
+		{from: "a.test", claim: "evil.test", want: "not-authorized"},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			lb, ld := listen(t), listen(t)
+			b := newNode(t, lb, []string{"b.test"}, nil, withMode("required_trusted"), withExternal)
+			go b.m.ServeTLS(ld)
+			leaf, err := testCA().Leaf(testcert.Options{DNSNames: []string{"a.test"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn, err := tls.Dial("tcp", ld.Addr().String(), &tls.Config{
+				ServerName: "b.test", RootCAs: testCA().Pool(), Certificates: []tls.Certificate{leaf.TLS},
+				NextProtos: []string{starttls.ALPN},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(wait))
+			p := &rawPeer{t: t, conn: conn}
+			// open sends a header and returns the features, or the stream
+			// error's condition.
+			open := func(from string) ([]wire.Feature, string) {
+				p.r = wire.NewReader(conn, wire.DefaultLimits)
+				p.write(headerString(from, "b.test"))
+				if _, err := p.r.ReadHeader(); err != nil {
+					t.Fatalf("header: %v", err)
+				}
+				e, err := p.r.Next()
+				if pe := (*wire.PeerError)(nil); errors.As(err, &pe) {
+					return nil, pe.Err.Err
+				} else if err != nil {
+					t.Fatalf("features: %v", err)
+				}
+				feats, err := wire.ParseFeatures(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return feats, ""
+			}
+			feats, cond := open(tc.from)
+			if tc.from != "a.test" {
+				if cond != tc.want {
+					t.Fatalf("stream error %q (features %+v), want %q", cond, feats, tc.want)
+				}
+				return
+			}
+			if !offersExternal(feats) {
+				t.Fatalf("EXTERNAL not offered: %+v", feats)
+			}
+			if tc.claim != "" {
+				p.write(dbResult(tc.claim, "b.test", "k"))
+				r := p.nextAnswer()
+				if r.Type != dialback.Failed || r.Err == nil || r.Err.Condition != stanza.Condition(tc.want) {
+					t.Fatalf("answer %+v, want an error %s", r, tc.want)
+				}
+				return
+			}
+			p.write(string(saslext.Auth(saslext.Name, nil, true)))
+			if e, err := p.r.Next(); err != nil || e.Name.Local != "success" {
+				t.Fatalf("answer to <auth/>: %+v, %v", e.Name, err)
+			}
+			feats, cond = open(tc.restart)
+			if cond != tc.want {
+				t.Fatalf("stream error %q after the restart, want %q", cond, tc.want)
+			}
+			if tc.want != "" {
+				return
+			}
+			if offersExternal(feats) {
+				t.Fatalf("features after success %+v", feats)
+			}
+			p.write(`<message from='x@a.test' to='y@b.test' id='raw'/>`)
+			if got := b.nextDelivered(); got.ID != "raw" {
+				t.Fatalf("delivered %+v", got)
+			}
+		})
+	}
+}

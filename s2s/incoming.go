@@ -51,9 +51,10 @@ type inStream struct {
 	pairs dialback.Pairs
 	local string // the 'to' of the stream header, normalised
 	peer  string // the 'from' of the stream header, normalised; may be ""
-	// trusted is the peer name that the STARTTLS handshake verified the
-	// certificate for, and trustedBy the starttls.Config that did (see
-	// verifyPeer); under wmu.
+	// trustedBy is the starttls.Config whose required_trusted handshake
+	// (STARTTLS or direct TLS) checked the peer's chain, and trusted the
+	// name it checked the certificate for as well, or "" (see verifyPeer);
+	// under wmu.
 	trusted   string
 	trustedBy *starttls.Config
 

@@ -90,8 +90,9 @@ func (s *inStream) startTLS(st *settings) error {
 		s.dropConn()
 		return fmt.Errorf("TLS handshake with %s: %w", s.conn.RemoteAddr(), err)
 	}
-	if st.tls.Mode == starttls.RequiredTrusted && s.peer != "" {
-		// ServerConfig's handshake checked the chain and this name.
+	if st.tls.Mode == starttls.RequiredTrusted {
+		// ServerConfig's handshake checked the chain, and this name when
+		// the header had one.
 		s.wmu.Lock()
 		s.trusted, s.trustedBy = s.peer, st.tls
 		s.wmu.Unlock()
@@ -99,20 +100,31 @@ func (s *inStream) startTLS(st *settings) error {
 	return nil
 }
 
-// verifyPeer is st.tls.VerifyPeer on the stream's certificate, skipped when
-// the STARTTLS handshake already made that very check (same name, same
-// starttls.Config, so the same roots and mode): chain verification is the
-// costliest step of an incoming stream after the handshake itself, and
-// listing SASL EXTERNAL after TLS asked for it a second time on every
-// stream.
+// verifyPeer is st.tls.VerifyPeer on the stream's certificate, without the
+// parts this connection's handshake already made: when the handshake ran
+// under the same starttls.Config in required_trusted (so the same roots and
+// mode), the chain is not checked again, only the name, and not even that
+// for the name the handshake checked. Chain verification is the costliest
+// step of an incoming stream after the handshake itself, and listing SASL
+// EXTERNAL after TLS, a direct TLS header's 'from' and each dialback claim
+// asked for it again. The chain is the one the handshake judged at its
+// time, as for every stanza the connection carries after it.
 func (s *inStream) verifyPeer(st *settings, name string) error {
 	s.wmu.Lock()
-	state, done := s.tls, s.trustedBy == st.tls && s.trusted == name
+	state, by, trusted := s.tls, s.trustedBy, s.trusted
 	s.wmu.Unlock()
-	if done {
+	switch {
+	case by != st.tls || name == "":
+		return st.tls.VerifyPeer(name, state)
+	case name == trusted:
 		return nil
+	case len(state.PeerCertificates) == 0:
+		return &starttls.VerifyError{Domain: name, Err: starttls.ErrNoPeerCertificate}
 	}
-	return st.tls.VerifyPeer(name, state)
+	if err := starttls.VerifyName(state.PeerCertificates[0], name); err != nil {
+		return &starttls.VerifyError{Domain: name, Err: err}
+	}
+	return nil
 }
 
 // startTLS decides from the peer's features whether to start TLS, per
