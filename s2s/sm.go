@@ -133,10 +133,13 @@ func (s *inStream) handleSM(st *settings, ep *epoch, e wire.Element) (flow, erro
 	return flowOn, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> is for the initiating side of a stream", el.Kind))
 }
 
-// maxEarly bounds the stanzas a peer may send back over a bidi stream
-// between authentication and its <enabled/>: one round trip's worth of a
-// link's batch.
-const maxEarly = 256
+// maxEarlyBytes bounds the bytes of the stanzas a peer may send back over
+// a bidi stream between authentication and its <enabled/>, which the
+// stream keeps until its reader delivers them: a few batches of a link's,
+// and far less than the outgoing reader's bound per stanza times any
+// count of them (256 stanzas of 1 MiB each were a quarter GiB per stream
+// for any peer we connect to).
+const maxEarlyBytes = 1 << 20
 
 // enableSM asks the peer for stream management once the stream is
 // authenticated, and waits for the answer: the link keeps its stanzas
@@ -153,12 +156,22 @@ func (o *outStream) enableSM(f *wire.Feature) (flow, error) {
 		if err != nil {
 			return flowOn, fmt.Errorf("%w: waiting for <enabled/> from %s: %w", ErrNegotiation, o.p.remote, err)
 		}
-		if o.bidiAsked && e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) && len(o.early) < maxEarly {
+		if o.bidiAsked && e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) {
 			// On a bidi stream the peer may send back as soon as the
 			// pair is authenticated, before it reads our <enable/>
 			// (another Manager does, when a link of its was waiting):
 			// kept for the stream's reader, which checks and delivers
 			// them first. Sent before <enabled/>, they are not counted.
+			// What they may hold is bounded here, where they are kept:
+			// max_stanza_size each, as the reader would check, and
+			// maxEarlyBytes in all.
+			n := int64(len(e.Raw))
+			if max := o.m.settings().s2s.MaxStanzaSize; max > 0 && n > max {
+				return flowOn, o.refuse(stream.PolicyViolation, fmt.Sprintf("a stanza of %d bytes, over max_stanza_size (%d)", n, max))
+			}
+			if o.earlyBytes += n; o.earlyBytes > maxEarlyBytes {
+				return flowOn, o.refuse(stream.PolicyViolation, fmt.Sprintf("over %d bytes of stanzas sent back before answering <enable/>", maxEarlyBytes))
+			}
 			o.early = append(o.early, e)
 			continue
 		}
@@ -184,6 +197,15 @@ func (o *outStream) enableSM(f *wire.Feature) (flow, error) {
 		}
 		return flowOn, fmt.Errorf("%w: %s answered <enable/> with <%s/>", ErrNegotiation, o.p.remote, el.Kind)
 	}
+}
+
+// refuse ends a stream being negotiated with a stream error for what the
+// peer sent, and returns the negotiation's error saying so.
+func (o *outStream) refuse(cond stream.Error, text string) error {
+	f := newStreamFault(cond, text)
+	o.conn.SetWriteDeadline(time.Now().Add(o.m.cfg.WriteTimeout))
+	wire.WriteError(o.conn, f.se)
+	return fmt.Errorf("%w: %s: %w", ErrNegotiation, o.p.remote, f)
 }
 
 // alive wraps the connection of a new incoming stream so that every byte

@@ -203,9 +203,10 @@ func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
 			oc.close(false, err)
 			return true
 		}
-		// Room opened, or a drain waited for this: the owner goes on.
+		// Room opened, or a drain or a move onto the peer's bidi stream
+		// (bidimove.go) waited for this: the owner goes on.
 		l.mu.Lock()
-		if l.conn == oc && (len(l.queue) > 0 || l.draining) {
+		if l.conn == oc && (len(l.queue) > 0 || l.draining || l.moving == oc) {
 			l.wakeLocked()
 		}
 		l.mu.Unlock()

@@ -3,11 +3,15 @@ package s2s
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/sm"
 	"github.com/xmpp-s2s/federation/internal/wire"
@@ -504,5 +508,68 @@ func TestBidiReverseAuthPerPair(t *testing.T) {
 	}
 	if len(aLinks) != 4 {
 		t.Errorf("a.test's links: %+v", aLinks)
+	}
+}
+
+// TestOutgoingEarlyReverseBounded: what a peer sends back before answering
+// our <enable/> is kept until the stream is up, so it is bounded where it
+// is kept: a stanza over max_stanza_size, or more than maxEarlyBytes of
+// them, ends the stream with policy-violation and nothing is delivered.
+func TestOutgoingEarlyReverseBounded(t *testing.T) {
+	const big = 2000
+	stanza := func(id string, n int) string {
+		return "<message from='x@r.test' to='y@a.test' id='" + id + "'><body>" + strings.Repeat("x", n) + "</body></message>"
+	}
+	for i, tc := range []struct {
+		name    string
+		max     int64 // max_stanza_size
+		stanzas []string
+	}{
+		{name: "one over max_stanza_size", max: big, stanzas: []string{stanza("small", 10), stanza("big", big)}},
+		{name: "more than the bound in all", max: 1 << 20, stanzas: func() []string {
+			var ss []string
+			for n := 0; n*(60<<10) <= maxEarlyBytes; n++ {
+				ss = append(ss, stanza("s"+strconv.Itoa(n), 60<<10))
+			}
+			return ss
+		}()},
+	} {
+		t.Run(strconv.Itoa(i)+"-"+tc.name, func(t *testing.T) {
+			a, s := rawServerNode(t, withS2S(func(c *config.S2S) { c.MaxStanzaSize = tc.max }))
+			a.send("<message from='y@a.test' to='x@r.test' id='out'/>")
+			s.acceptWith("r.test", dialbackFeature, bidiFeature, sm.Feature)
+			conn := s.conn
+			go func() {
+				// Our Manager may end the stream before all is written.
+				for _, st := range tc.stanzas {
+					if _, err := io.WriteString(conn, st); err != nil {
+						return
+					}
+				}
+			}()
+			for {
+				e, err := s.next()
+				if err == nil {
+					if e.Name.Local == "enable" || e.Name.Local == "bidi" {
+						continue
+					}
+					t.Fatalf("read %s, want the stream error", e.Raw)
+				}
+				var pe *wire.PeerError
+				if !errors.As(err, &pe) || pe.Err.Err != "policy-violation" {
+					t.Fatalf("the stream ended with %v, want stream error policy-violation", err)
+				}
+				break
+			}
+			e := waitEvent(t, a, LinkFailed)
+			if e.Err == nil || !strings.Contains(e.Err.Error(), "policy-violation") {
+				t.Errorf("LinkFailed error %v, want one saying policy-violation", e.Err)
+			}
+			select {
+			case got := <-a.delivered:
+				t.Fatalf("delivered %s", got.Raw)
+			default:
+			}
+		})
 	}
 }

@@ -259,7 +259,8 @@ type outStream struct {
 	bidiAsked   bool // we sent <bidi/> (bidi.go)
 	// early are stanzas the peer sent back over a bidi stream before its
 	// <enabled/> (sm.go), delivered once the stream is up (readLoop).
-	early []wire.Element
+	early      []wire.Element
+	earlyBytes int64 // of early (sm.go's maxEarlyBytes)
 	// held is what an entry wrote that needs no answer (<bidi/>): it
 	// goes out with the next request (send), which the peer answers.
 	held []byte
