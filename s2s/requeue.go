@@ -37,8 +37,9 @@ import (
 // once more on its next stream; one already resent is bounced
 // (remote-server-timeout, "lost twice"), as is one whose link is draining,
 // holding off after a failure, or cannot start because the Manager is
-// stopping. It takes no lock of its caller's and may be called from any
-// goroutine but a link's owner holding its mu.
+// stopping; those of a pair the policy now denies are bounced with
+// policy-violation. It takes no lock of its caller's and may be called
+// from any goroutine but a link's owner holding its mu.
 //
 // Any stream that several pairs share gives its unacknowledged stanzas
 // back through here, once, when it is dead:
@@ -101,8 +102,24 @@ func pairOf(s Stanza) pair {
 }
 
 // takeBack puts q, stanzas of p handed back from a dead stream, at the
-// head of p's link, making the link again if it left the Manager.
+// head of p's link, making the link again if it left the Manager. A pair
+// the current policy denies gets no link: its stanzas are bounced with
+// policy-violation, as Send and Reload bounce them (a stream Reload closed
+// for the policy gives back what it held after the pair's link retired).
 func (m *Manager) takeBack(p pair, q []Stanza, why error) {
+	m.mu.Lock()
+	stopping := m.stopping
+	m.mu.Unlock()
+	if stopping {
+		m.bounceAll(q, stanza.ServiceUnavailable, "the s2s service is shutting down", ErrClosed)
+		return
+	}
+	// Asked with no lock held, as Send does: a host's Policy may block.
+	if d := m.settings().policy.Decide(m.ctx, p.remote); !d.Allowed() {
+		text := fmt.Sprintf("federation with %s is not allowed (%s)", p.remote, d)
+		m.bounceAll(q, stanza.PolicyViolation, text, fmt.Errorf("%w: %s", ErrDenied, text))
+		return
+	}
 	for {
 		m.mu.Lock()
 		if m.stopping {

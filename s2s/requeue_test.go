@@ -9,8 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/stanza"
+
+	"github.com/xmpp-s2s/federation/config"
 )
 
 // seqStanza makes a stanza from → to with the given id, numbered seq.
@@ -174,5 +177,33 @@ func TestHandBackStopping(t *testing.T) {
 	a.m.handBack([]Stanza{seqStanza(t, "x.test", "b.test", "late", 1, false)}, errors.New("gone"))
 	if bo := a.nextBounce(); bo.Stanza.ID != "late" || bo.Condition != stanza.ServiceUnavailable {
 		t.Errorf("bounced %s with %s", bo.Stanza.ID, bo.Condition)
+	}
+}
+
+// TestHandBackDenied: stanzas handed back for a pair the policy now
+// denies are bounced with policy-violation (ErrDenied), and no link is
+// made again for the pair: the policy's promise holds for what a dead
+// stream gives back too.
+func TestHandBackDenied(t *testing.T) {
+	la, lb := listen(t), listen(t)
+	a := newNode(t, la, []string{"x.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)})
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"x.test": addrOf(la)})
+	a.reload(func(s *config.S2S) { s.HostPolicy = []config.HostPolicy{{Host: "b.test", Policy: "deny"}} })
+	a.m.handBack([]Stanza{seqStanza(t, "x.test", "b.test", "x0", 1, false)}, errors.New("the shared stream died"))
+	select {
+	case s := <-b.delivered:
+		t.Fatalf("%s delivered to a denied domain", s.ID)
+	case bo := <-a.bounced:
+		if bo.Stanza.ID != "x0" || bo.Condition != stanza.PolicyViolation || !errors.Is(bo.Err, ErrDenied) {
+			t.Errorf("bounced %s with %s %q (%v)", bo.Stanza.ID, bo.Condition, bo.Text, bo.Err)
+		}
+	case <-time.After(wait):
+		t.Fatal("x0 neither bounced nor delivered")
+	}
+	a.m.mu.Lock()
+	n := len(a.m.out)
+	a.m.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d outgoing links made for a denied pair", n)
 	}
 }

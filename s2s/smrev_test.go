@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/stanza"
+
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/sm"
@@ -571,5 +573,34 @@ func TestOutgoingEarlyReverseBounded(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// TestBidiReverseHandBackDenied: b.test's link back to x.test rides on
+// x's incoming bidi stream with x1 unacknowledged when Reload denies
+// x.test. The link fails and retires; the stream, closed for the policy,
+// then gives x1 back: it is bounced with policy-violation, never sent to
+// x.test on a link made again for the denied pair.
+func TestBidiReverseHandBackDenied(t *testing.T) {
+	la, lb := listen(t), listen(t)
+	xy := newNode(t, la, []string{"x.test", "y.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.Keys = dialback.Secret(rawSecret) }))
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"x.test": addrOf(la), "y.test": addrOf(la)})
+	p := dialRevPeer(t, b, "x.test", "y.test")
+	b.send("<message from='b.test' to='u@x.test' id='x0'/>")
+	p.stanzas(1)
+	p.write(string(sm.AppendAnswer(nil, 1)))
+	b.send("<message from='b.test' to='u@x.test' id='x1'/>")
+	p.stanzas(1) // read, never acknowledged
+	b.reload(func(s *config.S2S) { s.HostPolicy = []config.HostPolicy{{Host: "x.test", Policy: "deny"}} })
+	select {
+	case s := <-xy.delivered:
+		t.Fatalf("%s delivered to x.test after Reload denied it", s.ID)
+	case bo := <-b.bounced:
+		if bo.Stanza.ID != "x1" || bo.Condition != stanza.PolicyViolation || !errors.Is(bo.Err, ErrDenied) {
+			t.Errorf("bounced %s with %s %q (%v)", bo.Stanza.ID, bo.Condition, bo.Text, bo.Err)
+		}
+	case <-time.After(wait):
+		t.Fatal("x1 neither bounced nor delivered")
 	}
 }
