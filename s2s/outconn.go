@@ -3,6 +3,7 @@ package s2s
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -93,6 +94,10 @@ type outConn struct {
 	writeTimeout time.Duration
 	wmu          sync.Mutex
 	w            *wire.Writer
+	// taken: a link took what the stream held unacknowledged (unacked);
+	// under wmu, so that no batch is recorded after the take, and none is
+	// taken between its record and the end of its write.
+	taken bool
 
 	said      atomic.Bool // </stream:stream> was written (or tried)
 	closed    atomic.Bool // close closed the connection
@@ -125,10 +130,19 @@ func (oc *outConn) endErr() error          { return oc.err }
 // (piggyback.go), keeps it for the peer to acknowledge; whichever link
 // goes down first after the stream died takes it all, and the links of
 // the other pairs get theirs back through Manager.handBack.
+//
+// The take waits for a write in progress (wmu): a batch is recorded before
+// its write, and what the write did not send is taken back after it and
+// put back in its own link's queue by that link; taken in between, it
+// would be both handed back by the taker and requeued by the writer, and
+// written twice.
 func (oc *outConn) unacked() []Stanza {
 	if oc.sm == nil || !oc.dead() {
 		return nil
 	}
+	oc.wmu.Lock()
+	defer oc.wmu.Unlock()
+	oc.taken = true
 	return oc.sm.take()
 }
 
@@ -151,6 +165,11 @@ func (oc *outConn) streamID() uint64                       { return oc.sid }
 func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	oc.wmu.Lock()
 	defer oc.wmu.Unlock()
+	if oc.taken || oc.closed.Load() {
+		// Nothing more goes on a stream we closed, nor into a buffer
+		// already handed back: the batch stays the writer's.
+		return 0, fmt.Errorf("s2s: stream to %s: %w", oc.p.remote, net.ErrClosed)
+	}
 	if oc.w == nil {
 		oc.w = wire.NewWriter(oc.conn, 0)
 	}

@@ -3,9 +3,12 @@ package s2s
 import (
 	"bytes"
 	"errors"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
@@ -64,5 +67,52 @@ func TestWriteBatchCountsWholeStanzas(t *testing.T) {
 				t.Fatalf("connection got %d bytes, want the %d of the done stanzas", f.got.Len(), len(want))
 			}
 		})
+	}
+}
+
+// TestSharedStreamTakeDuringWrite: two links write to one outgoing stream
+// with XEP-0198. Link A's batch is recorded and its write is stuck (a
+// half-open peer) when the stream dies and link B's down takes what the
+// stream holds. The take waits for A's write to end: A's stanza, never
+// written, stays A's to put back in its queue and is not also handed back
+// by B (it would be written twice). Once taken, the stream takes no more
+// batches.
+func TestSharedStreamTakeDuringWrite(t *testing.T) {
+	m := &Manager{clock: realClock{}}
+	m.cfg.QueueLength = 100
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	// The write deadline is what ends A's stuck write, as on a real
+	// half-open connection.
+	oc := &outConn{conn: c1, done: make(chan struct{}), writeTimeout: time.Second, sm: newSMOut(m)}
+	oc.refs.Store(2)
+	a1 := seqStanza(t, "x.test", "b.test", "a1", 1, false)
+	type result struct {
+		done int
+		err  error
+	}
+	wrote := make(chan result, 1)
+	go func() {
+		done, err := oc.writeBatch(nil, []Stanza{a1})
+		wrote <- result{done, err}
+	}()
+	// One byte read: A's write has begun, its batch recorded; the rest of
+	// it waits for a reader that never comes.
+	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	oc.closed.Store(true) // the stream died (a keepalive, another link's failure)
+	taken := oc.unacked() // B's down
+	r := <-wrote
+	if r.err == nil {
+		t.Fatal("A's write to a stuck peer succeeded")
+	}
+	requeued := 1 - r.done // what A's run puts back at its queue's head
+	if len(taken)+requeued != 1 {
+		t.Errorf("a1 taken by B %d times and requeued by A %d times: want once in all", len(taken), requeued)
+	}
+	done, err := oc.writeBatch(nil, []Stanza{seqStanza(t, "y.test", "b.test", "a2", 2, false)})
+	if done != 0 || !errors.Is(err, net.ErrClosed) || oc.sm.holding() != 0 {
+		t.Errorf("a write after the take: done %d, err %v, stream holding %d", done, err, oc.sm.holding())
 	}
 }
