@@ -420,8 +420,8 @@ func (v *inView) endErr() error {
 // what the peer did not acknowledge back to each stanza's own link when it
 // ends (inStream.end, requeue.go), whether or not a link still writes to
 // it then.
-func (v *inView) unacked() []Stanza { return nil }
-func (v *inView) streamID() uint64  { return v.s.sid }
+func (v *inView) unacked(*Manager, pair, error) []Stanza { return nil }
+func (v *inView) streamID() uint64                       { return v.s.sid }
 
 // close detaches the link: the stream is the peer's, and carries its
 // direction still. It ends with the incoming stream (its reader, Reload,

@@ -34,11 +34,16 @@ type linkStream interface {
 	// </stream:stream>).
 	ended() <-chan struct{}
 	endErr() error
-	// unacked returns, once the stream ended, the stanzas it took that
-	// the peer did not acknowledge, in order, for the link to put back at
-	// the head of its queue; nil on a stream without stream management,
-	// where written is final.
-	unacked() []Stanza
+	// unacked returns, once the stream ended, the stanzas of the link's
+	// pair p that it took and the peer did not acknowledge, in order, for
+	// the link to put back at the head of its queue; nil on a stream
+	// without stream management, where written is final. On a stream
+	// shared with other pairs, their stanzas are handed back to their
+	// links (Manager.handBack, for why) before it returns, and a link
+	// whose stanzas another link took returns only once that hand-back is
+	// done: a link that went on to a new stream before it would write its
+	// pair's later stanzas ahead of the ones handed back.
+	unacked(m *Manager, p pair, why error) []Stanza
 	// close ends the stream: with </stream:stream> when say is set (at
 	// most once on the stream, whoever asks), then the connection. Safe
 	// to call more than once, from any goroutine.
@@ -96,8 +101,10 @@ type outConn struct {
 	w            *wire.Writer
 	// taken: a link took what the stream held unacknowledged (unacked);
 	// under wmu, so that no batch is recorded after the take, and none is
-	// taken between its record and the end of its write.
+	// taken between its record and the end of its write. back is closed
+	// when the taker has handed the other pairs' stanzas back.
 	taken bool
+	back  chan struct{}
 
 	said      atomic.Bool // </stream:stream> was written (or tried)
 	closed    atomic.Bool // close closed the connection
@@ -128,22 +135,34 @@ func (oc *outConn) endErr() error          { return oc.err }
 // XEP-0198), once the stream is dead: closed, or ended by the peer. A
 // stream that lives on, because other links still write to it
 // (piggyback.go), keeps it for the peer to acknowledge; whichever link
-// goes down first after the stream died takes it all, and the links of
-// the other pairs get theirs back through Manager.handBack.
+// goes down first after the stream died takes it all, keeps its own
+// pair's and hands the other pairs' back to their links (Manager.handBack)
+// before it returns; a link that comes after it waits for that hand-back.
 //
 // The take waits for a write in progress (wmu): a batch is recorded before
 // its write, and what the write did not send is taken back after it and
 // put back in its own link's queue by that link; taken in between, it
 // would be both handed back by the taker and requeued by the writer, and
 // written twice.
-func (oc *outConn) unacked() []Stanza {
+func (oc *outConn) unacked(m *Manager, p pair, why error) []Stanza {
 	if oc.sm == nil || !oc.dead() {
 		return nil
 	}
 	oc.wmu.Lock()
-	defer oc.wmu.Unlock()
+	if oc.taken {
+		back := oc.back
+		oc.wmu.Unlock()
+		<-back
+		return nil
+	}
 	oc.taken = true
-	return oc.sm.take()
+	oc.back = make(chan struct{})
+	all := oc.sm.take()
+	oc.wmu.Unlock()
+	mine, others := partitionPair(all, p)
+	m.handBack(others, why)
+	close(oc.back)
+	return mine
 }
 
 // dead reports whether the stream can carry nothing more.

@@ -563,9 +563,10 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 	// for the peer to acknowledge there.
 	ls.close(say, why)
 	// A stream shared with other pairs gives back their stanzas too:
-	// those go to their own links (requeue.go).
-	mine, others := partitionPair(ls.unacked(), l.pair)
-	again, lost := splitResent(mine)
+	// those go to their own links (requeue.go), first, before any
+	// callback of this link's down, so that a link of theirs that went
+	// down meanwhile writes nothing of its pair before them.
+	again, lost := splitResent(ls.unacked(m, l.pair, why))
 	l.mu.Lock()
 	l.conn = nil
 	if l.idleTimer != nil {
@@ -604,7 +605,6 @@ func (l *outLink) down(ls linkStream, say bool, why error) {
 	}
 	m.observe(Event{Kind: LinkDown, Link: info, Err: why})
 	m.bounceLost(l.pair, lost, why)
-	m.handBack(others, why)
 	if len(dropped) > 0 {
 		cond, text, cause := stanza.RemoteServerTimeout,
 			fmt.Sprintf("link %s to %s closed before the stanza was acknowledged: %s", l.pair.local, l.pair.remote, publicText(why)), why

@@ -91,7 +91,7 @@ func (v *shareView) streamID() uint64       { return v.oc.sid }
 // unacked is the stream's: once it is dead, the first link to go down
 // takes everything it holds unacknowledged, whichever pair it is for, and
 // hands the other pairs' stanzas back to their links (outLink.down).
-func (v *shareView) unacked() []Stanza { return v.oc.unacked() }
+func (v *shareView) unacked(m *Manager, p pair, why error) []Stanza { return v.oc.unacked(m, p, why) }
 
 // close lets go of the stream, once: the last link to let go closes it,
 // and a link that fails it (why neither nil nor ErrIdle) closes it for all.

@@ -101,8 +101,8 @@ func TestSharedStreamTakeDuringWrite(t *testing.T) {
 	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
-	oc.closed.Store(true) // the stream died (a keepalive, another link's failure)
-	taken := oc.unacked() // B's down
+	oc.closed.Store(true)                   // the stream died (a keepalive, another link's failure)
+	taken := oc.unacked(m, pairOf(a1), nil) // B's down, counting a1 as its own
 	r := <-wrote
 	if r.err == nil {
 		t.Fatal("A's write to a stuck peer succeeded")
