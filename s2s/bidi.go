@@ -138,7 +138,7 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 	}
 	// The peer's direction is busy: the link is not idle (outLink's
 	// idleFired).
-	oc.lastRev.Store(m.clock.Now().UnixNano())
+	oc.lastRev.Store(oc.heard(m).UnixNano())
 	if oc.sm != nil {
 		// Handled, for the peer's XEP-0198 count of what it sends back
 		// over our stream: counted before the host sees it, as on an

@@ -181,7 +181,7 @@ func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
 	ka := l.ka
 	l.mu.Unlock()
 	if ka != nil {
-		ka.Heard(m.clock.Now())
+		ka.Heard(oc.heard(m))
 	}
 	if e.Name.Space != sm.NS {
 		return false

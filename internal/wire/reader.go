@@ -88,6 +88,12 @@ const bigElement = 16 << 10
 // Buffered returns 0, and treat anything else as a downgrade attempt.
 func (r *Reader) Buffered() int { return r.src.buffered() }
 
+// Reads returns how many reads from the connection have returned bytes so
+// far. Elements that came in one read arrived together: a caller that
+// notes when the peer was last heard from needs to read the clock only
+// when Reads has changed since it last did, not for every element.
+func (r *Reader) Reads() uint64 { return r.src.reads }
+
 // ReadHeader reads the optional XML declaration and the <stream:stream>
 // opening tag, and checks them syntactically. The errors it returns that
 // wrap a stream.Error (errors.As) can be sent to the peer as they are:

@@ -388,3 +388,53 @@ func TestReadHeaderTextAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// chunkReader returns one chunk per Read, then io.EOF.
+type chunkReader []string
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*c)[0])
+	if n == len((*c)[0]) {
+		*c = (*c)[1:]
+	} else {
+		(*c)[0] = (*c)[0][n:]
+	}
+	return n, nil
+}
+
+// TestReads: Reads counts the reads that returned bytes, so that elements
+// that came in one read see the same count and an element spread over
+// several reads sees them all; the small idle buffer's reads (fillIdle)
+// count as the working buffer's do.
+func TestReads(t *testing.T) {
+	big := `<message>` + strings.Repeat("x", 2*idleReadSize) + `</message>`
+	in := chunkReader{testHeader, `<a/><b/>`, `<c`, `/>`, ` `, `<d/>`, big}
+	want := []struct {
+		name  string
+		reads uint64
+	}{
+		{"a", 2}, {"b", 2}, {"c", 4}, {"d", 6},
+		// big arrives in one chunk, read as the small buffer's 512 bytes
+		// and then the rest.
+		{"message", 8},
+	}
+	r := NewReader(&in, Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Reads(); got != 1 {
+		t.Fatalf("Reads() = %d after the header, want 1", got)
+	}
+	for _, w := range want {
+		e, err := r.Next()
+		if err != nil || e.Name.Local != w.name {
+			t.Fatalf("got <%s/>, %v; want <%s/>", e.Name.Local, err, w.name)
+		}
+		if got := r.Reads(); got != w.reads {
+			t.Fatalf("Reads() = %d after <%s/>, want %d", got, w.name, w.reads)
+		}
+	}
+}

@@ -39,6 +39,8 @@ type source struct {
 	mark  int // start of the element being recorded; -1 when none
 	stop  int // ReadByte's fast path runs while pos < stop
 
+	reads uint64 // reads from src that returned bytes (Reader.Reads)
+
 	limit int64 // maximum bytes from mark; 0: none
 	err   error // sticky error from src (io.EOF included)
 	eof   bool  // src returned io.EOF
@@ -185,6 +187,7 @@ func (s *source) fill() error {
 			s.eof = errors.Is(err, io.EOF)
 		}
 		if n > 0 {
+			s.reads++
 			s.resetStop()
 			return nil
 		}
@@ -247,6 +250,7 @@ func (s *source) fillIdle() error {
 			s.eof = errors.Is(err, io.EOF)
 		}
 		if n > 0 {
+			s.reads++
 			s.takeBuf()
 			s.end = copy(s.buf, small[:n])
 			s.short = n < len(small)
