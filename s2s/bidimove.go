@@ -59,6 +59,14 @@ func (l *outLink) considerMove() {
 	if !ok || l.moving != nil || l.draining || oc.p != l.pair || oc.refs.Load() != 1 {
 		return
 	}
+	// Marked before refs is read again, as a pair joining the stream
+	// (piggyback.go) counts itself before it reads the mark: one of the
+	// two sees the other, so no pair joins a stream about to close.
+	oc.leaving.Store(true)
+	if oc.refs.Load() != 1 {
+		oc.leaving.Store(false)
+		return
+	}
 	l.moving = oc
 	wakeLinkLocked(l)
 }

@@ -89,6 +89,7 @@ type outConn struct {
 	valid    dialback.Pairs // piggybacked pairs the peer accepted
 	asked    atomic.Int32   // piggybacked requests made
 	refs     atomic.Int32
+	leaving  atomic.Bool // its owner moves onto the peer's stream (bidimove.go)
 	pmu      sync.Mutex
 	waits    map[dialback.Pair]chan error
 	sharers  []*outLink

@@ -247,7 +247,7 @@ func (m *Manager) sharable(p pair) []*outConn {
 			continue // ended; its reader is about to take it out
 		default:
 		}
-		if oc.p != p && oc.dialback && (oc.asked.Load() < maxPiggybacked || oc.valid.Has(p.local, p.remote)) {
+		if oc.p != p && oc.dialback && !oc.leaving.Load() && (oc.asked.Load() < maxPiggybacked || oc.valid.Has(p.local, p.remote)) {
 			ocs = append(ocs, oc)
 		}
 	}
@@ -330,7 +330,7 @@ func (oc *outConn) piggyback(ctx context.Context, m *Manager, p pair) (*shareVie
 	if oc.valid.Has(p.local, p.remote) {
 		oc.refs.Add(1)
 		v := &shareView{oc: oc, pair: p}
-		if oc.dead() {
+		if oc.dead() || oc.leaving.Load() {
 			v.close(false, nil)
 			return nil, fmt.Errorf("%w: the stream ended", dialback.ErrClosed)
 		}
@@ -351,10 +351,17 @@ func (oc *outConn) piggyback(ctx context.Context, m *Manager, p pair) (*shareVie
 	}
 	oc.waits[k] = ch
 	// Counted before the request goes out, so that the stream cannot
-	// close under the answer: a link that gives up lets go again.
+	// close under the answer: a link that gives up lets go again. Counted
+	// before the owner's mark to leave is read (considerMove reads the
+	// count after marking).
 	oc.refs.Add(1)
 	oc.pmu.Unlock()
 	v := &shareView{oc: oc, pair: p}
+	if oc.leaving.Load() {
+		oc.answered(k, nil)
+		v.close(false, nil)
+		return nil, errors.New("s2s: the stream's own link is moving onto the peer's stream")
+	}
 	select {
 	case <-oc.done:
 		oc.answered(k, nil)
