@@ -177,7 +177,7 @@ func (m *Manager) piggyback(ctx context.Context, st *settings, p pair) *shareVie
 			if !sameTarget(oc, targets) {
 				continue
 			}
-			if m.peerStreamFrom(oc.p.remote) {
+			if m.peerStreamFrom(oc.p.remote) || m.peerStreamFrom(p.remote) {
 				m.log.Debug("s2s: not piggybacking another domain of a server that has a stream of its own to us",
 					"local", p.local, "remote", p.remote, "stream_to", oc.p.remote)
 				continue
