@@ -66,8 +66,11 @@ func TestBidiSimultaneousFirstStreams(t *testing.T) {
 			}
 			recv(a, n/2)
 			recv(b, n/2)
-			// One long-lived connection: a.test's.
+			// One long-lived connection: a.test's. Under dialback a.test
+			// verified b.test's key on a connection of its own to b.test,
+			// which closes once answered, maybe only now.
 			la.waitOpen(t, 0)
+			lb.waitOpen(t, 1)
 			if _, open := lb.counts(); open != 1 {
 				t.Errorf("b.test has %d connections open, want a.test's one", open)
 			}
