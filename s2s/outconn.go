@@ -89,10 +89,14 @@ type outConn struct {
 	valid    dialback.Pairs // piggybacked pairs the peer accepted
 	asked    atomic.Int32   // piggybacked requests made
 	refs     atomic.Int32
-	leaving  atomic.Bool // its owner moves onto the peer's stream (bidimove.go)
-	pmu      sync.Mutex
-	waits    map[dialback.Pair]chan error
-	sharers  []*outLink
+	// leaving: its owner moves onto the peer's stream (bidimove.go);
+	// closing: the stream is being closed (for all, or by the last link
+	// to let go). Either way no new pair joins it (addRef).
+	leaving atomic.Bool
+	closing atomic.Bool
+	pmu     sync.Mutex
+	waits   map[dialback.Pair]chan error
+	sharers []*outLink
 
 	// writeTimeout bounds each write; w is the coalescing writer of the
 	// links' batches, made on the first. wmu serialises the writes of the
@@ -203,9 +207,10 @@ func (oc *outConn) streamID() uint64                       { return oc.sid }
 func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	oc.wmu.Lock()
 	defer oc.wmu.Unlock()
-	if oc.taken || oc.closed.Load() {
-		// Nothing more goes on a stream we closed, nor into a buffer
-		// already handed back: the batch stays the writer's.
+	if oc.taken || oc.said.Load() || oc.closed.Load() {
+		// Nothing more goes on a stream we closed or said we close, nor
+		// into a buffer already handed back: the batch stays the
+		// writer's.
 		return 0, fmt.Errorf("s2s: stream to %s: %w", oc.p.remote, net.ErrClosed)
 	}
 	if oc.w == nil {
@@ -243,7 +248,13 @@ func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 // sayClose writes </stream:stream> unless it was written already: our
 // close and our answer to the peer's are the same element, and whichever
 // comes first is the only one.
+//
+// It writes under the write lock, so that the close never lands between
+// the flushes of another link's batch on a shared stream; a batch that
+// comes after it is refused (writeBatch).
 func (oc *outConn) sayClose() {
+	oc.wmu.Lock()
+	defer oc.wmu.Unlock()
 	if oc.said.Swap(true) {
 		return
 	}
@@ -261,6 +272,9 @@ func (oc *outConn) close(say bool, why error) {
 	if !oc.letGo(why) {
 		return // other links still write to it (piggyback.go)
 	}
+	// No link joins it from here on (addRef), though its count may not
+	// be 0 (a failure closes it for all).
+	oc.closing.Store(true)
 	if say {
 		oc.sayClose()
 	}

@@ -129,6 +129,36 @@ func (oc *outConn) letGo(why error) bool {
 	return true
 }
 
+// addRef counts one more link writing to the stream, unless the stream is
+// on its way out: its count fell to 0 (the last link let go and is
+// closing it, writing </stream:stream> before the connection is marked
+// closed), or it is closing for all, or its owner is moving off it. A
+// pair joining such a stream would write into a stream we already
+// closed: without XEP-0198 its stanzas would count as written and be
+// lost. The count never rises from 0.
+func (oc *outConn) addRef() bool {
+	for {
+		n := oc.refs.Load()
+		if n <= 0 || oc.shut() {
+			return false
+		}
+		if oc.refs.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	if oc.shut() {
+		// The owner began to leave as we joined (considerMove reads
+		// the count after marking the stream leaving, we the mark after
+		// counting ourselves: one of us sees the other). Let go again.
+		oc.close(true, nil)
+		return false
+	}
+	return true
+}
+
+// shut reports whether the stream takes no new pair (addRef).
+func (oc *outConn) shut() bool { return oc.closing.Load() || oc.leaving.Load() }
+
 // shared reports whether links other than the owner write to the stream.
 func (oc *outConn) shared() bool { return oc.refs.Load() > 1 }
 
@@ -247,7 +277,10 @@ func (m *Manager) sharable(p pair) []*outConn {
 			continue // ended; its reader is about to take it out
 		default:
 		}
-		if oc.p != p && oc.dialback && !oc.leaving.Load() && (oc.asked.Load() < maxPiggybacked || oc.valid.Has(p.local, p.remote)) {
+		if oc.shut() || oc.refs.Load() <= 0 {
+			continue // closing, or its owner moving off it
+		}
+		if oc.p != p && oc.dialback && (oc.asked.Load() < maxPiggybacked || oc.valid.Has(p.local, p.remote)) {
 			ocs = append(ocs, oc)
 		}
 	}
@@ -328,13 +361,18 @@ func certCovers(st *settings, oc *outConn, remote string) error {
 // peer's bound per stream.
 func (oc *outConn) piggyback(ctx context.Context, m *Manager, p pair) (*shareView, error) {
 	if oc.valid.Has(p.local, p.remote) {
-		oc.refs.Add(1)
+		if !oc.addRef() {
+			return nil, fmt.Errorf("%w: the stream is closing", dialback.ErrClosed)
+		}
 		v := &shareView{oc: oc, pair: p}
-		if oc.dead() || oc.leaving.Load() {
+		if oc.dead() {
 			v.close(false, nil)
 			return nil, fmt.Errorf("%w: the stream ended", dialback.ErrClosed)
 		}
 		return v, nil
+	}
+	if oc.shut() {
+		return nil, fmt.Errorf("%w: the stream is closing", dialback.ErrClosed)
 	}
 	if oc.asked.Add(1) > maxPiggybacked {
 		return nil, fmt.Errorf("s2s: %d pairs asked for on the stream already", maxPiggybacked)
@@ -349,19 +387,15 @@ func (oc *outConn) piggyback(ctx context.Context, m *Manager, p pair) (*shareVie
 	if oc.waits == nil {
 		oc.waits = make(map[dialback.Pair]chan error)
 	}
-	oc.waits[k] = ch
 	// Counted before the request goes out, so that the stream cannot
-	// close under the answer: a link that gives up lets go again. Counted
-	// before the owner's mark to leave is read (considerMove reads the
-	// count after marking).
-	oc.refs.Add(1)
+	// close under the answer: a link that gives up lets go again.
+	if !oc.addRef() {
+		oc.pmu.Unlock()
+		return nil, fmt.Errorf("%w: the stream is closing", dialback.ErrClosed)
+	}
+	oc.waits[k] = ch
 	oc.pmu.Unlock()
 	v := &shareView{oc: oc, pair: p}
-	if oc.leaving.Load() {
-		oc.answered(k, nil)
-		v.close(false, nil)
-		return nil, errors.New("s2s: the stream's own link is moving onto the peer's stream")
-	}
 	select {
 	case <-oc.done:
 		oc.answered(k, nil)

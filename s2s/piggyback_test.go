@@ -1,9 +1,12 @@
 package s2s
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -13,8 +16,10 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/faultproxy"
 	"github.com/xmpp-s2s/federation/internal/testcert"
+	"github.com/xmpp-s2s/federation/internal/wire"
 	"github.com/xmpp-s2s/federation/starttls"
 )
 
@@ -542,5 +547,86 @@ func TestPiggybackPeerOwnStream(t *testing.T) {
 	}
 	if s := streams["a1.test>b1.test"]; s == 0 || streams["a1.test>b2.test"] == s || streams["a2.test>b1.test"] != s {
 		t.Errorf("a's links by stream %v, want a2.test's on a1.test's stream to b1.test and b2.test's on its own", streams)
+	}
+}
+
+// TestPiggybackNotOnClosingStream: the last link on a stream lets go of it
+// (idle) and is writing </stream:stream> when a pair the peer accepted on
+// it before comes back: that pair does not take the stream (its count
+// never rises from 0 again), since what it wrote there would follow our
+// close and, without XEP-0198, count as written and be lost.
+func TestPiggybackNotOnClosingStream(t *testing.T) {
+	m := &Manager{clock: realClock{}}
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	oc := &outConn{conn: c1, ob: dialback.NewOutbound(nil, "s1"), done: make(chan struct{}), writeTimeout: wait,
+		p: pair{"a.test", "b.test"}, dialback: true}
+	oc.refs.Store(1)
+	if err := oc.valid.Add("a2.test", "b.test"); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		oc.close(true, nil) // the owner, idle
+		close(closed)
+	}()
+	// One byte of </stream:stream> read: the owner let go and is writing
+	// its close, the rest waiting for this reader.
+	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := oc.piggyback(context.Background(), m, pair{"a2.test", "b.test"})
+	if err == nil {
+		t.Errorf("a pair took a stream being closed (refs %d)", oc.refs.Load())
+		v.close(false, nil)
+	}
+	go io.Copy(io.Discard, c2)
+	<-closed
+	if n := oc.refs.Load(); n != 0 {
+		t.Errorf("refs %d after the close", n)
+	}
+}
+
+// TestCloseAfterSharedBatch: on a stream two links share, </stream:stream>
+// from one never lands between the flushes of the other's batch: it waits
+// for the batch, and the peer reads every stanza of it whole before the
+// close.
+func TestCloseAfterSharedBatch(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	oc := &outConn{conn: c1, ob: dialback.NewOutbound(nil, "s1"), done: make(chan struct{}), writeTimeout: wait}
+	oc.refs.Store(2)
+	// Three stanzas of more than half the writer's buffer each: a flush
+	// before each of the last two.
+	var batch []Stanza
+	pad := strings.Repeat("x", wire.DefaultWriterSize/2+1)
+	for i := range 3 {
+		s, err := ParseStanza([]byte(fmt.Sprintf("<message from='u@a.test' to='v@b.test' id='m%d'><body>%s</body></message>", i, pad)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, s)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := oc.writeBatch(nil, batch)
+		wrote <- err
+	}()
+	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil { // the batch's first flush began
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		oc.close(true, errors.New("the other link fails the stream"))
+		close(closed)
+	}()
+	rest, _ := io.ReadAll(c2) // until the close closes the connection
+	if err := <-wrote; err != nil {
+		t.Fatalf("the batch: %v", err)
+	}
+	<-closed
+	end := bytes.Index(rest, []byte("</stream:stream>"))
+	if end < 0 || bytes.Count(rest[:end], []byte("</message>")) != 3 {
+		t.Errorf("the close came after %d of the batch's 3 stanzas", bytes.Count(rest[:max(end, 0)], []byte("</message>")))
 	}
 }
