@@ -218,9 +218,35 @@ func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
 		// The stanzas the peer sent back over our stream (XEP-0288,
 		// counted by deliverReverse since <enabled/>); 0 on a stream
 		// that is not bidirectional.
-		l.writeCtrl(oc, sm.AppendAnswer(nil, oc.rh.Load()))
+		a := sm.AppendAnswer(nil, oc.rh.Load())
+		if l.writeCtrl(oc, a) != nil {
+			// The owner left the stream (idle, drained) while other
+			// links still write to it: one of them answers, or the
+			// peer, which counts our answers, ends the stream after its
+			// keepalive.
+			oc.answerBySharer(a)
+		}
 	}
 	return true
+}
+
+// answerBySharer has a link still writing to the stream through its share
+// write raw (our answer to the peer's <r/>) with its next batch; without
+// one, the stream is closing and nothing is answered.
+func (oc *outConn) answerBySharer(raw []byte) {
+	oc.pmu.Lock()
+	sharers := append([]*outLink(nil), oc.sharers...)
+	oc.pmu.Unlock()
+	for _, l := range sharers {
+		l.mu.Lock()
+		if v, ok := l.conn.(*shareView); ok && v.oc == oc {
+			l.ctrl = append(l.ctrl, raw)
+			l.wakeLocked()
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+	}
 }
 
 // keepaliveFired checks the link's liveness: a silent link is probed, one

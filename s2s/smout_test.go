@@ -1,6 +1,8 @@
 package s2s
 
 import (
+	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/internal/sm"
+	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
 // TestPeerMaxBytes: b.test announces a max-bytes (XEP-0478) of 2000; a
@@ -136,5 +140,31 @@ func waitAcked(t *testing.T, n *node) {
 			t.Fatalf("still unacknowledged: %+v", n.m.Links())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestReverseRequestAfterOwnerLeft: on our bidi stream shared by two
+// pairs, the owner's link has left (drained) while the other still writes
+// to it; the peer's <r/> for what it sent back is answered by that other
+// link, with the count, instead of going to the gone owner and staying
+// unanswered (a peer that counts our answers would end the stream).
+func TestReverseRequestAfterOwnerLeft(t *testing.T) {
+	m := &Manager{clock: realClock{}}
+	oc := &outConn{done: make(chan struct{}), bidi: true, sm: newSMOut(m), p: pair{"a1.test", "b.test"}}
+	oc.refs.Store(1)
+	oc.rh.Store(7)
+	owner := &outLink{m: m, pair: oc.p} // left: its conn is no longer oc
+	oc.owner = owner
+	other := &outLink{m: m, pair: pair{"a2.test", "b.test"}}
+	other.conn = &shareView{oc: oc, pair: other.pair, l: other}
+	other.running = true // its owner goroutine is at work: the wake is a no-op
+	oc.sharers = []*outLink{other}
+	if !owner.fromPeer(oc, wire.Element{Name: xml.Name{Space: sm.NS, Local: "r"}, Raw: sm.Request}) {
+		t.Fatal("the <r/> was not taken")
+	}
+	other.mu.Lock()
+	defer other.mu.Unlock()
+	if want := sm.AppendAnswer(nil, 7); len(other.ctrl) != 1 || !bytes.Equal(other.ctrl[0], want) {
+		t.Errorf("the remaining link writes %q, want %q", other.ctrl, want)
 	}
 }
