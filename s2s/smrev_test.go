@@ -266,9 +266,12 @@ func TestBidiReversePeerDoesNotCount(t *testing.T) {
 		}
 		i++
 	}
-	if l, ok := linkOf(b.m.Links(), Outgoing, "b.test", "x.test"); !ok || l.StanzasOut != 4 {
-		t.Errorf("link after: %+v", l)
-	}
+	// The link counts a stanza once its write returned, which may be
+	// after the peer read it.
+	waitLinks(t, b, "the link counting its 4 stanzas written", func(ls []LinkInfo) bool {
+		l, ok := linkOf(ls, Outgoing, "b.test", "x.test")
+		return ok && l.StanzasOut == 4
+	})
 }
 
 // TestOutgoingAnswersReverse: our outgoing bidi stream counts the stanzas
