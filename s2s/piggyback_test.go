@@ -397,22 +397,8 @@ func TestPiggybackProxyFaults(t *testing.T) {
 			for len(r.delivered)+len(r.bounced) < n {
 				take(true)
 			}
-			sctx, scancel := context.WithTimeout(context.Background(), wait)
-			defer scancel()
-			if err := a.m.Shutdown(sctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.m.Shutdown(sctx); err != nil {
-				t.Fatal(err)
-			}
-			<-a.m.Done()
-			take(false)
-			r.written = log.snapshot()
-			d, bo, lost, dup, both := r.account(t)
-			t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", n, d, dup, bo, both, lost)
-			if lost != 0 {
-				t.Fatalf("%d stanzas neither delivered nor bounced", lost)
-			}
+			r.settle(t, a, b, a, log, take)
+			r.report(t, true)
 		})
 	}
 }

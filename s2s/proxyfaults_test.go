@@ -42,6 +42,35 @@ type proxyRun struct {
 	written, delivered, bounced map[string]int
 }
 
+// settle shuts a and b down, so that whatever is still on its way lands
+// or bounces, waits for the bounces of from (the sending node), takes the
+// last of what take counts and records what the proxy saw written.
+func (r *proxyRun) settle(t *testing.T, a, b, from *node, log *writeLog, take func(block bool)) {
+	t.Helper()
+	sctx, scancel := context.WithTimeout(context.Background(), wait)
+	defer scancel()
+	if err := a.m.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.m.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	<-from.m.Done()
+	take(false)
+	r.written = log.snapshot()
+}
+
+// report logs the run's figures, and with strict fails it when a stanza
+// was lost.
+func (r proxyRun) report(t *testing.T, strict bool) {
+	t.Helper()
+	d, b, lost, dup, both := r.account(t)
+	t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", r.n, d, dup, b, both, lost)
+	if strict && lost != 0 {
+		t.Fatalf("%d stanzas neither delivered nor bounced with XEP-0198 on", lost)
+	}
+}
+
 // account checks every stanza and returns the figures: each is bounced at
 // most once; delivered ones were written; a stanza neither delivered nor
 // bounced is lost.
@@ -86,24 +115,7 @@ const proxyKeepAlive = 30 * time.Second
 // to the next link. Without it, stanzas written into the broken link may
 // be lost (the contract is "written or bounced"); the test reports how
 // many.
-func TestProxyFaults(t *testing.T) {
-	for i, f := range proxyFaults {
-		for _, smOn := range []bool{true, false} {
-			name := strconv.Itoa(i) + "-" + f.name + "-sm"
-			if !smOn {
-				name += "-off"
-			}
-			t.Run(name, func(t *testing.T) {
-				r := runProxyFault(t, f, smOn, false)
-				d, b, lost, dup, both := r.account(t)
-				t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", r.n, d, dup, b, both, lost)
-				if smOn && lost != 0 {
-					t.Fatalf("%d stanzas neither delivered nor bounced with XEP-0198 on", lost)
-				}
-			})
-		}
-	}
-}
+func TestProxyFaults(t *testing.T) { testProxyFaults(t, false) }
 
 // TestProxyFaultsReverse is TestProxyFaults for the reverse direction of
 // a bidi stream (XEP-0288): a.test opens the stream through the proxy,
@@ -115,7 +127,11 @@ func TestProxyFaults(t *testing.T) {
 // b.test's link, which sends it again on a new connection. Without it,
 // the reverse direction is "written or bounced", and an incoming stream is
 // not probed: the test reports what was lost.
-func TestProxyFaultsReverse(t *testing.T) {
+func TestProxyFaultsReverse(t *testing.T) { testProxyFaults(t, true) }
+
+// testProxyFaults runs every fault with and without XEP-0198, for our
+// direction of the stream or its reverse.
+func testProxyFaults(t *testing.T, reverse bool) {
 	for i, f := range proxyFaults {
 		for _, smOn := range []bool{true, false} {
 			name := strconv.Itoa(i) + "-" + f.name + "-sm"
@@ -123,12 +139,7 @@ func TestProxyFaultsReverse(t *testing.T) {
 				name += "-off"
 			}
 			t.Run(name, func(t *testing.T) {
-				r := runProxyFault(t, f, smOn, true)
-				d, b, lost, dup, both := r.account(t)
-				t.Logf("of %d: %d delivered (%d duplicates), %d bounced (%d of them delivered before the link died), %d lost", r.n, d, dup, b, both, lost)
-				if smOn && lost != 0 {
-					t.Fatalf("%d stanzas neither delivered nor bounced with XEP-0198 on", lost)
-				}
+				runProxyFault(t, f, smOn, reverse).report(t, smOn)
 			})
 		}
 	}
@@ -258,19 +269,7 @@ func runProxyFault(t *testing.T, f proxyFault, smOn, reverse bool) proxyRun {
 	for !done() {
 		take(true)
 	}
-	// Shut both down so that whatever is still on its way lands or
-	// bounces, then count it.
-	sctx, scancel := context.WithTimeout(context.Background(), wait)
-	defer scancel()
-	if err := a.m.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.m.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
-	<-from.m.Done()
-	take(false)
-	r.written = log.snapshot()
+	r.settle(t, a, b, from, log, take)
 	return r
 }
 
