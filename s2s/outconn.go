@@ -220,29 +220,11 @@ func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	if oc.sm == nil {
 		return writeBatch(oc.w, ctrl, batch, nil)
 	}
-	// With XEP-0198 the stanzas are kept until acknowledged, and a <r/>
-	// that the batch makes due goes in the same write.
-	// They are recorded before the write: the peer may answer the <r/>
-	// before the write returns; what a failed write did not write is
-	// taken back.
-	req, now := oc.sm.requestFor(len(batch))
-	if !req && len(batch) > 0 && oc.shared() {
-		// On a stream several links write to, the <r/> one link asked
-		// for its last batch (askNext) may go out with another link's
-		// write, before that batch: each batch asks for itself, so that
-		// none is left unacknowledged until the next probe.
-		req = true
-	}
-	var trailer [][]byte
-	if req {
-		trailer = smRequest
-	}
-	oc.sm.wrote(batch, req, now)
-	done, err := writeBatch(oc.w, ctrl, batch, trailer)
-	if err != nil {
-		oc.sm.unwrite(len(batch) - done)
-	}
-	return done, err
+	// On a stream several links write to, the <r/> one link asked for
+	// its last batch (askNext) may go out with another link's write,
+	// before that batch: each batch asks for itself, so that none is left
+	// unacknowledged until the next probe.
+	return oc.sm.write(oc.w, ctrl, batch, oc.shared())
 }
 
 // sayClose writes </stream:stream> unless it was written already: our

@@ -71,6 +71,27 @@ func (x *smOut) wrote(batch []Stanza, requested bool, now time.Time) {
 	x.mu.Unlock()
 }
 
+// write writes a batch on w with XEP-0198. The stanzas are kept until
+// acknowledged, recorded before the write (the peer may answer the <r/>
+// before the write returns), and what a failed write did not write is
+// taken back. A <r/> the batch makes due, or that every batch with
+// stanzas carries when each asks for itself, goes in the same write.
+// The caller holds the stream's write lock.
+func (x *smOut) write(w *wire.Writer, ctrl [][]byte, batch []Stanza, each bool) (int, error) {
+	req, now := x.requestFor(len(batch))
+	req = req || each && len(batch) > 0
+	var trailer [][]byte
+	if req {
+		trailer = smRequest
+	}
+	x.wrote(batch, req, now)
+	done, err := writeBatch(w, ctrl, batch, trailer)
+	if err != nil {
+		x.unwrite(len(batch) - done)
+	}
+	return done, err
+}
+
 func (x *smOut) unwrite(n int) {
 	x.mu.Lock()
 	x.s.Unwrite(n)

@@ -75,15 +75,8 @@ func (s *inStream) revWrite(v *inView, ctrl [][]byte, batch []Stanza) (int, erro
 		batch[i].held = &v.held
 	}
 	v.held.Add(int64(len(batch)))
-	req, now := r.requestFor(len(batch))
-	var trailer [][]byte
-	if req {
-		trailer = smRequest
-	}
-	r.wrote(batch, req, now)
-	done, err := writeBatch(v.w, ctrl, batch, trailer)
+	done, err := r.write(v.w, ctrl, batch, false)
 	if err != nil {
-		r.unwrite(len(batch) - done)
 		v.held.Add(-int64(len(batch) - done))
 	}
 	return done, err
