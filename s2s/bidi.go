@@ -207,8 +207,7 @@ func (oc *outConn) reverseInfo(local, remote string) LinkInfo {
 // fault ends the stream with the stream error of err, when it is ours to
 // send (a fault of the peer's we found, or bad input our reader refused),
 // as the reader that found it; the link's owner then closes the connection
-// (it sees the reader end). Written from the reader, it may come between
-// two writes of the links': the stream is over either way.
+// (it sees the reader end).
 func (oc *outConn) fault(m *Manager, err error) {
 	var f *streamFault
 	var se stream.Error
@@ -220,6 +219,16 @@ func (oc *outConn) fault(m *Manager, err error) {
 		// *StreamError, which does not unwrap to one.
 	default:
 		return
+	}
+	// Under the write lock, as sayClose: the error never lands between
+	// the flushes of a batch in progress, it closes the stream (WriteError
+	// writes </stream:stream> after it) so no later close is written, and
+	// no batch goes out after it (writeBatch refuses once said is set), to
+	// be counted written on a stream the peer stops reading.
+	oc.wmu.Lock()
+	defer oc.wmu.Unlock()
+	if oc.said.Swap(true) {
+		return // our close is out: nothing may follow it
 	}
 	oc.conn.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout))
 	wire.WriteError(oc.conn, se)

@@ -3,13 +3,20 @@ package s2s
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/stream"
+
 	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
 // closes counts, per connection, the </stream:stream> that party wrote on
@@ -154,5 +161,67 @@ func TestIdleLinkParks(t *testing.T) {
 	b.nextDelivered()
 	if _, again := parked(); again != first {
 		t.Fatal("the stanza after parking went on another stream")
+	}
+}
+
+// TestFaultAfterBatch: the stream error our reader ends an outgoing
+// stream with goes out after the batch being written, not between its
+// flushes; it is the stream's only close; and a batch after it is refused
+// (left to its writer to resend or bounce) instead of being counted
+// written on a stream the peer no longer reads.
+func TestFaultAfterBatch(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	m := &Manager{cfg: Config{WriteTimeout: wait}}
+	oc := &outConn{conn: c1, ob: dialback.NewOutbound(nil, "s1"), done: make(chan struct{}), writeTimeout: wait}
+	oc.refs.Store(1)
+	var batch []Stanza
+	pad := strings.Repeat("x", wire.DefaultWriterSize/2+1)
+	for i := range 3 {
+		s, err := ParseStanza([]byte(fmt.Sprintf("<message from='u@a.test' to='v@b.test' id='m%d'><body>%s</body></message>", i, pad)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, s)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := oc.writeBatch(nil, batch)
+		wrote <- err
+	}()
+	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil { // the batch's first flush began
+		t.Fatal(err)
+	}
+	faulted := make(chan struct{})
+	go func() {
+		oc.fault(m, newStreamFault(stream.PolicyViolation, "test"))
+		close(faulted)
+	}()
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte("</stream:stream>")) {
+		n, err := c2.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("the batch: %v", err)
+	}
+	<-faulted
+	errAt := bytes.Index(got, []byte(`<error xmlns="http://etherx.jabber.org/streams"`))
+	if errAt < 0 || bytes.Count(got[:errAt], []byte("</message>")) != 3 {
+		t.Errorf("the stream error (at %d) came after %d of the batch's 3 stanzas", errAt, bytes.Count(got[:max(errAt, 0)], []byte("</message>")))
+	}
+	if n, err := oc.writeBatch(nil, batch[:1]); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Errorf("a batch after the stream error: wrote %d, err %v; want 0 and net.ErrClosed", n, err)
+	}
+	// The owner's close that follows writes nothing more: the error
+	// closed the stream.
+	go oc.close(true, errors.New("the reader ended"))
+	rest, _ := io.ReadAll(c2)
+	if len(rest) != 0 {
+		t.Errorf("after the stream error's close: %q", rest)
 	}
 }
