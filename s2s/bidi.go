@@ -266,6 +266,8 @@ type inView struct {
 	held atomic.Int64
 
 	closed atomic.Bool
+	// counted: the view is in its stream's writers count.
+	counted atomic.Bool
 }
 
 var _ linkStream = (*inView)(nil)
@@ -355,6 +357,19 @@ func (v *inView) attach(l *outLink) {
 	}
 	s.views = append(s.views, l)
 	s.mu.Unlock()
+	if v.counted.CompareAndSwap(false, true) {
+		s.writers.Add(1)
+		if v.closed.Load() {
+			v.uncount() // closed meanwhile: whichever of us uncounts, once
+		}
+	}
+}
+
+// uncount takes a closed view out of its stream's writers count.
+func (v *inView) uncount() {
+	if v.counted.CompareAndSwap(true, false) {
+		v.s.writers.Add(-1)
+	}
 }
 
 // endReason is why an incoming stream that ended with err ended, for the
@@ -435,7 +450,10 @@ func (v *inView) streamID() uint64                       { return v.s.sid }
 // close detaches the link: the stream is the peer's, and carries its
 // direction still. It ends with the incoming stream (its reader, Reload,
 // Shutdown), never because our direction has nothing to say.
-func (v *inView) close(bool, error) { v.closed.Store(true) }
+func (v *inView) close(bool, error) {
+	v.closed.Store(true)
+	v.uncount()
+}
 
 func (v *inView) security() (*tls.ConnectionState, Auth) {
 	s := v.s

@@ -47,6 +47,9 @@ type inStream struct {
 	views  []*outLink
 	done   chan struct{}
 	endErr error
+	// writers counts the views attached and not closed: with more than
+	// one, each batch asks for its own <r/> (revWrite).
+	writers atomic.Int32
 
 	pairs dialback.Pairs
 	local string // the 'to' of the stream header, normalised

@@ -75,7 +75,10 @@ func (s *inStream) revWrite(v *inView, ctrl [][]byte, batch []Stanza) (int, erro
 		batch[i].held = &v.held
 	}
 	v.held.Add(int64(len(batch)))
-	done, err := r.write(v.w, ctrl, batch, false)
+	// With several links writing here, the <r/> one link asked for its
+	// last batch may go out with another's write, before that batch: then
+	// each batch asks for itself, as on a shared outgoing stream.
+	done, err := r.write(v.w, ctrl, batch, s.writers.Load() > 1)
 	if err != nil {
 		v.held.Add(-int64(len(batch) - done))
 	}

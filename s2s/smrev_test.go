@@ -607,3 +607,53 @@ func TestBidiReverseHandBackDenied(t *testing.T) {
 		t.Fatal("x1 neither bounced nor delivered")
 	}
 }
+
+// TestReverseBatchAsksForItself: with two links writing back over one
+// incoming bidi stream, the <r/> one link asked for its batch that emptied
+// its queue (askNext) may go out with the other link's write, before that
+// batch; the batch then asks for its own, so that it is acknowledged within
+// a round trip rather than at the request timer. With one link left, the
+// request policy applies again.
+func TestReverseBatchAsksForItself(t *testing.T) {
+	m := &Manager{clock: realClock{}, cfg: Config{QueueLength: 100}}
+	s := &inStream{}
+	s.m = m
+	s.rsm.Store(&smRev{smOut: newSMOut(m)})
+	var out strings.Builder
+	w := wire.NewWriter(&out, 0)
+	va := &inView{s: s, pair: pair{"a.test", "b.test"}, w: w}
+	vb := &inView{s: s, pair: pair{"a2.test", "b.test"}, w: w}
+	va.attach(nil)
+	vb.attach(nil)
+	vb.attach(nil) // counted once
+	msg := func(id string) []Stanza {
+		st, err := ParseStanza([]byte("<message from='u@b.test' to='v@a.test' id='" + id + "'/>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []Stanza{st}
+	}
+	write := func(v *inView, id string) (asked bool) {
+		t.Helper()
+		out.Reset()
+		if _, err := s.revWrite(v, nil, msg(id)); err != nil {
+			t.Fatal(err)
+		}
+		return strings.HasSuffix(out.String(), string(sm.Request))
+	}
+	s.rsm.Load().askNext() // va's batch emptied its queue...
+	if !write(vb, "b1") {  // ...and vb's write took the request
+		t.Fatal("the asked-for <r/> did not go out")
+	}
+	if !write(va, "a1") {
+		t.Error("two links: the batch after another link's took its request went without its own <r/>")
+	}
+	vb.close(false, nil)
+	vb.close(false, nil) // uncounted once
+	if got := s.writers.Load(); got != 1 {
+		t.Fatalf("writers after one of two views closed: %d, want 1", got)
+	}
+	if write(va, "a2") {
+		t.Error("one link: a batch asked for an <r/> the policy did not make due")
+	}
+}
