@@ -139,10 +139,13 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 	// The peer's direction is busy: the link is not idle (outLink's
 	// idleFired).
 	oc.lastRev.Store(oc.heard(m).UnixNano())
-	if oc.sm != nil {
+	if x := oc.sm.Load(); x != nil && x.on() {
 		// Handled, for the peer's XEP-0198 count of what it sends back
 		// over our stream: counted before the host sees it, as on an
-		// incoming stream (smrev.go has the peer's side).
+		// incoming stream (smrev.go has the peer's side). The count
+		// starts at the peer's <enabled/>, which this goroutine read
+		// (answeredEnable) if it came before this stanza: one that
+		// came before it is delivered and not counted.
 		oc.rh.Add(1)
 	}
 	if m.pong(e, canonical(to), canonical(from)) {
@@ -200,7 +203,7 @@ func (oc *outConn) reverseInfo(local, remote string) LinkInfo {
 	}
 	info := linkInfo(Incoming, pair{local, remote}, &oc.tls, auth, oc.since, oc.reverseCount(local, remote).Load(), 0, 0)
 	info.Stream = oc.sid
-	info.StreamManagement = oc.sm != nil // we count and acknowledge what the peer sends back
+	info.StreamManagement = oc.sm.Load() != nil // we count and acknowledge what the peer sends back (from its <enabled/>)
 	return info
 }
 

@@ -76,9 +76,11 @@ type LinkInfo struct {
 	// outgoing link; always 0 for an incoming one.
 	Queued int
 	// StreamManagement says XEP-0198 is on for the stream: on an outgoing
-	// link, each stanza written is kept until the peer acknowledges it; on
-	// an incoming one, the peer keeps each stanza it sends until we
-	// acknowledge it, which we do once it was handed to Deliver.
+	// link, each stanza written is kept until the peer acknowledges it
+	// (from our <enable/>, which goes out with the link's first stanzas,
+	// on: a <failed/> answer turns it false, and what was kept counts as
+	// written); on an incoming one, the peer keeps each stanza it sends
+	// until we acknowledge it, which we do once it was handed to Deliver.
 	StreamManagement bool
 	// Unacked is the number of stanzas written on an outgoing link with
 	// StreamManagement that the peer has not acknowledged yet; on a

@@ -115,22 +115,25 @@ type outConn struct {
 	closed    atomic.Bool // close closed the connection
 	closeOnce sync.Once
 
-	// sm is XEP-0198 on the stream, when the peer enabled it: what was
-	// written and not acknowledged (smout.go). limits are the peer's
-	// (XEP-0478). hook, set by the link before the reader starts, sees
-	// each element the peer sends first, and takes it when it returns
-	// true.
-	sm *smOut
-	rh atomic.Uint32 // with sm on a bidi stream: the peer's stanzas handled (bidi.go)
+	// sm is XEP-0198 on the stream, from our <enable/> (pipelined:
+	// pending until the peer's answer) while the peer does not refuse
+	// it: what was written and not acknowledged (smout.go). The reader
+	// sets it to nil on <failed/> (refused), so everyone else loads it
+	// once and works with what they loaded. enable: our <enable/> goes
+	// out with the next write (under wmu).
+	//
+	// limits are the peer's (XEP-0478). hook, set by the link before
+	// the reader starts, sees each element the peer sends first, and
+	// takes it when it returns true.
+	sm     atomic.Pointer[smOut]
+	enable bool
+	rh     atomic.Uint32 // with sm on on a bidi stream: the peer's stanzas handled since its <enabled/> (bidi.go)
 	// lastRev is when the peer last sent a stanza back over the stream
 	// (UnixNano on the Manager's clock; 0 for none): IdleTimeout counts
 	// both directions of a bidi stream.
 	lastRev atomic.Int64
-	// early are the peer's stanzas back that came before its <enabled/>
-	// (sm.go), for readLoop to deliver first.
-	early  []wire.Element
-	limits peerLimits
-	hook   func(wire.Element) bool
+	limits  peerLimits
+	hook    func(wire.Element) bool
 
 	// heardReads and heardAt are the reader's count of reads (r.Reads)
 	// and the Manager's clock when it last read the clock for them
@@ -168,7 +171,8 @@ func (oc *outConn) endErr() error          { return oc.err }
 // would be both handed back by the taker and requeued by the writer, and
 // written twice.
 func (oc *outConn) unacked(m *Manager, p pair, why error) []Stanza {
-	if oc.sm == nil || !oc.dead() {
+	x := oc.sm.Load()
+	if x == nil || !oc.dead() {
 		return nil
 	}
 	oc.wmu.Lock()
@@ -180,7 +184,7 @@ func (oc *outConn) unacked(m *Manager, p pair, why error) []Stanza {
 	}
 	oc.taken = true
 	oc.back = make(chan struct{})
-	all := oc.sm.take()
+	all := x.take()
 	oc.wmu.Unlock()
 	mine, others := partitionPair(all, p)
 	m.handBack(others, why)
@@ -217,14 +221,39 @@ func (oc *outConn) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 		oc.w = wire.NewWriter(oc.conn, 0)
 	}
 	oc.conn.SetWriteDeadline(time.Now().Add(oc.writeTimeout))
-	if oc.sm == nil {
+	x := oc.sm.Load()
+	if oc.enable {
+		// The first write of the stream: our <enable/> goes ahead of
+		// it, and its stanzas are counted from it (smout.go).
+		oc.enable = false
+		if x != nil {
+			x.enableWritten()
+		}
+		if _, err := oc.w.Write(sm.Enable); err != nil {
+			return 0, err
+		}
+	}
+	if x == nil {
 		return writeBatch(oc.w, ctrl, batch, nil)
 	}
 	// On a stream several links write to, the <r/> one link asked for
 	// its last batch (askNext) may go out with another link's write,
 	// before that batch: each batch asks for itself, so that none is left
 	// unacknowledged until the next probe.
-	return oc.sm.write(oc.w, ctrl, batch, oc.shared())
+	return x.write(oc.w, ctrl, batch, oc.shared())
+}
+
+// refused turns stream management off for the stream on the peer's
+// <failed/> (the reader's): what x kept was written, and counts as
+// written as on any stream without XEP-0198. A writer that loaded x
+// before may still record a batch in it: x stays pending, so that batch
+// asks for no <r/>, and nobody takes it back, so it counts as written
+// too. It returns how many stanzas x kept.
+func (oc *outConn) refused(x *smOut) int {
+	if !oc.sm.CompareAndSwap(x, nil) {
+		return 0
+	}
+	return len(x.take())
 }
 
 // sayClose writes </stream:stream> unless it was written already: our
@@ -241,7 +270,7 @@ func (oc *outConn) sayClose() {
 		return
 	}
 	oc.conn.SetWriteDeadline(time.Now().Add(oc.writeTimeout))
-	if oc.sm != nil && oc.bidi {
+	if x := oc.sm.Load(); x != nil && x.on() && oc.bidi {
 		// The last <a/> for what the peer sent back over the stream
 		// (XEP-0198 §4, before closing), so that it sends none of it
 		// again.
@@ -278,18 +307,6 @@ func (oc *outConn) close(say bool, why error) {
 // it) and bad input end the stream with a stream error.
 func (oc *outConn) readLoop(m *Manager) {
 	var err error
-	for _, e := range oc.early {
-		if err = oc.deliverReverse(m, e); err != nil {
-			m.log.Warn("s2s: ended an outgoing stream for a stanza it may not carry", "from", domain.Clip(e.From), "to", domain.Clip(e.To), "err", err)
-			oc.fault(m, err)
-			break
-		}
-	}
-	if len(oc.early) > 0 {
-		// Sent before the peer's <enabled/>: not in its count.
-		oc.rh.Store(0)
-		oc.early = nil
-	}
 	for err == nil {
 		// Wait for the peer here, not inside next: see wire's Await.
 		oc.r.Await()

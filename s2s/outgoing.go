@@ -408,9 +408,14 @@ func (l *outLink) connect() {
 	if t := m.cfg.IdleTimeout; t > 0 {
 		l.idleTimer = m.clock.AfterFunc(t, func() { l.idleFired(ls) })
 	}
+	// A stream of ours asks for XEP-0198 with its first write, which
+	// carries the first stanzas (smout.go); with none queued (they were
+	// bounced meanwhile), <enable/> goes out alone, below.
+	enableNow := false
 	if oc, ok := ls.(*outConn); ok {
 		oc.owner = l
 		l.startStream(oc)
+		enableNow = len(l.queue) == 0 && oc.sm.Load() != nil
 	}
 	info := l.infoOf(ls, l.since, len(l.queue))
 	l.mu.Unlock()
@@ -428,6 +433,11 @@ func (l *outLink) connect() {
 			m.dropStream(ls)
 			l.signal() // the owner takes the link down
 		})
+		if enableNow {
+			if _, err := ls.writeBatch(nil, nil); err != nil {
+				ls.close(false, err) // the reader ends, and the owner takes the link down
+			}
+		}
 		// The peer's own stream may have come up meanwhile (both
 		// servers opened their first stream at once).
 		if m.bidiRoute(l.pair) != nil {

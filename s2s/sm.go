@@ -28,9 +28,10 @@ import (
 // <a h='N'/> at once, and a stream we close ends with a last <a/>.
 //
 // Initiating side: once the stream is authenticated and the peer listed
-// <sm/>, we send <enable/> and wait for <enabled/> (or <failed/>, and the
-// link goes on without acknowledgements) before the link carries stanzas;
-// the stream then keeps what it writes until acknowledged (smout.go).
+// <sm/>, the link's first write is <enable/> and its first stanzas,
+// without waiting for <enabled/>; the stream keeps what it writes until
+// acknowledged, and the reader takes the peer's answer: <failed/> turns
+// acknowledgements off, and the link goes on without them (smout.go).
 var smEntry = feature{
 	id:        featSM,
 	name:      xml.Name{Space: sm.NS, Local: "sm"},
@@ -133,79 +134,22 @@ func (s *inStream) handleSM(st *settings, ep *epoch, e wire.Element) (flow, erro
 	return flowOn, s.fail(stream.UnsupportedStanzaType, fmt.Sprintf("<%s/> is for the initiating side of a stream", el.Kind))
 }
 
-// maxEarlyBytes bounds the bytes of the stanzas a peer may send back over
-// a bidi stream between authentication and its <enabled/>, which the
-// stream keeps until its reader delivers them: a few batches of a link's,
-// and far less than the outgoing reader's bound per stanza times any
-// count of them (256 stanzas of 1 MiB each were a quarter GiB per stream
-// for any peer we connect to).
-const maxEarlyBytes = 1 << 20
-
-// enableSM asks the peer for stream management once the stream is
-// authenticated, and waits for the answer: the link keeps its stanzas
-// until acknowledged only once the peer said <enabled/>.
+// enableSM decides, once the stream is authenticated and the peer listed
+// <sm/>, that the stream asks for stream management. Nothing is written
+// or read here: <enable/> goes out with the link's first write, its
+// stanzas right behind it, and the stream's reader takes the answer
+// (pipelined, smout.go), which saves the new link a round trip.
+//
+// Stanzas the peer sends back on a bidi stream before its <enabled/>
+// (another Manager does, when a link of its finds the stream as soon as
+// our pair is authenticated) reach the reader like any other, and are
+// delivered but not counted: the peer counts from its <enabled/>.
 func (o *outStream) enableSM(f *wire.Feature) (flow, error) {
 	if f == nil || !o.wantAuth || !o.is(stateAuthed) || o.m.cfg.DisableStreamManagement {
 		return flowOn, nil
 	}
-	if _, err := o.conn.Write(sm.Enable); err != nil {
-		return flowOn, err
-	}
-	for {
-		e, err := next(o.r)
-		if err != nil {
-			return flowOn, fmt.Errorf("%w: waiting for <enabled/> from %s: %w", ErrNegotiation, o.p.remote, err)
-		}
-		if o.bidiAsked && e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) {
-			// On a bidi stream the peer may send back as soon as the
-			// pair is authenticated, before it reads our <enable/>
-			// (another Manager does, when a link of its was waiting):
-			// kept for the stream's reader, which checks and delivers
-			// them first. Sent before <enabled/>, they are not counted.
-			// What they may hold is bounded here, where they are kept:
-			// max_stanza_size each, as the reader would check, and
-			// maxEarlyBytes in all.
-			n := int64(len(e.Raw))
-			if max := o.m.settings().s2s.MaxStanzaSize; max > 0 && n > max {
-				return flowOn, o.refuse(stream.PolicyViolation, fmt.Sprintf("a stanza of %d bytes, over max_stanza_size (%d)", n, max))
-			}
-			if o.earlyBytes += n; o.earlyBytes > maxEarlyBytes {
-				return flowOn, o.refuse(stream.PolicyViolation, fmt.Sprintf("over %d bytes of stanzas sent back before answering <enable/>", maxEarlyBytes))
-			}
-			o.early = append(o.early, e)
-			continue
-		}
-		if e.Name.Space != sm.NS {
-			return flowOn, fmt.Errorf("%w: %s sent <%s xmlns='%s'> before answering <enable/>", ErrNegotiation,
-				o.p.remote, domain.ClipText(e.Name.Local), domain.ClipText(e.Name.Space))
-		}
-		el, err := sm.Parse(e.Raw)
-		if err != nil {
-			return flowOn, fmt.Errorf("%w: %s: %w", ErrNegotiation, o.p.remote, err)
-		}
-		switch el.Kind {
-		case sm.KindEnabled:
-			o.sm = true
-			return flowOn, nil
-		case sm.KindFailed:
-			o.m.log.Info("s2s: the peer refused stream management", "local", o.p.local, "remote", o.p.remote, "condition", el.Condition)
-			return flowOn, nil
-		case sm.KindRequest, sm.KindAnswer:
-			// Nothing was sent or received yet: an early <r/> or <a/>
-			// says nothing we need.
-			continue
-		}
-		return flowOn, fmt.Errorf("%w: %s answered <enable/> with <%s/>", ErrNegotiation, o.p.remote, el.Kind)
-	}
-}
-
-// refuse ends a stream being negotiated with a stream error for what the
-// peer sent, and returns the negotiation's error saying so.
-func (o *outStream) refuse(cond stream.Error, text string) error {
-	f := newStreamFault(cond, text)
-	o.conn.SetWriteDeadline(time.Now().Add(o.m.cfg.WriteTimeout))
-	wire.WriteError(o.conn, f.se)
-	return fmt.Errorf("%w: %s: %w", ErrNegotiation, o.p.remote, f)
+	o.sm = true
+	return flowOn, nil
 }
 
 // alive wraps the connection of a new incoming stream so that every byte

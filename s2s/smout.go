@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xmpp-s2s/federation/internal/keepalive"
@@ -31,43 +32,85 @@ var errSMCount = errors.New("s2s: the peer's stream management count is wrong")
 var smRequest = [][]byte{sm.Request}
 
 // smOut is XEP-0198 on one outgoing stream: the stanzas written and not
-// acknowledged, in order. The link's owner writes (requestFor, wrote), the
-// stream's reader applies the peer's <a/> (ack); mu serialises them, once
-// per batch and once per acknowledgement, not per stanza.
+// acknowledged, in order. The link's owner writes (record), the stream's
+// reader applies the peer's <a/> (ack) and its answer to <enable/>
+// (enabled); mu serialises them, once per batch and once per
+// acknowledgement, not per stanza.
+//
+// On a stream of our own, <enable/> goes out with the link's first write
+// and the stanzas of that write follow it at once (pipelined: XEP-0198 §4
+// counts the initiating entity's stanzas from its <enable/>, and the
+// receiving entity's from its <enabled/>, which it writes as it reads
+// <enable/>, before the stanzas behind it). Until the peer's answer the
+// sender is pending: what is written is kept and counted, as with stream
+// management on, but no <r/> goes out (a peer that answers <failed/> would
+// take a <r/> for misuse of a protocol it refused), and a <r/> that comes
+// due waits for <enabled/>. <failed/> turns stream management off for the
+// stream (outConn.refused): what was kept counts as written without it,
+// as on any stream without acknowledgements (the peer read it; it only
+// does not count it).
 type smOut struct {
 	now func() time.Time
 	mu  sync.Mutex
 	s   *sm.Sender[Stanza]
 	ask bool // a <r/> goes with the next write, whatever the policy says
+	// pending: our <enable/> is not answered yet (changed under mu; read
+	// without it by the reader, which alone changes it, and LinkInfo).
+	// enableAt is when it was written (zero: not yet), for the keepalive:
+	// an <enable/> unanswered for KeepAlive is a dead link, as an
+	// unanswered <r/> is.
+	pending  atomic.Bool
+	enableAt time.Time
 }
 
-// newSMOut starts the count of a stream on which <enabled/> was just read.
-// The bound is QueueLength: a link holds at most that many stanzas
-// waiting, and that many more waiting for acknowledgement.
+// newSMOut starts the count of a stream on which stream management is on:
+// the reverse direction of an incoming stream, from the <enabled/> we
+// wrote.
 func newSMOut(m *Manager) *smOut {
 	return &smOut{now: m.clock.Now, s: sm.NewSender[Stanza](sm.Policy{MaxUnacked: m.cfg.QueueLength})}
 }
 
-// requestFor says whether the write of n more stanzas should end with a
-// <r/>, and the time it is made at.
-func (x *smOut) requestFor(n int) (bool, time.Time) {
+// newPendingSMOut starts the count of an outgoing stream whose <enable/>
+// goes out with its first write. The bound is QueueLength: a link holds
+// at most that many stanzas waiting, and that many more waiting for
+// acknowledgement.
+func newPendingSMOut(m *Manager) *smOut {
+	x := newSMOut(m)
+	x.pending.Store(true)
+	return x
+}
+
+// on reports whether the peer enabled stream management (it counts what
+// we write, and we count what it sends back on a bidi stream).
+func (x *smOut) on() bool { return !x.pending.Load() }
+
+// record keeps the stanzas of a write about to be made, and says whether
+// it ends with a <r/>: one asked for (askNext), one the policy makes due
+// with these n stanzas, or, when each is set, one for any batch with
+// stanzas. While pending none does; what was asked waits for <enabled/>.
+func (x *smOut) record(batch []Stanza, each bool) bool {
 	now := x.now()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	req := x.ask || x.s.NeedRequestAfter(n, now)
-	x.ask = false
-	return req, now
-}
-
-// wrote keeps the stanzas a write took, and records its <r/>.
-func (x *smOut) wrote(batch []Stanza, requested bool, now time.Time) {
-	x.mu.Lock()
+	req := false
+	if !x.pending.Load() {
+		req = x.ask || x.s.NeedRequestAfter(len(batch), now) || each && len(batch) > 0
+		x.ask = false
+	}
 	for _, s := range batch {
 		x.s.Wrote(s, now)
 	}
-	if requested {
+	if req {
 		x.s.Requested(now)
 	}
+	return req
+}
+
+// wroteRequest records a <r/> written on its own (the incoming stream's request
+// timer and probes, smrev.go).
+func (x *smOut) wroteRequest(now time.Time) {
+	x.mu.Lock()
+	x.s.Requested(now)
 	x.mu.Unlock()
 }
 
@@ -78,18 +121,45 @@ func (x *smOut) wrote(batch []Stanza, requested bool, now time.Time) {
 // stanzas carries when each asks for itself, goes in the same write.
 // The caller holds the stream's write lock.
 func (x *smOut) write(w *wire.Writer, ctrl [][]byte, batch []Stanza, each bool) (int, error) {
-	req, now := x.requestFor(len(batch))
-	req = req || each && len(batch) > 0
 	var trailer [][]byte
-	if req {
+	if x.record(batch, each) {
 		trailer = smRequest
 	}
-	x.wrote(batch, req, now)
 	done, err := writeBatch(w, ctrl, batch, trailer)
 	if err != nil {
 		x.unwrite(len(batch) - done)
 	}
 	return done, err
+}
+
+// enableWritten notes when <enable/> went out.
+func (x *smOut) enableWritten() {
+	now := x.now()
+	x.mu.Lock()
+	if x.enableAt.IsZero() {
+		x.enableAt = now
+	}
+	x.mu.Unlock()
+}
+
+// enabled takes the peer's <enabled/>: the count goes on as it was
+// (nothing is reset: both sides count from <enable/>), and <r/>s may go
+// out. It reports false when the sender was not waiting for it, and
+// whether stanzas written meanwhile, or a <r/> asked for, want a <r/>
+// now (asked for the next write).
+func (x *smOut) enabled() (ok, due bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.pending.Load() {
+		return false, false
+	}
+	x.pending.Store(false)
+	_, uncov := x.s.RequestDue()
+	if x.ask || uncov {
+		x.ask = true
+		return true, true
+	}
+	return true, false
 }
 
 func (x *smOut) unwrite(n int) {
@@ -98,9 +168,14 @@ func (x *smOut) unwrite(n int) {
 	x.mu.Unlock()
 }
 
+// ack applies the peer's <a/>; one before <enabled/> acknowledges
+// nothing (the peer has not enabled stream management yet).
 func (x *smOut) ack(h uint32) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.pending.Load() {
+		return nil
+	}
 	_, err := x.s.Ack(h, x.now(), nil)
 	return err
 }
@@ -135,16 +210,25 @@ func (x *smOut) askNext() {
 }
 
 // uncovered reports whether stanzas were written that no <r/> followed,
-// and since when a <r/> for them is due.
+// and since when a <r/> for them is due; while pending, none is due
+// (enabled asks for it).
 func (x *smOut) uncovered() (time.Time, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.pending.Load() {
+		return time.Time{}, false
+	}
 	return x.s.RequestDue()
 }
 
+// awaiting is since when the oldest request the peer owes an answer to
+// waits: a <r/>, or, while pending, our <enable/>.
 func (x *smOut) awaiting() (time.Time, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.pending.Load() {
+		return x.enableAt, !x.enableAt.IsZero()
+	}
 	return x.s.AwaitingSince()
 }
 
@@ -153,11 +237,11 @@ func (x *smOut) awaiting() (time.Time, bool) {
 func smOf(ls linkStream) (*smOut, peerLimits) {
 	switch ls := ls.(type) {
 	case *outConn:
-		return ls.sm, ls.limits
+		return ls.sm.Load(), ls.limits
 	case *shareView:
 		// The stream's: one count of acknowledgements and one peer
 		// for every link on it.
-		return ls.oc.sm, ls.oc.limits
+		return ls.oc.sm.Load(), ls.oc.limits
 	case *inView:
 		// The incoming stream's reverse sender (smrev.go). The peer
 		// opened the stream, so it announced no limits of its own
@@ -212,12 +296,15 @@ func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
 		m.log.Warn("s2s: malformed stream management element", "remote", l.pair.remote, "err", err)
 		return true
 	}
+	x := oc.sm.Load()
 	switch el.Kind {
+	case sm.KindEnabled, sm.KindFailed:
+		l.answeredEnable(oc, x, el)
 	case sm.KindAnswer:
-		if oc.sm == nil {
+		if x == nil {
 			return true
 		}
-		if err := oc.sm.ack(el.H); err != nil {
+		if err := x.ack(el.H); err != nil {
 			// The counts cannot be trusted: the link ends, and what is
 			// unacknowledged goes to a new one.
 			l.setFailWhy(fmt.Errorf("%w: %w", errSMCount, err))
@@ -249,6 +336,37 @@ func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
 		}
 	}
 	return true
+}
+
+// answeredEnable takes the peer's answer to our <enable/>, on the reader's
+// goroutine; the link has been writing since it went out (smOut says
+// why). <enabled/>: the <r/> held back goes with the next write, which
+// the owner makes now. <failed/>: stream management is off for the stream,
+// and what it kept counts as written. Either way a link waiting for room
+// or for acknowledgements (a drain) looks again.
+func (l *outLink) answeredEnable(oc *outConn, x *smOut, el sm.Element) {
+	m := l.m
+	if x == nil || !x.pending.Load() {
+		m.log.Warn("s2s: dropped an answer to an <enable/> we did not send", "remote", l.pair.remote, "element", el.Kind.String())
+		return
+	}
+	ask := false
+	if el.Kind == sm.KindEnabled {
+		_, ask = x.enabled()
+	} else {
+		n := oc.refused(x)
+		m.log.Info("s2s: the peer refused stream management", "local", l.pair.local, "remote", l.pair.remote,
+			"condition", el.Condition, "written_without", n)
+	}
+	l.mu.Lock()
+	if l.conn == oc {
+		if ask {
+			l.askAck = true
+		}
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+	oc.wakeWriters()
 }
 
 // answerBySharer has a link still writing to the stream through its share
@@ -283,10 +401,11 @@ func (l *outLink) keepaliveFired(oc *outConn) {
 	}
 	now := m.clock.Now()
 	act, next := l.ka.Check(now)
-	if oc.sm != nil {
-		// A <r/> unanswered for KeepAlive is a dead link too, whatever
-		// else the peer sends.
-		if since, ok := oc.sm.awaiting(); ok && now.Sub(since) >= k {
+	x := oc.sm.Load()
+	if x != nil {
+		// A <r/> (or our <enable/>) unanswered for KeepAlive is a dead
+		// link too, whatever else the peer sends.
+		if since, ok := x.awaiting(); ok && now.Sub(since) >= k {
 			act = keepalive.Dead
 		}
 	}
@@ -301,7 +420,10 @@ func (l *outLink) keepaliveFired(oc *outConn) {
 		oc.close(false, ErrKeepAlive)
 		return
 	case keepalive.Probe:
-		if oc.sm != nil {
+		if x != nil {
+			// While our <enable/> waits for its answer, the <r/> goes
+			// out once <enabled/> comes (or, after <failed/>, nothing
+			// does: the <failed/> was the peer's sign of life).
 			l.askAck = true
 		} else {
 			l.pingID = keepalivePrefix + newStreamID()
@@ -321,10 +443,14 @@ func (l *outLink) keepaliveFired(oc *outConn) {
 // waited RequestDelay without one (the owner parks with such stanzas).
 // Called with l.mu held.
 func (l *outLink) armRequestTimer(oc *outConn, now time.Time) {
-	if oc == nil || oc.sm == nil || l.reqTimer != nil {
+	if oc == nil || l.reqTimer != nil {
 		return
 	}
-	due, ok := oc.sm.uncovered()
+	x := oc.sm.Load()
+	if x == nil {
+		return
+	}
+	due, ok := x.uncovered()
 	if !ok {
 		return
 	}
@@ -335,7 +461,7 @@ func (l *outLink) armRequestTimer(oc *outConn, now time.Time) {
 			return
 		}
 		l.reqTimer = nil
-		if _, ok := oc.sm.uncovered(); ok {
+		if _, ok := x.uncovered(); ok {
 			l.askAck = true
 			l.wakeLocked()
 		}

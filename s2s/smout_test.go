@@ -150,7 +150,8 @@ func waitAcked(t *testing.T, n *node) {
 // unanswered (a peer that counts our answers would end the stream).
 func TestReverseRequestAfterOwnerLeft(t *testing.T) {
 	m := &Manager{clock: realClock{}}
-	oc := &outConn{done: make(chan struct{}), bidi: true, sm: newSMOut(m), p: pair{"a1.test", "b.test"}}
+	oc := &outConn{done: make(chan struct{}), bidi: true, p: pair{"a1.test", "b.test"}}
+	oc.sm.Store(newSMOut(m))
 	oc.refs.Store(1)
 	oc.rh.Store(7)
 	owner := &outLink{m: m, pair: oc.p} // left: its conn is no longer oc

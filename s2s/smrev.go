@@ -195,7 +195,7 @@ func (s *inStream) requestRev(probe bool) error {
 		return err
 	}
 	if r != nil {
-		r.wrote(nil, true, s.m.clock.Now())
+		r.wroteRequest(s.m.clock.Now())
 	}
 	return nil
 }

@@ -516,67 +516,103 @@ func TestBidiReverseAuthPerPair(t *testing.T) {
 	}
 }
 
-// TestOutgoingEarlyReverseBounded: what a peer sends back before answering
-// our <enable/> is kept until the stream is up, so it is bounded where it
-// is kept: a stanza over max_stanza_size, or more than maxEarlyBytes of
-// them, ends the stream with policy-violation and nothing is delivered.
-func TestOutgoingEarlyReverseBounded(t *testing.T) {
+// TestOutgoingEarlyReverseNotKept: what a peer sends back before
+// answering our <enable/> is read by the stream's reader as it comes, as
+// after <enabled/>: delivered one by one, never kept, so more of it than
+// any buffer holds is delivered, and not counted; a stanza over
+// max_stanza_size ends the stream with policy-violation, as it would
+// after <enabled/>, the stanzas before it delivered. (Before <enable/>
+// was pipelined, negotiation kept them until the stream was up, bounded
+// at 1 MiB in all.)
+func TestOutgoingEarlyReverseNotKept(t *testing.T) {
 	const big = 2000
 	stanza := func(id string, n int) string {
 		return "<message from='x@r.test' to='y@a.test' id='" + id + "'><body>" + strings.Repeat("x", n) + "</body></message>"
 	}
-	for i, tc := range []struct {
-		name    string
-		max     int64 // max_stanza_size
-		stanzas []string
-	}{
-		{name: "one over max_stanza_size", max: big, stanzas: []string{stanza("small", 10), stanza("big", big)}},
-		{name: "more than the bound in all", max: 1 << 20, stanzas: func() []string {
-			var ss []string
-			for n := 0; n*(60<<10) <= maxEarlyBytes; n++ {
-				ss = append(ss, stanza("s"+strconv.Itoa(n), 60<<10))
+	t.Run("more than a MiB", func(t *testing.T) {
+		a, s := rawServerNode(t, withS2S(func(c *config.S2S) { c.MaxStanzaSize = 1 << 20 }))
+		a.send("<message from='y@a.test' to='x@r.test' id='out'/>")
+		s.acceptWith("r.test", dialbackFeature, bidiFeature, sm.Feature)
+		const n = 20 // of 60 KiB each: 1.2 MiB
+		conn := s.conn
+		go func() {
+			for i := range n {
+				if _, err := io.WriteString(conn, stanza("s"+strconv.Itoa(i), 60<<10)); err != nil {
+					return
+				}
 			}
-			return ss
-		}()},
-	} {
-		t.Run(strconv.Itoa(i)+"-"+tc.name, func(t *testing.T) {
-			a, s := rawServerNode(t, withS2S(func(c *config.S2S) { c.MaxStanzaSize = tc.max }))
-			a.send("<message from='y@a.test' to='x@r.test' id='out'/>")
-			s.acceptWith("r.test", dialbackFeature, bidiFeature, sm.Feature)
-			conn := s.conn
-			go func() {
-				// Our Manager may end the stream before all is written.
-				for _, st := range tc.stanzas {
-					if _, err := io.WriteString(conn, st); err != nil {
-						return
-					}
+		}()
+		for i := range n {
+			if got := a.nextDelivered(); got.ID != "s"+strconv.Itoa(i) {
+				t.Fatalf("delivered %s, want s%d", got.ID, i)
+			}
+		}
+		s.write(string(sm.Enabled))
+		s.write(string(sm.Request))
+		for {
+			e, err := s.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Name.Space != sm.NS || e.Name.Local != "a" {
+				continue // <enable/>, our stanza, our <r/>
+			}
+			if el, err := sm.Parse(e.Raw); err != nil || el.H != 0 {
+				t.Fatalf("answer %s (%v), want h='0': nothing came after <enabled/>", e.Raw, err)
+			}
+			break
+		}
+		s.ackOurs(a, 1)
+	})
+	t.Run("one over max_stanza_size", func(t *testing.T) {
+		a, s := rawServerNode(t, withS2S(func(c *config.S2S) { c.MaxStanzaSize = big }))
+		a.send("<message from='y@a.test' to='x@r.test' id='out'/>")
+		s.acceptWith("r.test", dialbackFeature, bidiFeature, sm.Feature)
+		s.write(stanza("small", 10) + stanza("big", big))
+		if got := a.nextDelivered(); got.ID != "small" {
+			t.Fatalf("delivered %s", got.ID)
+		}
+		for {
+			e, err := s.next()
+			if err == nil {
+				if e.Name.Local == "enable" || e.Name.Local == "message" {
+					continue
 				}
-			}()
-			for {
-				e, err := s.next()
-				if err == nil {
-					if e.Name.Local == "enable" || e.Name.Local == "bidi" {
-						continue
-					}
-					t.Fatalf("read %s, want the stream error", e.Raw)
-				}
-				var pe *wire.PeerError
-				if !errors.As(err, &pe) || pe.Err.Err != "policy-violation" {
-					t.Fatalf("the stream ended with %v, want stream error policy-violation", err)
+				t.Fatalf("read %s, want the stream error", e.Raw)
+			}
+			var pe *wire.PeerError
+			if !errors.As(err, &pe) || pe.Err.Err != "policy-violation" {
+				t.Fatalf("the stream ended with %v, want stream error policy-violation", err)
+			}
+			break
+		}
+		e := waitEvent(t, a, LinkDown)
+		if e.Err == nil || !strings.Contains(e.Err.Error(), "policy-violation") {
+			t.Errorf("LinkDown error %v, want one saying policy-violation", e.Err)
+		}
+		// Our stanza, written after <enable/> and never acknowledged, goes
+		// to the next link, once.
+		s.acceptWith("r.test", dialbackFeature, bidiFeature, sm.Feature)
+		for {
+			e, err := s.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Name.Local == "message" {
+				if e.ID != "out" {
+					t.Fatalf("read %s", e.Raw)
 				}
 				break
 			}
-			e := waitEvent(t, a, LinkFailed)
-			if e.Err == nil || !strings.Contains(e.Err.Error(), "policy-violation") {
-				t.Errorf("LinkFailed error %v, want one saying policy-violation", e.Err)
-			}
-			select {
-			case got := <-a.delivered:
-				t.Fatalf("delivered %s", got.Raw)
-			default:
-			}
-		})
-	}
+		}
+		s.write(string(sm.Enabled))
+		s.ackOurs(a, 1)
+		select {
+		case got := <-a.delivered:
+			t.Fatalf("delivered %s", got.Raw)
+		default:
+		}
+	})
 }
 
 // TestBidiReverseHandBackDenied: b.test's link back to x.test rides on

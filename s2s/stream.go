@@ -254,13 +254,9 @@ type outStream struct {
 
 	wantAuth    bool // authenticate p; false: a stream for <db:verify> only
 	tryExternal bool // try SASL EXTERNAL when the peer offers it
-	sm          bool // the peer enabled XEP-0198 (sm.go)
+	sm          bool // the stream asks for XEP-0198, with its first write (sm.go)
 	limits      peerLimits
 	bidiAsked   bool // we sent <bidi/> (bidi.go)
-	// early are stanzas the peer sent back over a bidi stream before its
-	// <enabled/> (sm.go), delivered once the stream is up (readLoop).
-	early      []wire.Element
-	earlyBytes int64 // of early (sm.go's maxEarlyBytes)
 	// held is what an entry wrote that needs no answer (<bidi/>): it
 	// goes out with the next request (send), which the peer answers.
 	held []byte
@@ -338,9 +334,9 @@ func (m *Manager) negotiateOut(ctx context.Context, st *settings, p pair, conn n
 			p: p, dialback: o.offered(dialbackEntry.name) != nil || o.h.Dialback}
 		oc.refs.Store(1) // its own link, or the verification it serves
 		if o.sm {
-			oc.sm = newSMOut(m)
+			oc.sm.Store(newPendingSMOut(m))
+			oc.enable = true
 		}
-		oc.early = o.early
 		if oc.bidi && o.is(stateAuthed) {
 			// The peer may send back for the reverse of our pair (bidi.go).
 			oc.addReverse(p)

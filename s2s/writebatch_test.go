@@ -84,7 +84,8 @@ func TestSharedStreamTakeDuringWrite(t *testing.T) {
 	defer c2.Close()
 	// The write deadline is what ends A's stuck write, as on a real
 	// half-open connection.
-	oc := &outConn{conn: c1, done: make(chan struct{}), writeTimeout: time.Second, sm: newSMOut(m)}
+	oc := &outConn{conn: c1, done: make(chan struct{}), writeTimeout: time.Second}
+	oc.sm.Store(newSMOut(m))
 	oc.refs.Store(2)
 	a1 := seqStanza(t, "x.test", "b.test", "a1", 1, false)
 	type result struct {
@@ -112,7 +113,7 @@ func TestSharedStreamTakeDuringWrite(t *testing.T) {
 		t.Errorf("a1 taken by B %d times and requeued by A %d times: want once in all", len(taken), requeued)
 	}
 	done, err := oc.writeBatch(nil, []Stanza{seqStanza(t, "y.test", "b.test", "a2", 2, false)})
-	if done != 0 || !errors.Is(err, net.ErrClosed) || oc.sm.holding() != 0 {
-		t.Errorf("a write after the take: done %d, err %v, stream holding %d", done, err, oc.sm.holding())
+	if done != 0 || !errors.Is(err, net.ErrClosed) || oc.sm.Load().holding() != 0 {
+		t.Errorf("a write after the take: done %d, err %v, stream holding %d", done, err, oc.sm.Load().holding())
 	}
 }

@@ -38,6 +38,7 @@ func TestProsodyStreamManagement(t *testing.T) {
 	waitLog(t, p, "our answer to Prosody's <enable/>", "Received[s2sout]: <enabled", "urn:xmpp:sm:3")
 	waitLog(t, p, "Prosody answering our <r/>", "Received ack request, acking for")
 	waitLog(t, p, "our <a/> emptying Prosody's queue", "#queue = 0 (acked:")
+	prosodyCountsPipelined(t, p)
 
 	// Ours: a burst of messages, each answered by Prosody with an error
 	// (no such user), all acknowledged: nothing stays unacknowledged.
@@ -59,6 +60,48 @@ func TestProsodyStreamManagement(t *testing.T) {
 			t.Fatalf("our link to Prosody still waits for acknowledgements: %+v", outs)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// prosodyCountsPipelined checks, in Prosody's log of its session for our
+// stream, what it does with the stanza we write right behind <enable/>,
+// in the same write (pipelined, s2s/smout.go): it reads <enable/>,
+// answers <enabled/>, and counts that stanza as the first it handled;
+// and no <r/> of ours came before that stanza (we ask for none before
+// Prosody's <enabled/>).
+func prosodyCountsPipelined(t *testing.T, p peer) {
+	t.Helper()
+	enable := waitLog(t, p, "our <enable/>", "Received[s2sin]: <enable", "urn:xmpp:sm:3")
+	head, _, _ := strings.Cut(enable, "\t")
+	sess := head[strings.LastIndexByte(head, ' ')+1:]
+	var got []string
+	seen := false
+	for _, line := range strings.Split(p.Log(), "\n") {
+		if !strings.Contains(line, sess+"\t") {
+			continue
+		}
+		if strings.Contains(line, "Received[s2sin]: <enable") {
+			seen = true
+		}
+		if !seen {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "Received[s2sin]: <enable"):
+			got = append(got, "enable")
+		case strings.Contains(line, "Sending[s2sin]: <enabled"):
+			got = append(got, "enabled")
+		case strings.Contains(line, "Received[s2sin]: <r "):
+			got = append(got, "r")
+		case strings.Contains(line, "Handled 1 incoming stanzas"):
+			got = append(got, "handled 1")
+		}
+		if len(got) == 3 {
+			break
+		}
+	}
+	if strings.Join(got, ", ") != "enable, enabled, handled 1" {
+		t.Errorf("Prosody's session %s: %q, want <enable/> read, <enabled/> sent, and the stanza behind <enable/> counted before any <r/>", sess, got)
 	}
 }
 
