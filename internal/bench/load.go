@@ -151,9 +151,18 @@ func (p *libPair) pings(ctx context.Context, n, window int) (time.Duration, erro
 // firstStanza sends the first stanza of local domain i, which has no link
 // yet, and returns the time to its delivery and the round trips on a's new
 // link and on b's verification stream.
+//
+// The round trips are counted as b's host is given the stanza, not once
+// this goroutine hears of it: a write on a's link after that (the <r/>
+// that follows the peer's <enabled/>, which a's pipelined <enable/> did
+// not wait for) is no round trip the stanza waited for.
 func (p *libPair) firstStanza(ctx context.Context, i int) (time.Duration, int64, int64, error) {
 	c := newCounter(1)
-	p.handle(false, func(s2s.Stanza) { c.add() })
+	var turnsA, turnsB int64 // written before c.done closes
+	p.handle(false, func(s2s.Stanza) {
+		turnsA, turnsB = p.turnsA.Load(), p.turnsB.Load()
+		c.add()
+	})
 	p.turnsA.Store(0)
 	p.turnsB.Store(0)
 	msg := messageFor(senderDomain(i))
@@ -164,7 +173,7 @@ func (p *libPair) firstStanza(ctx context.Context, i int) (time.Duration, int64,
 	if err := waitFor(ctx, c.done, "first stanza", p); err != nil {
 		return 0, 0, 0, err
 	}
-	return time.Since(start), p.turnsA.Load(), p.turnsB.Load(), p.checkBounces()
+	return time.Since(start), turnsA, turnsB, p.checkBounces()
 }
 
 // idleLinks brings up n links (local domains base..base+n-1 to the

@@ -174,17 +174,26 @@ func (p *libPair) checkBounces() error {
 	return nil
 }
 
-// turnConn counts round trips: a read that follows a write is one.
+// turnConn counts round trips: a write that follows a read, which
+// followed a write, is one (we wrote, waited for the peer, and went on).
+// Counted at the write rather than at the read, so that a read nothing
+// waited for (the peer's <enabled/>, which comes after our pipelined
+// <enable/> and the first stanza) is no round trip.
 type turnConn struct {
 	net.Conn
 	turns *atomic.Int64
 
 	mu    sync.Mutex
-	wrote bool
+	wrote bool // a write was made
+	heard bool // and a read since
 }
 
 func (c *turnConn) Write(b []byte) (int, error) {
 	c.mu.Lock()
+	if c.heard {
+		c.turns.Add(1)
+		c.heard = false
+	}
 	c.wrote = true
 	c.mu.Unlock()
 	return c.Conn.Write(b)
@@ -195,8 +204,7 @@ func (c *turnConn) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.mu.Lock()
 		if c.wrote {
-			c.turns.Add(1)
-			c.wrote = false
+			c.heard = true
 		}
 		c.mu.Unlock()
 	}

@@ -83,9 +83,9 @@ type Sender[T any] struct {
 	uncov    time.Time // when the first write not covered by a <r/> was made
 }
 
-// NewSender returns the Sender of a stream on which <enabled/> was just
-// received (XEP-0198 §4: the initiating entity counts from its <enable/>,
-// and no stanza was written between the two).
+// NewSender returns the Sender of a stream whose count starts now
+// (XEP-0198 §4): the initiating entity's at its <enable/>, which the
+// stanzas may follow at once, the receiving entity's at its <enabled/>.
 func NewSender[T any](p Policy) *Sender[T] {
 	return &Sender[T]{p: p.withDefaults()}
 }
