@@ -26,7 +26,73 @@ type Pair struct {
 // writes happen once per dialback.
 type Pairs struct {
 	mu  sync.Mutex // serialises writers
-	set atomic.Pointer[map[Pair]struct{}]
+	set atomic.Pointer[pairSet]
+}
+
+// pairSet is a set of pairs, never changed once stored: a short list,
+// which is what almost every stream has (one pair, or a few piggybacked
+// ones), or a map over listMax. A stream's set lives as long as the
+// stream, and a map of one pair costs about five times the list.
+type pairSet struct {
+	list []Pair
+	m    map[Pair]struct{} // instead of list, when there are more
+}
+
+// listMax is the most pairs kept as a list; past it a lookup hashes.
+const listMax = 8
+
+func (s *pairSet) has(k Pair) bool {
+	if s == nil {
+		return false
+	}
+	if s.m != nil {
+		_, ok := s.m[k]
+		return ok
+	}
+	for _, q := range s.list {
+		if q == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *pairSet) len() int {
+	if s == nil {
+		return 0
+	}
+	if s.m != nil {
+		return len(s.m)
+	}
+	return len(s.list)
+}
+
+// all returns the pairs, in no order, in a new slice with room for extra
+// more.
+func (s *pairSet) all(extra int) []Pair {
+	l := make([]Pair, 0, s.len()+extra)
+	if s == nil {
+		return l
+	}
+	if s.m == nil {
+		return append(l, s.list...)
+	}
+	for q := range s.m {
+		l = append(l, q)
+	}
+	return l
+}
+
+// newPairSet makes the set of l, which holds no pair twice.
+func newPairSet(l []Pair) *pairSet {
+	if len(l) <= listMax {
+		return &pairSet{list: l}
+	}
+	m := make(map[Pair]struct{}, len(l))
+	for _, q := range l {
+		m[q] = struct{}{}
+	}
+	return &pairSet{m: m}
 }
 
 // Add records from→to as authenticated. It fails only when a domain is not
@@ -38,16 +104,11 @@ func (p *Pairs) Add(from, to string) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := p.load()
-	if _, ok := old[k]; ok {
+	old := p.set.Load()
+	if old.has(k) {
 		return nil
 	}
-	m := make(map[Pair]struct{}, len(old)+1)
-	for q := range old {
-		m[q] = struct{}{}
-	}
-	m[k] = struct{}{}
-	p.set.Store(&m)
+	p.set.Store(newPairSet(append(old.all(1), k)))
 	return nil
 }
 
@@ -59,27 +120,22 @@ func (p *Pairs) Remove(from, to string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old := p.load()
-	if _, ok := old[k]; !ok {
+	old := p.set.Load()
+	if !old.has(k) {
 		return
 	}
-	m := make(map[Pair]struct{}, len(old))
-	for q := range old {
-		if q != k {
-			m[q] = struct{}{}
-		}
-	}
-	p.set.Store(&m)
+	l := slices.DeleteFunc(old.all(0), func(q Pair) bool { return q == k })
+	p.set.Store(newPairSet(l))
 }
 
 // Has reports whether from→to was authenticated. The domains may be written
 // in any form the peer chose; they are compared normalised.
 func (p *Pairs) Has(from, to string) bool {
-	m := p.load()
-	if len(m) == 0 {
+	s := p.set.Load()
+	if s.len() == 0 {
 		return false
 	}
-	if _, ok := m[Pair{from, to}]; ok {
+	if s.has(Pair{from, to}) {
 		return true
 	}
 	if isNormal(from) && isNormal(to) {
@@ -90,8 +146,7 @@ func (p *Pairs) Has(from, to string) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := m[k]
-	return ok
+	return s.has(k)
 }
 
 // Clone returns a copy of the set, which changes apart from p from then on:
@@ -99,22 +154,18 @@ func (p *Pairs) Has(from, to string) bool {
 // stream is known to be still the one it was asked on.
 func (p *Pairs) Clone() *Pairs {
 	c := new(Pairs)
-	if m := p.set.Load(); m != nil {
-		c.set.Store(m) // the maps are never changed once stored
+	if s := p.set.Load(); s != nil {
+		c.set.Store(s) // sets are never changed once stored
 	}
 	return c
 }
 
 // Len returns the number of authenticated pairs.
-func (p *Pairs) Len() int { return len(p.load()) }
+func (p *Pairs) Len() int { return p.set.Load().len() }
 
 // List returns the pairs, sorted by From, then To.
 func (p *Pairs) List() []Pair {
-	m := p.load()
-	l := make([]Pair, 0, len(m))
-	for q := range m {
-		l = append(l, q)
-	}
+	l := p.set.Load().all(0)
 	slices.SortFunc(l, func(a, b Pair) int {
 		if c := strings.Compare(a.From, b.From); c != 0 {
 			return c
@@ -122,13 +173,6 @@ func (p *Pairs) List() []Pair {
 		return strings.Compare(a.To, b.To)
 	})
 	return l
-}
-
-func (p *Pairs) load() map[Pair]struct{} {
-	if m := p.set.Load(); m != nil {
-		return *m
-	}
-	return nil
 }
 
 // isNormal reports whether s is made only of the bytes a normalised domain

@@ -2,6 +2,7 @@ package dialback
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -139,5 +140,52 @@ func TestPairsList(t *testing.T) {
 	}
 	if l := new(Pairs).List(); len(l) != 0 {
 		t.Errorf("List of an empty set = %v", l)
+	}
+}
+
+// TestPairsListAndMap: a set kept as a list and one grown past it into a
+// map answer alike, and shrink back.
+func TestPairsListAndMap(t *testing.T) {
+	var p Pairs
+	const n = 2*listMax + 3
+	for i := range n {
+		if err := p.Add("s"+strconv.Itoa(i)+".example", "Local.example"); err != nil {
+			t.Fatal(err)
+		}
+		for j := range n {
+			want := j <= i
+			if got := p.Has("S"+strconv.Itoa(j)+".example", "local.example"); got != want {
+				t.Fatalf("%d added: Has(s%d) = %v", i+1, j, got)
+			}
+		}
+		if p.Len() != i+1 || len(p.List()) != i+1 {
+			t.Fatalf("%d added: Len %d, List %d", i+1, p.Len(), len(p.List()))
+		}
+	}
+	for i := range n {
+		p.Remove("s"+strconv.Itoa(i)+".example", "local.example")
+		if p.Has("s"+strconv.Itoa(i)+".example", "local.example") || p.Len() != n-i-1 {
+			t.Fatalf("after removing s%d: Len %d", i, p.Len())
+		}
+		if i+1 < n && !p.Has("s"+strconv.Itoa(i+1)+".example", "local.example") {
+			t.Fatalf("removing s%d lost s%d", i, i+1)
+		}
+	}
+}
+
+// TestPairsOneIsSmall: a stream's set of one pair, which every stream
+// keeps for its life, is a short list, not a map (a map of one pair was
+// about 350 bytes).
+func TestPairsOneIsSmall(t *testing.T) {
+	const n = 1000
+	sets := make([]Pairs, n)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range sets {
+		sets[i].Add("a.example", "b.example")
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 128 {
+		t.Fatalf("a set of one pair took %d bytes", per)
 	}
 }

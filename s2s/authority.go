@@ -77,7 +77,7 @@ func (m *Manager) verifyOnce(ctx context.Context, p pair, v dialback.Verify) (di
 	}
 	stop := context.AfterFunc(ctx, func() { oc.conn.Close() })
 	defer stop()
-	m.spawnAlways(func() { oc.readLoop(m) })
+	m.spawnAlways(func() { oc.readLoop(m, nil) })
 	typ, err := oc.ob.Verify(ctx, v, func(v dialback.Verify) error {
 		_, err := oc.conn.Write(encode(v))
 		return err

@@ -255,6 +255,12 @@ type Config struct {
 	// forgot, set by tests, is called after a failed pair's link has been
 	// forgotten (forget.go).
 	forgot func(pair)
+	// parked, set by tests, is called when a stream's reader has handed
+	// its loop to a new goroutine (park.go); in says which side.
+	parked func(in bool)
+	// startingStack, set by tests, replaces the runtime's starting
+	// stack size that the park sweep checks (park.go).
+	startingStack func() uint64
 
 	// tap, set by tests, wraps each connection layer of a stream (the TCP
 	// connection, then TLS over it) to record the XML on the wire.

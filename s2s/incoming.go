@@ -88,6 +88,8 @@ type inStream struct {
 	// readBy is the read deadline IdleTimeout set, as time since
 	// monoBase, moved by pushIdle.
 	readBy atomic.Int64
+	// park is the reader as the park sweep sees it (park.go).
+	park parking
 
 	began time.Time // when the connection was accepted, for Event.Setup
 	sid   uint64    // LinkInfo.Stream
@@ -155,6 +157,7 @@ func (m *Manager) startIncoming(conn net.Conn) bool {
 		return false
 	}
 	m.in[s] = struct{}{}
+	m.sweepSoon()
 	m.spawnAlways(s.serve)
 	return true
 }
@@ -215,7 +218,27 @@ func (s *inStream) serve() {
 	if err == nil {
 		err = s.run()
 	}
-	s.end(err)
+	if err != errParked {
+		s.end(err)
+	}
+}
+
+// errParked is what the reading loop returns when it handed itself to a
+// new goroutine (park.go): the stream goes on there, and that goroutine
+// ends it.
+var errParked = errors.New("s2s: reader parked")
+
+// readOn is the reader's loop on the goroutine a parked reader started:
+// the rest of the stream in progress, then the streams after it, until the
+// stream ends or parks again.
+func (s *inStream) readOn(r *wire.Reader, ep *epoch) {
+	restart, err := s.read(r, ep)
+	if err == nil && restart {
+		err = s.streams()
+	}
+	if err != errParked {
+		s.end(err)
+	}
 }
 
 // end takes the stream down and reports it. It is apart from serve, and
@@ -271,10 +294,19 @@ func (s *inStream) run() error {
 	if err := s.acceptDirect(m.settings()); err != nil {
 		return err
 	}
+	return s.streams()
+}
+
+// streams reads one stream per header until the connection ends: each is
+// answered with our header and features (stream.go) and read until it
+// restarts or ends.
+func (s *inStream) streams() error {
+	m := s.m
 	for {
 		st := m.settings()
 		prev := s.peer
 		s.r = wire.NewReader(s.conn, m.inLimits(st))
+		s.park.watch(s.r, s.conn, s.resumeDeadline)
 		h, err := s.r.ReadHeader()
 		if err != nil {
 			return s.headerFailed(err)
@@ -389,8 +421,15 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 		if s.is(stateAuthed) {
 			s.pushIdle()
 		}
-		// Wait for the peer here, not inside next: see wire's Await.
-		r.Await()
+		// Wait for the peer here, not inside next: see wire's Await. A
+		// wait the park sweep interrupted goes on on a new goroutine.
+		if r.Await() {
+			if f := m.cfg.parked; f != nil {
+				f(true)
+			}
+			m.spawnAlways(func() { s.readOn(r, ep) })
+			return false, errParked
+		}
 		e, err := next(r)
 		if err != nil {
 			return false, s.readFailed(err)
@@ -491,9 +530,13 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 	if s.set(stateAuthed) {
 		// The first pair ends the negotiation timeout; from now on the
 		// stream may idle for IdleTimeout (or forever).
+		// readBy first, then the deadline, as pushIdle does: the park
+		// sweep puts back the deadline readBy says (resumeDeadline).
 		var d time.Time
-		if m.cfg.IdleTimeout > 0 {
-			d = time.Now().Add(m.cfg.IdleTimeout)
+		if t := m.cfg.IdleTimeout; t > 0 {
+			by := time.Since(monoBase) + t
+			s.readBy.Store(int64(by))
+			d = monoBase.Add(by)
 		}
 		s.wmu.Lock()
 		s.conn.SetReadDeadline(d)

@@ -79,6 +79,12 @@ type Manager struct {
 	// streams are our up outgoing streams, for piggybacking (piggyback.go).
 	streams map[*outConn]struct{}
 	seq     atomic.Uint64 // the last Stanza.seq given out (requeue.go)
+
+	// sweepTimer is the next park sweep, while there are streams
+	// (park.go); sweepIn and sweepOut are the sweep's lists, kept.
+	sweepTimer timer
+	sweepIn    []*inStream
+	sweepOut   []*outConn
 }
 
 // New returns a Manager for c. It loads the certificate and builds the
@@ -482,6 +488,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 	m.mu.Lock()
 	m.closing = true
+	m.stopSweep()
 	for ln := range m.listeners {
 		ln.Close()
 	}

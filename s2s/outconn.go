@@ -140,6 +140,9 @@ type outConn struct {
 	// (heard); the reader goroutine's own.
 	heardReads uint64
 	heardAt    time.Time
+
+	// park is the reader as the park sweep sees it (park.go).
+	park parking
 }
 
 // heard is when the element the reader has just taken arrived, for the
@@ -304,12 +307,28 @@ func (oc *outConn) close(say bool, why error) {
 // error, XEP-0198 elements (through the hook), and on a bidi stream
 // (XEP-0288) the peer's stanzas for the reverse pairs (bidi.go). A stanza
 // the stream may not carry (any stanza without bidi, another pair with
-// it) and bad input end the stream with a stream error.
-func (oc *outConn) readLoop(m *Manager) {
+// it) and bad input end the stream with a stream error. Once the stream
+// has ended, it calls then (when not nil), on whichever goroutine read
+// last: a reader that parks goes on on a new one (park.go).
+func (oc *outConn) readLoop(m *Manager, then func()) {
+	oc.park.watch(oc.r, oc.conn, oc.resumeDeadline)
+	oc.readOn(m, then)
+}
+
+// readOn is readLoop's loop, and its end.
+func (oc *outConn) readOn(m *Manager, then func()) {
 	var err error
 	for err == nil {
-		// Wait for the peer here, not inside next: see wire's Await.
-		oc.r.Await()
+		// Wait for the peer here, not inside next: see wire's Await. A
+		// wait the park sweep interrupted goes on on a new goroutine.
+		if oc.r.Await() {
+			oc.idle()
+			if f := m.cfg.parked; f != nil {
+				f(false)
+			}
+			m.spawnAlways(func() { oc.readOn(m, then) })
+			return
+		}
 		var e wire.Element
 		e, err = next(oc.r)
 		if err != nil {
@@ -318,46 +337,7 @@ func (oc *outConn) readLoop(m *Manager) {
 			oc.fault(m, err)
 			break
 		}
-		if oc.hook != nil && oc.hook(e) {
-			continue
-		}
-		if e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) {
-			if err = oc.deliverReverse(m, e); err != nil {
-				m.log.Warn("s2s: ended an outgoing stream for a stanza it may not carry", "from", domain.Clip(e.From), "to", domain.Clip(e.To), "err", err)
-				oc.fault(m, err)
-				break
-			}
-			continue
-		}
-		if e.Name.Space != dialback.NS {
-			m.log.Warn("s2s: dropped an element on an outgoing stream", "name", e.Name.Local, "ns", e.Name.Space, "from", e.From, "to", e.To)
-			continue
-		}
-		el, derr := decodeDialback(e)
-		if derr != nil {
-			m.log.Warn("s2s: malformed dialback element on an outgoing stream", "err", derr)
-			continue
-		}
-		switch el := el.(type) {
-		case dialback.Verify:
-			if derr := oc.ob.Deliver(el); derr != nil {
-				m.log.Warn("s2s: dropped a dialback answer", "err", derr)
-			}
-		case dialback.Result:
-			k, derr := oc.ob.Resolve(el)
-			if derr == nil {
-				oc.valid.Add(k.From, k.To)
-				if oc.bidi {
-					// Accepted: the peer may send for its reverse from
-					// its next element on, before the link that asked
-					// (on another goroutine) is told (piggyback.go).
-					oc.addReverse(pair{k.From, k.To})
-				}
-			}
-			if errors.Is(derr, dialback.ErrUnsolicited) || !oc.answered(k, derr) {
-				m.log.Warn("s2s: dropped a dialback answer", "err", derr)
-			}
-		}
+		err = oc.take(m, e)
 	}
 	if errors.Is(err, io.EOF) {
 		// The peer closed its side; whoever ends the stream answers
@@ -368,6 +348,59 @@ func (oc *outConn) readLoop(m *Manager) {
 	oc.err = err
 	close(oc.done)
 	oc.wakeSharers()
+	if then != nil {
+		then()
+	}
+}
+
+// take handles one element the peer sent on the stream; an error ends
+// it. It is apart from readOn, and never inlined into it, so that its
+// frame is not on the stack of a reader waiting for a quiet peer (see
+// wire's Await).
+//
+//go:noinline
+func (oc *outConn) take(m *Manager, e wire.Element) error {
+	if oc.hook != nil && oc.hook(e) {
+		return nil
+	}
+	if e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) {
+		if err := oc.deliverReverse(m, e); err != nil {
+			m.log.Warn("s2s: ended an outgoing stream for a stanza it may not carry", "from", domain.Clip(e.From), "to", domain.Clip(e.To), "err", err)
+			oc.fault(m, err)
+			return err
+		}
+		return nil
+	}
+	if e.Name.Space != dialback.NS {
+		m.log.Warn("s2s: dropped an element on an outgoing stream", "name", e.Name.Local, "ns", e.Name.Space, "from", e.From, "to", e.To)
+		return nil
+	}
+	el, derr := decodeDialback(e)
+	if derr != nil {
+		m.log.Warn("s2s: malformed dialback element on an outgoing stream", "err", derr)
+		return nil
+	}
+	switch el := el.(type) {
+	case dialback.Verify:
+		if derr := oc.ob.Deliver(el); derr != nil {
+			m.log.Warn("s2s: dropped a dialback answer", "err", derr)
+		}
+	case dialback.Result:
+		k, derr := oc.ob.Resolve(el)
+		if derr == nil {
+			oc.valid.Add(k.From, k.To)
+			if oc.bidi {
+				// Accepted: the peer may send for its reverse from
+				// its next element on, before the link that asked
+				// (on another goroutine) is told (piggyback.go).
+				oc.addReverse(pair{k.From, k.To})
+			}
+		}
+		if errors.Is(derr, dialback.ErrUnsolicited) || !oc.answered(k, derr) {
+			m.log.Warn("s2s: dropped a dialback answer", "err", derr)
+		}
+	}
+	return nil
 }
 
 // writeBatch writes the dialback elements, then the stanzas, then the

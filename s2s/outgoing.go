@@ -429,9 +429,10 @@ func (l *outLink) connect() {
 	case *outConn:
 		m.addStream(ls) // other pairs may piggyback on it (piggyback.go)
 		m.spawnAlways(func() {
-			ls.readLoop(m)
-			m.dropStream(ls)
-			l.signal() // the owner takes the link down
+			ls.readLoop(m, func() {
+				m.dropStream(ls)
+				l.signal() // the owner takes the link down
+			})
 		})
 		if enableNow {
 			if _, err := ls.writeBatch(nil, nil); err != nil {

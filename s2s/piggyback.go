@@ -296,6 +296,7 @@ func (m *Manager) addStream(oc *outConn) {
 		m.streams = make(map[*outConn]struct{})
 	}
 	m.streams[oc] = struct{}{}
+	m.sweepSoon()
 	m.mu.Unlock()
 }
 

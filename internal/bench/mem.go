@@ -80,6 +80,20 @@ func settle(ctx context.Context) {
 	}
 }
 
+// quiet brings the links to the state of idle links on a server that has
+// run a while: the Manager hands the reader of a link that read nothing
+// for a second or two to a fresh goroutine with a small stack, once the
+// runtime starts goroutines with one (s2s/park.go). The runtime sets that
+// size at each collection, and collects at least every two minutes: one
+// collection here stands for those, then two sweeps' wait.
+func quiet(ctx context.Context) {
+	runtime.GC()
+	select {
+	case <-time.After(3 * time.Second):
+	case <-ctx.Done():
+	}
+}
+
 // rawIdle holds n idle connections, TLS 1.3 or plain, with a goroutine per
 // end blocked in Read on a 4 KiB buffer: the least an idle link can cost
 // with crypto/tls and a goroutine per connection. It returns a func that

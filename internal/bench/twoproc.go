@@ -128,6 +128,7 @@ func idleTwoProcess(ctx context.Context, e *env, tlsOn bool, n int) (idleFigures
 		return idleFigures{}, err
 	}
 	settle(ctx)
+	quiet(ctx) // the child's links too
 	pa := sampleMem()
 	ca, err := child.mem()
 	if err != nil {

@@ -48,6 +48,15 @@ func (r *ring[T]) dropTail(n int) {
 	}
 }
 
+// release gives the buffer up when the ring is empty, so that an idle
+// link does not keep the room its busiest moment needed; the next push
+// allocates a small one again.
+func (r *ring[T]) release() {
+	if r.n == 0 {
+		r.buf, r.head = nil, 0
+	}
+}
+
 // copyTo copies the elements, oldest first, to dst (len(dst) >= r.n).
 func (r *ring[T]) copyTo(dst []T) {
 	if r.n == 0 {

@@ -97,6 +97,12 @@ func (s *Sender[T]) Room() int { return s.p.MaxUnacked - s.unacked.len() }
 // Unacked is the number of stanzas written and not yet acknowledged.
 func (s *Sender[T]) Unacked() int { return s.unacked.len() }
 
+// Release gives up the memory kept for unacknowledged stanzas when there
+// are none: for a link that has gone quiet. A busy link keeps it (Wrote
+// allocates nothing once it has grown), so call Release only when the
+// link is idle.
+func (s *Sender[T]) Release() { s.unacked.release() }
+
 // Sent is the count of stanzas written since <enable/>, modulo 2^32.
 func (s *Sender[T]) Sent() uint32 { return s.sent }
 

@@ -230,3 +230,33 @@ func BenchmarkSender(b *testing.B) {
 		}
 	}
 }
+
+// TestSenderRelease: Release gives the ring's memory up only when nothing
+// is unacknowledged, and the Sender goes on as before after it.
+func TestSenderRelease(t *testing.T) {
+	s := NewSender[int](Policy{})
+	for i := range 20 {
+		s.Wrote(i, t0)
+	}
+	s.Release()
+	if s.unacked.buf == nil || s.Unacked() != 20 {
+		t.Fatalf("released with %d unacknowledged", s.Unacked())
+	}
+	if _, err := s.Ack(20, t0, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Release()
+	if s.unacked.buf != nil {
+		t.Fatalf("kept a %d-slot ring with nothing unacknowledged", len(s.unacked.buf))
+	}
+	for i := range 3 {
+		s.Wrote(20+i, t0)
+	}
+	var done []int
+	if n, err := s.Ack(22, t0, func(v int) { done = append(done, v) }); err != nil || n != 2 || !slices.Equal(done, []int{20, 21}) {
+		t.Fatalf("after Release: Ack(22) = %d, %v; done %v", n, err, done)
+	}
+	if got := s.Take(nil); !slices.Equal(got, []int{22}) || s.Sent() != 23 {
+		t.Fatalf("Take = %v, sent %d", got, s.Sent())
+	}
+}

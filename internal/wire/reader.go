@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"mellium.im/xmpp/stream"
 )
@@ -92,7 +93,27 @@ func (r *Reader) Buffered() int { return r.src.buffered() }
 // far. Elements that came in one read arrived together: a caller that
 // notes when the peer was last heard from needs to read the clock only
 // when Reads has changed since it last did, not for every element.
-func (r *Reader) Reads() uint64 { return r.src.reads }
+// It is safe to call from any goroutine.
+func (r *Reader) Reads() uint64 { return r.src.reads.Load() }
+
+// OnInterrupt makes the Reader interruptible, so that a goroutine waiting
+// in Await for a quiet peer can be asked to come out of it: another
+// goroutine sets wake, then moves the connection's read deadline into the
+// past. The read timeout that follows is then not an error: the Reader
+// calls resume, which must clear wake and put the connection's own read
+// deadline back (the interrupter and resume may order the two with a lock
+// of theirs), and a goroutine waiting in Await returns true with nothing
+// read, while one waiting for the rest of an element or for the header
+// reads on. A timeout while wake is not set is the connection's, as ever. Several Readers of one connection (a stream and
+// the one after its restart) may share wake, so that a request made
+// during a restart is not lost. Call OnInterrupt before reading, on the
+// reading goroutine; resume runs on it too.
+//
+// It exists so that a Manager can move a reader that has gone quiet to a
+// fresh goroutine, whose stack is small again (see Await).
+func (r *Reader) OnInterrupt(wake *atomic.Bool, resume func()) {
+	r.src.wake, r.src.resume = wake, resume
+}
 
 // ReadHeader reads the optional XML declaration and the <stream:stream>
 // opening tag, and checks them syntactically. The errors it returns that
@@ -310,10 +331,15 @@ func (r *Reader) Next() (Element, error) {
 // there, and the runtime halves a goroutine's stack only while less than a
 // quarter of it is in use, so a reading loop that calls Await before Next
 // keeps Next's frames, and those of its own callees, off that stack.
-func (r *Reader) Await() {
+//
+// It returns true when an Interrupt ended the wait: nothing was read, the
+// connection's own read deadline is back (OnInterrupt), and the Reader may
+// be read on, from this goroutine or another.
+func (r *Reader) Await() (interrupted bool) {
 	if r.err == nil && r.header {
-		r.src.await()
+		return r.src.await()
 	}
+	return false
 }
 
 // nextElement is Next once a byte is at hand or the connection failed

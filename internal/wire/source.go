@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // initialBufSize is the read buffer a Reader starts with and shrinks back to
@@ -39,7 +40,23 @@ type source struct {
 	mark  int // start of the element being recorded; -1 when none
 	stop  int // ReadByte's fast path runs while pos < stop
 
-	reads uint64 // reads from src that returned bytes (Reader.Reads)
+	// reads counts the reads from src that returned bytes (Reader.Reads);
+	// another goroutine may look at it (the Manager's park sweep).
+	reads atomic.Uint64
+
+	// wake, set by whoever interrupts the reader, says that the next read
+	// timeout was asked for and is not an error; resume takes the request
+	// and puts the connection's own deadline back (Reader.OnInterrupt,
+	// interrupted).
+	// awaiting says the read in progress is await's, between elements.
+	wake     *atomic.Bool
+	resume   func()
+	awaiting bool
+	// quiet: await came back for an interrupt, and nothing was read
+	// since; the wait after it is in tiny rather than the pooled small
+	// buffer (fillIdle).
+	quiet bool
+	tiny  [tinyReadSize]byte
 
 	limit int64 // maximum bytes from mark; 0: none
 	err   error // sticky error from src (io.EOF included)
@@ -180,6 +197,12 @@ func (s *source) fill() error {
 	// bufio does, so a broken reader cannot spin us forever.
 	for i := 0; i < 100; i++ {
 		n, err := s.src.Read(s.buf[s.end:])
+		if err != nil && s.interrupted(err) {
+			if n == 0 && s.awaiting {
+				return errInterrupted
+			}
+			err = nil
+		}
 		s.short = s.end+n < len(s.buf)
 		s.end += n
 		if err != nil {
@@ -187,7 +210,7 @@ func (s *source) fill() error {
 			s.eof = errors.Is(err, io.EOF)
 		}
 		if n > 0 {
-			s.reads++
+			s.reads.Add(1)
 			s.resetStop()
 			return nil
 		}
@@ -199,11 +222,40 @@ func (s *source) fill() error {
 	return s.err
 }
 
+// errInterrupted is what fill returns to await for the read timeout an
+// Interrupt asked for; it is never kept in s.err.
+var errInterrupted = errors.New("wire: interrupted")
+
+// interrupted reports whether err is the read timeout that an interrupt
+// asked for (Reader.OnInterrupt). It then calls resume, which takes the
+// request and puts the connection's own read deadline back, so that
+// reading can go on: here, in the middle of an element, or wherever
+// await's caller goes on reading.
+func (s *source) interrupted(err error) bool {
+	if s.wake == nil || !s.wake.Load() || !isTimeout(err) {
+		return false
+	}
+	s.resume()
+	return true
+}
+
+// isTimeout reports whether err is a deadline's: net.Error's Timeout,
+// without importing net (os.ErrDeadlineExceeded has the method too).
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
 // idleReadSize is the buffer an idle source blocks in Read with. Most of
 // a server's links are idle most of the time, each with a goroutine parked
 // in Read; waiting in 512 bytes instead of the 4 KiB working buffer saves
 // 3.5 KiB per link end, and a small stanza still arrives in one read.
 const idleReadSize = 512
+
+// tinyReadSize is the buffer a parked reader waits in (fillIdle): enough
+// for a whitespace keepalive, an XEP-0198 <r/> or a stream's close in one
+// read.
+const tinyReadSize = 32
 
 // readPool holds the working buffers of sources that went idle.
 var readPool = sync.Pool{New: func() any {
@@ -235,49 +287,84 @@ func (s *source) releaseBuf() {
 // most idleReadSize bytes.
 //
 // The small buffer too comes from a pool and goes back once its bytes are
-// copied, so that a source holds it only while it waits.
-func (s *source) fillIdle() error {
+// copied, so that a source holds it only while it waits. A reader that an
+// interrupt found quiet (its goroutine was parked) waits in the source's
+// own tiny buffer instead, holding nothing from the pool: it is likely to
+// stay quiet, and the cost of the few bytes is a second read for the rest
+// of what the peer says, once per quiet spell.
+func (s *source) fillIdle() (err error) {
 	s.releaseBuf()
 	s.pos, s.end = 0, 0
 	if s.mark >= 0 {
 		s.mark = 0
 	}
-	small := smallPool.Get().(*[idleReadSize]byte)
+	var box *[idleReadSize]byte
+	var small []byte
+	if s.quiet {
+		small = s.tiny[:]
+	} else {
+		box = smallPool.Get().(*[idleReadSize]byte)
+		small = box[:]
+	}
+	err = io.ErrNoProgress
 	for i := 0; i < 100; i++ {
-		n, err := s.src.Read(small[:])
-		if err != nil {
-			s.err = err
-			s.eof = errors.Is(err, io.EOF)
+		n, rerr := s.src.Read(small)
+		if rerr != nil && s.interrupted(rerr) {
+			if n == 0 && s.awaiting {
+				err = errInterrupted
+				break
+			}
+			rerr = nil
+		}
+		if rerr != nil {
+			s.err = rerr
+			s.eof = errors.Is(rerr, io.EOF)
 		}
 		if n > 0 {
-			s.reads++
+			s.reads.Add(1)
 			s.takeBuf()
 			s.end = copy(s.buf, small[:n])
 			s.short = n < len(small)
+			s.quiet = false
 			s.resetStop()
-			smallPool.Put(small)
-			return nil
+			err = nil
+			break
 		}
-		if err != nil {
-			smallPool.Put(small)
-			return err
+		if rerr != nil {
+			err = rerr
+			break
 		}
 	}
-	smallPool.Put(small)
-	s.err = io.ErrNoProgress
-	return s.err
+	if box != nil {
+		smallPool.Put(box)
+	}
+	if err == io.ErrNoProgress {
+		s.err = err
+	}
+	return err
 }
 
 // await skips whitespace between elements (keepalives) and waits until
 // another byte is buffered or reading failed; the failure is kept in
-// s.err, for the next read to return.
-func (s *source) await() {
+// s.err, for the next read to return. It reports whether it came back
+// because of an Interrupt instead, with nothing read and nothing kept.
+func (s *source) await() (interrupted bool) {
 	for {
 		for s.pos < s.end && isSpaceByte(s.buf[s.pos]) {
 			s.pos++
 		}
-		if s.pos < s.end || s.fill() != nil {
-			return
+		if s.pos < s.end {
+			return false
+		}
+		s.awaiting = true
+		err := s.fill()
+		s.awaiting = false
+		if err == errInterrupted {
+			s.quiet = true
+			return true
+		}
+		if err != nil {
+			return false
 		}
 	}
 }

@@ -1,0 +1,231 @@
+package s2s
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmpp-s2s/federation/config"
+	"github.com/xmpp-s2s/federation/dialback"
+	"github.com/xmpp-s2s/federation/internal/sm"
+)
+
+// parks records the parks of a node's readers (park.go), by side.
+type parks struct{ in, out chan struct{} }
+
+// withParks makes the node's sweep park whatever is quiet (as if new
+// goroutines started small: the runtime's figure depends on the whole
+// test binary) and report each park to p.
+func withParks(p *parks) nodeOpt {
+	return withConfig(func(c *Config) {
+		c.startingStack = func() uint64 { return 0 }
+		c.parked = func(in bool) {
+			if in {
+				p.in <- struct{}{}
+			} else {
+				p.out <- struct{}{}
+			}
+		}
+	})
+}
+
+func newParks() *parks {
+	return &parks{in: make(chan struct{}, 100), out: make(chan struct{}, 100)}
+}
+
+// park runs n's sweep twice (the first look notes what each reader has
+// read, the second interrupts those that read nothing since) and waits
+// for a park on ch.
+func park(t *testing.T, n *node, ch chan struct{}, what string) {
+	t.Helper()
+	n.m.sweep()
+	n.m.sweep()
+	select {
+	case <-ch:
+	case <-time.After(wait):
+		t.Fatalf("%s: the reader did not park", what)
+	}
+}
+
+// noPark checks that no park is pending on ch.
+func noPark(t *testing.T, ch chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+		t.Fatalf("%s: a reader parked again without reading", what)
+	default:
+	}
+}
+
+// TestParkedLinkDelivers: the readers of a quiet link, both ends, hand
+// their loops to new goroutines; the link then carries stanzas both ways
+// as before, with XEP-0198 acknowledgements read by the parked outgoing
+// reader; a reader that read nothing since it parked is left alone, one
+// that read again parks again; and Shutdown ends the parked goroutines
+// (the node's clean-up fails on a goroutine left).
+func TestParkedLinkDelivers(t *testing.T) {
+	for _, mode := range []string{"false", "required"} {
+		t.Run("tls="+mode, func(t *testing.T) {
+			clk := newFakeClock()
+			pa, pb := newParks(), newParks()
+			a, b := pairNodes(t,
+				[]nodeOpt{withMode(mode), withParks(pa), withConfig(func(c *Config) { c.clock = clk })},
+				[]nodeOpt{withMode(mode), withParks(pb), withConfig(func(c *Config) { c.clock = clk })})
+			a.send(msgAB)
+			b.nextDelivered()
+			waitAcked(t, a)
+			park(t, a, pa.out, "a's outgoing reader")
+			park(t, b, pb.in, "b's incoming reader")
+			a.m.sweep()
+			b.m.sweep()
+			noPark(t, pa.out, "a")
+			noPark(t, pb.in, "b")
+			for i := range 3 {
+				a.send(msgAB)
+				if got := b.nextDelivered(); got.ID != "m1" {
+					t.Fatalf("round %d: delivered %+v", i, got)
+				}
+				waitAcked(t, a)
+				// The reverse direction, over the same stream (bidi)
+				// or b's own link.
+				b.send(msgBA)
+				a.nextDelivered()
+				waitAcked(t, b)
+				park(t, a, pa.out, "a's outgoing reader, again")
+				park(t, b, pb.in, "b's incoming reader, again")
+			}
+			if l := a.m.Links(); len(outgoing(l)) != 1 {
+				t.Fatalf("a's links %+v", l)
+			}
+		})
+	}
+}
+
+// TestParkedIncomingIdles: a parked incoming reader still has its
+// IdleTimeout deadline (the interrupt's deadline in the past is not left,
+// nor none put in its place): the stream closes for idleness, with
+// ErrIdle, and not before.
+func TestParkedIncomingIdles(t *testing.T) {
+	ps := newParks()
+	const idle = 2 * time.Second
+	b := authorityFor(t, []string{"x.test"}, withParks(ps), withConfig(func(c *Config) {
+		c.IdleTimeout = idle
+		c.KeepAlive = -1
+	}))
+	p := dialRaw(t, b, "x.test", "b.test")
+	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("dialback %q", typ)
+	}
+	began := time.Now()
+	park(t, b, ps.in, "the incoming reader")
+	if cond := p.streamError(); cond != "" {
+		t.Fatalf("stream error %q, want a close", cond)
+	}
+	if d := time.Since(began); d < idle-idle/4 {
+		t.Fatalf("closed %v after authentication, before IdleTimeout", d)
+	}
+	for {
+		e := waitEvent(t, b, LinkDown)
+		if e.Link.Direction != Incoming {
+			continue
+		}
+		if !errors.Is(e.Err, ErrIdle) {
+			t.Fatalf("link down for %v", e.Err)
+		}
+		return
+	}
+}
+
+// TestParkedIncomingKeepAlive: a parked incoming stream is still probed
+// with <r/>, reads the peer's answer on its new goroutine, and still ends
+// when the peer stays silent.
+func TestParkedIncomingKeepAlive(t *testing.T) {
+	clk := newFakeClock()
+	ps := newParks()
+	const k = 30 * time.Second
+	b := authorityFor(t, []string{"x.test"}, withParks(ps), withConfig(func(c *Config) {
+		c.clock = clk
+		c.KeepAlive = k
+		c.IdleTimeout = -1
+	}))
+	p := dialRaw(t, b, "x.test", "b.test")
+	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("dialback %q", typ)
+	}
+	p.write(string(sm.Enable))
+	if el := p.nextSM(); el.Kind != sm.KindEnabled {
+		t.Fatalf("<enable/> answered with %+v", el)
+	}
+	s := onlyIncoming(t, b)
+	park(t, b, ps.in, "the incoming reader")
+	clk.Advance(k)
+	if el := p.nextSM(); el.Kind != sm.KindRequest {
+		t.Fatalf("probe %+v", el)
+	}
+	clk.Advance(time.Millisecond)
+	mark := clk.Now()
+	p.write(string(sm.AppendAnswer(nil, 0)))
+	// Read by the parked reader's goroutine: the monitor heard it
+	// (polled: a read gives no signal).
+	deadline := time.Now().Add(wait)
+	for s.ka.Last().Before(mark) {
+		if time.Now().After(deadline) {
+			t.Fatal("the answer was not read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	park(t, b, ps.in, "the incoming reader, after the answer")
+	clk.Advance(k)
+	if el := p.nextSM(); el.Kind != sm.KindRequest {
+		t.Fatalf("second probe %+v", el)
+	}
+	clk.Advance(k)
+	if cond := p.streamError(); cond != "connection-timeout" {
+		t.Fatalf("stream error %q", cond)
+	}
+}
+
+// TestParkedLinksReload: a Reload that changes nothing leaves parked
+// readers reading; one whose policy denies the peer closes the parked
+// stream, both directions of its bidi link, with ErrDenied as the reason.
+func TestParkedLinksReload(t *testing.T) {
+	pa, pb := newParks(), newParks()
+	a, b := pairNodes(t, []nodeOpt{withParks(pa)}, []nodeOpt{withParks(pb)})
+	exchange := func() {
+		t.Helper()
+		a.send(msgAB)
+		b.nextDelivered()
+		b.send(msgBA)
+		a.nextDelivered()
+		waitAcked(t, a)
+		waitAcked(t, b)
+	}
+	exchange()
+	park(t, a, pa.out, "a's outgoing reader")
+	park(t, b, pb.in, "b's incoming reader")
+	for _, n := range []*node{a, b} {
+		if err := n.m.Reload(n.m.settings().s2s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exchange()
+	park(t, a, pa.out, "a's outgoing reader, after Reload")
+	park(t, b, pb.in, "b's incoming reader, after Reload")
+	s := b.m.settings().s2s
+	s.HostPolicy = []config.HostPolicy{{Host: "a.test", Policy: "deny"}}
+	if err := b.m.Reload(s); err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[Direction]bool{}
+	for range 2 {
+		e := waitEvent(t, b, LinkDown)
+		dirs[e.Link.Direction] = true
+		if !errors.Is(e.Err, ErrDenied) || !strings.Contains(e.Err.Error(), "no longer allowed") {
+			t.Errorf("%s link down: %v", e.Link.Direction, e.Err)
+		}
+	}
+	if !dirs[Outgoing] || !dirs[Incoming] {
+		t.Errorf("link down events for %v", dirs)
+	}
+}
