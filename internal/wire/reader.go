@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync/atomic"
 
@@ -269,8 +270,27 @@ func (r *Reader) header1(t xml.StartElement) (Header, error) {
 	}
 	r.streamName = t.Name
 	r.streamQName = qname(t.Name)
-	r.p.outer = bind
+	r.p.outer = sharedBindings(bind)
 	return h, nil
+}
+
+// commonBindings are the prefix declarations of almost every s2s stream
+// header, as maps the parsers only read. A Reader keeps its header's
+// bindings for the stream's life; one of these in place of its own map
+// saves a few hundred bytes per stream.
+var commonBindings = []map[string]string{
+	{"stream": NSStream},
+	{"stream": NSStream, "db": NSDialback},
+}
+
+// sharedBindings returns the common map equal to bind, or bind.
+func sharedBindings(bind map[string]string) map[string]string {
+	for _, c := range commonBindings {
+		if maps.Equal(c, bind) {
+			return c
+		}
+	}
+	return bind
 }
 
 // isVersion1 reports whether v is "major.minor" with major 1; RFC 6120

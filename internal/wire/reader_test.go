@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -436,5 +437,47 @@ func TestReads(t *testing.T) {
 		if got := r.Reads(); got != w.reads {
 			t.Fatalf("Reads() = %d after <%s/>, want %d", got, w.name, w.reads)
 		}
+	}
+}
+
+// TestHeaderBindingsShared: a header that declares only the usual prefixes
+// leaves the Reader with the shared map of them, not a map of its own; any
+// other declaration keeps its own, and both resolve prefixes alike.
+func TestHeaderBindingsShared(t *testing.T) {
+	for i, tc := range []struct {
+		header string
+		shared bool
+	}{
+		{testHeader, true},
+		{`<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0'>`, true},
+		{`<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:x='urn:x' version='1.0'>`, false},
+		{`<s:stream xmlns='jabber:server' xmlns:s='http://etherx.jabber.org/streams' version='1.0'>`, false},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			r := NewReader(strings.NewReader(tc.header+`<db:result from='a.example' to='b.example'/>`), Limits{})
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			shared := false
+			for _, c := range commonBindings {
+				if reflect.ValueOf(c).UnsafePointer() == reflect.ValueOf(r.p.outer).UnsafePointer() {
+					shared = true
+				}
+			}
+			if shared != tc.shared {
+				t.Fatalf("shared map %v, want %v", shared, tc.shared)
+			}
+			e, err := r.Next()
+			if _, ok := r.p.outer["db"]; !ok {
+				// db is not declared: the element's prefix is unbound.
+				if err == nil {
+					t.Fatalf("unbound prefix accepted: %+v", e.Name)
+				}
+				return
+			}
+			if err != nil || e.Name.Space != NSDialback {
+				t.Fatalf("Next: %+v, %v", e.Name, err)
+			}
+		})
 	}
 }
