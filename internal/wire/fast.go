@@ -2,8 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
-	"strings"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -17,14 +18,23 @@ import (
 // their conditions always come from one place. FuzzFastParser holds it to
 // that: what it accepts, encoding/xml accepts with the same result.
 type fastParser struct {
-	outer map[string]string
+	outer    map[string]string
+	maxDepth int // 0: no limit (the caller framed the element, or has none)
 
-	stack  [][]byte // open elements' qualified names
+	// Positions in the element being parsed, not slices of it: the parser
+	// lives on the heap, and storing an offset costs no write barrier,
+	// which storing a pointer does while the collector marks.
+	stack  []span // open elements' qualified names
 	scope  []fastBinding
 	inject []string
-	attrs  []fastAttr
-	env    [envFields][]byte // the top element's from, to, id and type values
+	attrs  []span          // the current tag's attribute names, for duplicates
+	env    [envFields]span // the top element's from, to, id and type values
 }
+
+// span is rec[start:end] of the element being parsed.
+type span struct{ start, end int }
+
+func (s span) of(rec []byte) []byte { return rec[s.start:s.end] }
 
 // maxSharedEnvelope is the most envelope bytes that share one string.
 const maxSharedEnvelope = 512
@@ -39,25 +49,30 @@ const (
 )
 
 type fastBinding struct {
-	prefix, uri []byte
+	prefix, uri span
 	depth       int
-}
-
-type fastAttr struct {
-	name, value []byte
-	colon       int  // of the name; -1: unprefixed
-	plain       bool // no reference and no control character
 }
 
 // parse returns the element in rec, which must hold exactly one element.
 // Raw is left unset; p.inject lists the outer prefixes to declare.
 func (p *fastParser) parse(rec []byte) (e Element, top xml.Name, ok bool) {
-	e, top, ok = p.parseElement(rec)
-	if ok {
-		p.setEnvelope(&e)
+	e, top, n, ok := p.parsePrefix(rec)
+	if n != len(rec) {
+		e, ok = Element{}, false
 	}
-	p.env = [envFields][]byte{}
 	return e, top, ok
+}
+
+// parsePrefix is parse of the element that starts at rec[0] and may be
+// followed by more bytes: n is its length. It is how Reader.next parses an
+// element where it lies in the read buffer, without framing it first.
+func (p *fastParser) parsePrefix(rec []byte) (e Element, top xml.Name, n int, ok bool) {
+	p.env = [envFields]span{}
+	e, top, n, ok = p.parseElement(rec)
+	if ok {
+		p.setEnvelope(&e, rec)
+	}
+	return e, top, n, ok
 }
 
 // setEnvelope gives e its envelope strings, sharing one allocation: a
@@ -66,36 +81,39 @@ func (p *fastParser) parse(rec []byte) (e Element, top xml.Name, ok bool) {
 // (a domain taken from a dialback element's from, say) keeps all four, so
 // they share only while that costs little: a peer must not pin a huge id
 // by way of a from that a link holds for its lifetime.
-func (p *fastParser) setEnvelope(e *Element) {
+func (p *fastParser) setEnvelope(e *Element, rec []byte) {
+	env := &p.env
 	n := 0
-	for _, v := range p.env {
-		n += len(v)
-	}
-	dst := [envFields]*string{&e.From, &e.To, &e.ID, &e.Type}
-	if n > maxSharedEnvelope {
-		for i, v := range p.env {
-			*dst[i] = string(v)
-		}
-		return
+	for _, v := range env {
+		n += v.end - v.start
 	}
 	if n == 0 {
 		return
 	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, v := range p.env {
-		b.Write(v)
+	dst := [envFields]*string{&e.From, &e.To, &e.ID, &e.Type}
+	if n > maxSharedEnvelope {
+		for i, v := range env {
+			*dst[i] = string(v.of(rec))
+		}
+		return
 	}
-	all := b.String()
+	var buf [maxSharedEnvelope]byte
+	b := buf[:0]
+	for _, v := range env {
+		b = append(b, v.of(rec)...)
+	}
+	all := string(b)
 	off := 0
-	for i, v := range p.env {
-		*dst[i] = all[off : off+len(v)]
-		off += len(v)
+	for i, v := range env {
+		l := v.end - v.start
+		*dst[i] = all[off : off+l]
+		off += l
 	}
 }
 
-// parseElement is parse without the envelope's strings.
-func (p *fastParser) parseElement(rec []byte) (e Element, top xml.Name, ok bool) {
+// parseElement is parsePrefix without the envelope's strings. A prefix of
+// an element is never ok: it ends at the top-level element's end.
+func (p *fastParser) parseElement(rec []byte) (e Element, top xml.Name, n int, ok bool) {
 	p.stack = p.stack[:0]
 	p.scope = p.scope[:0]
 	p.inject = p.inject[:0]
@@ -103,65 +121,75 @@ func (p *fastParser) parseElement(rec []byte) (e Element, top xml.Name, ok bool)
 	for i < len(rec) {
 		if rec[i] != '<' {
 			if len(p.stack) == 0 {
-				return e, top, false
+				return e, top, 0, false
 			}
 			if i, ok = scanText(rec, i); !ok {
-				return e, top, false
+				return e, top, 0, false
 			}
 			continue
 		}
 		if i+1 >= len(rec) {
-			return e, top, false
+			return e, top, 0, false
 		}
 		switch rec[i+1] {
 		case '/':
 			name, _, j, ok := scanName(rec, i+2)
-			if !ok || len(p.stack) == 0 || !bytes.Equal(name, p.stack[len(p.stack)-1]) {
-				return e, top, false
+			if !ok || len(p.stack) == 0 || !bytes.Equal(name, p.stack[len(p.stack)-1].of(rec)) {
+				return e, top, 0, false
 			}
 			j = skipSpace(rec, j)
 			if j >= len(rec) || rec[j] != '>' {
-				return e, top, false
+				return e, top, 0, false
 			}
 			p.pop()
 			i = j + 1
 			if len(p.stack) == 0 {
-				return e, top, i == len(rec)
+				return e, top, i, true
 			}
 		case '!':
 			const open = "<![CDATA["
 			if len(p.stack) == 0 || !bytes.HasPrefix(rec[i:], []byte(open)) {
-				return e, top, false
+				return e, top, 0, false
 			}
 			k := bytes.Index(rec[i+len(open):], []byte("]]>"))
 			if k < 0 || !validChars(rec[i+len(open):i+len(open)+k]) {
-				return e, top, false
+				return e, top, 0, false
 			}
 			i += len(open) + k + 3
 		case '?':
-			return e, top, false
+			return e, top, 0, false
 		default:
 			var selfClose bool
+			if p.maxDepth > 0 && len(p.stack) >= p.maxDepth {
+				// Too deep: the framing path says so, with its error.
+				return e, top, 0, false
+			}
 			if i, selfClose, ok = p.startTag(rec, i, &e, &top); !ok {
-				return e, top, false
+				return e, top, 0, false
 			}
 			if selfClose {
 				p.pop()
 				if len(p.stack) == 0 {
-					return e, top, i == len(rec)
+					return e, top, i, true
 				}
 			}
 		}
 	}
-	return e, top, false
+	return e, top, 0, false
 }
 
-// startTag scans the tag at rec[i] and pushes it.
+// startTag scans the tag at rec[i] and pushes it. Each attribute is dealt
+// with as it is scanned; only prefixed ones other than declarations wait
+// for the end of the tag, when every declaration of the tag is in scope.
 func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (next int, selfClose, ok bool) {
 	name, colon, j, ok := scanName(rec, i+1)
 	if !ok {
 		return 0, false, false
 	}
+	depth := len(p.stack) + 1
+	isTop := depth == 1
+	var defNS span
+	hasDefNS, prefixed := false, false
 	p.attrs = p.attrs[:0]
 	for {
 		k := skipSpace(rec, j)
@@ -184,10 +212,11 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 			// them; the fast path does not need to.
 			return 0, false, false
 		}
-		var a fastAttr
-		if a.name, a.colon, k, ok = scanName(rec, k); !ok {
+		an, acolon, k, ok := scanName(rec, k)
+		if !ok {
 			return 0, false, false
 		}
+		nameAt := k - len(an)
 		k = skipSpace(rec, k)
 		if k >= len(rec) || rec[k] != '=' {
 			return 0, false, false
@@ -198,94 +227,90 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 		}
 		// A plain value (the usual kind) is found and checked in one
 		// pass; anything else is checked on its own.
-		q, end := rec[k], k+1
-		for end < len(rec) && rec[end] != q && (plainByte[rec[end]] || rec[end] == '>') {
-			end++
-		}
-		if end < len(rec) && rec[end] == q {
-			a.value, a.plain = rec[k+1:end], true
-		} else {
+		q := rec[k]
+		v := span{start: k + 1}
+		end := skipPlain(rec, k+1, '<', '&', q)
+		plain := end < len(rec) && rec[end] == q
+		if !plain {
 			n := bytes.IndexByte(rec[end:], q)
 			if n < 0 {
 				return 0, false, false
 			}
 			end += n
-			a.value = rec[k+1 : end]
-			if a.plain, ok = scanAttrValue(a.value); !ok {
+			if plain, ok = scanAttrValue(rec[v.start:end]); !ok {
 				return 0, false, false
 			}
 		}
-		end -= k + 1
+		v.end = end
+		j = end + 1
 		for _, b := range p.attrs {
-			if bytes.Equal(a.name, b.name) {
+			if bytes.Equal(an, b.of(rec)) {
 				return 0, false, false
 			}
 		}
-		p.attrs = append(p.attrs, a)
-		j = k + 2 + end
-	}
-
-	p.stack = append(p.stack, name)
-	depth := len(p.stack)
-	isTop := depth == 1
-	var defNS []byte
-	hasDefNS := false
-	for _, a := range p.attrs {
-		prefix, local := splitName(a.name, a.colon)
-		switch {
-		case string(prefix) == "xmlns":
-			if len(a.value) == 0 || string(local) == "xmlns" || !a.plain {
+		p.attrs = append(p.attrs, span{nameAt, nameAt + len(an)})
+		if acolon >= 0 {
+			if string(an[:acolon]) != "xmlns" {
+				prefixed = true
+				continue
+			}
+			if v.end == v.start || string(an[acolon+1:]) == "xmlns" || !plain {
 				return 0, false, false
 			}
-			p.scope = append(p.scope, fastBinding{prefix: local, uri: a.value, depth: depth})
-		case prefix == nil && isTop:
-			if string(local) == "xmlns" {
-				defNS, hasDefNS = a.value, true
-			}
-			f := -1
-			switch string(local) {
-			case "from":
-				f = envFrom
-			case "to":
-				f = envTo
-			case "id":
-				f = envID
-			case "type":
-				f = envType
-			default:
-				if string(local) != "xmlns" {
-					continue
+			p.scope = append(p.scope, fastBinding{prefix: span{nameAt + acolon + 1, nameAt + len(an)}, uri: v, depth: depth})
+			continue
+		}
+		if !isTop {
+			continue
+		}
+		f := -1
+		switch string(an) {
+		case "from":
+			f = envFrom
+		case "to":
+			f = envTo
+		case "id":
+			f = envID
+		case "type":
+			f = envType
+		case "xmlns":
+			defNS, hasDefNS = v, true
+		default:
+			continue
+		}
+		if !plain {
+			// References or line ends need encoding/xml's
+			// unescaping rules to get the same string.
+			return 0, false, false
+		}
+		if f >= 0 {
+			p.env[f] = v
+		}
+	}
+	if prefixed {
+		for _, a := range p.attrs {
+			an := a.of(rec)
+			if c := bytes.IndexByte(an, ':'); c >= 0 && string(an[:c]) != "xmlns" {
+				if _, ok := p.resolve(rec, an[:c]); !ok {
+					return 0, false, false
 				}
 			}
-			if !a.plain {
-				// References or line ends need encoding/xml's
-				// unescaping rules to get the same string.
-				return 0, false, false
-			}
-			if f >= 0 {
-				p.env[f] = a.value
-			}
 		}
 	}
-	for _, a := range p.attrs {
-		if prefix, _ := splitName(a.name, a.colon); prefix != nil && string(prefix) != "xmlns" {
-			if _, ok := p.resolve(prefix); !ok {
-				return 0, false, false
-			}
-		}
-	}
+	nameAt := i + 1
+	p.stack = append(p.stack, span{nameAt, nameAt + len(name)})
 	prefix, local := splitName(name, colon)
 	if isTop {
 		top.Local = internLocal(local)
 		e.Name.Local = top.Local
 		switch {
 		case prefix != nil:
-			top.Space = string(prefix)
-			if e.Name.Space, ok = p.resolve(prefix); !ok {
+			top.Space = internPrefix(prefix)
+			if e.Name.Space, ok = p.resolve(rec, prefix); !ok {
 				return 0, false, false
 			}
 		case hasDefNS:
-			e.Name.Space = string(defNS)
+			e.Name.Space = internNS(defNS.of(rec))
 		default:
 			e.Name.Space = NSServer
 		}
@@ -293,19 +318,18 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 			return 0, false, false
 		}
 	} else if prefix != nil {
-		if _, ok := p.resolve(prefix); !ok {
+		if _, ok := p.resolve(rec, prefix); !ok {
 			return 0, false, false
 		}
 	}
 	return j, selfClose, true
 }
 
-// release drops the parser's references into the last input, so a pooled
-// parser does not keep the caller's bytes alive.
+// release drops what the parser keeps of the last input; with positions
+// instead of slices that is only the outer declarations, which belong to
+// the caller.
 func (p *fastParser) release() {
-	clear(p.stack[:cap(p.stack)])
-	clear(p.scope[:cap(p.scope)])
-	clear(p.attrs[:cap(p.attrs)])
+	p.outer = nil
 }
 
 func (p *fastParser) pop() {
@@ -317,10 +341,10 @@ func (p *fastParser) pop() {
 }
 
 // resolve is elemParser.resolve over bytes.
-func (p *fastParser) resolve(prefix []byte) (string, bool) {
+func (p *fastParser) resolve(rec, prefix []byte) (string, bool) {
 	for i := len(p.scope) - 1; i >= 0; i-- {
-		if bytes.Equal(p.scope[i].prefix, prefix) {
-			return string(p.scope[i].uri), true
+		if bytes.Equal(p.scope[i].prefix.of(rec), prefix) {
+			return internNS(p.scope[i].uri.of(rec)), true
 		}
 	}
 	if string(prefix) == "xml" {
@@ -337,6 +361,33 @@ func (p *fastParser) resolve(prefix []byte) (string, bool) {
 	}
 	p.inject = append(p.inject, string(prefix))
 	return uri, true
+}
+
+// internNS returns the namespaces stanzas carry on their top element
+// without allocating.
+func internNS(b []byte) string {
+	switch string(b) {
+	case NSServer:
+		return NSServer
+	case NSClient:
+		return NSClient
+	case NSStream:
+		return NSStream
+	case NSDialback:
+		return NSDialback
+	}
+	return string(b)
+}
+
+// internPrefix does the same for the prefixes of top-level elements.
+func internPrefix(b []byte) string {
+	switch string(b) {
+	case "db":
+		return "db"
+	case "stream":
+		return "stream"
+	}
+	return string(b)
 }
 
 // splitName splits a qualified name at its colon, at index colon (-1:
@@ -408,9 +459,7 @@ var plainByte = func() (t [256]bool) {
 // scanText checks character data from rec[i] to the next '<'.
 func scanText(rec []byte, i int) (next int, ok bool) {
 	for i < len(rec) {
-		for i < len(rec) && plainByte[rec[i]] {
-			i++
-		}
+		i = skipPlain(rec, i, '<', '&', '>')
 		if i >= len(rec) {
 			break
 		}
@@ -443,6 +492,36 @@ func scanText(rec []byte, i int) (next int, ok bool) {
 		i++
 	}
 	return i, true
+}
+
+// skipPlain returns the index of the first byte from rec[i] on that is a,
+// b or c, a control character or not ASCII; len(rec) if there is none.
+// Text and attribute values are most of an element, and nearly all of
+// their bytes are plain: it looks at eight of them at a time.
+func skipPlain(rec []byte, i int, a, b, c byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	ma, mb, mc := lo*uint64(a), lo*uint64(b), lo*uint64(c)
+	for ; i+8 <= len(rec); i += 8 {
+		x := binary.LittleEndian.Uint64(rec[i:])
+		// The high bit of each byte of m says whether it is special.
+		// Each term is exact for its lowest flagged byte (a borrow
+		// only ever flags a byte above a true one), so the lowest
+		// flagged byte of m is the first special byte.
+		ya, yb, yc := x^ma, x^mb, x^mc
+		m := (x - lo*0x20) | x // below 0x20, or 0x80 and above
+		m |= (ya - lo) &^ ya
+		m |= (yb - lo) &^ yb
+		m |= (yc - lo) &^ yc
+		if m &= hi; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for ; i < len(rec); i++ {
+		if x := rec[i]; x < 0x20 || x >= utf8.RuneSelf || x == a || x == b || x == c {
+			return i
+		}
+	}
+	return i
 }
 
 // scanAttrValue checks an attribute value; plain reports that it has no

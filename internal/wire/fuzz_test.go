@@ -134,3 +134,82 @@ func FuzzFastParser(f *testing.F) {
 		}
 	})
 }
+
+// pieceReader returns at most n bytes per Read: how a peer's bytes may
+// arrive, an element split anywhere.
+type pieceReader struct {
+	r io.Reader
+	n int
+}
+
+func (c pieceReader) Read(p []byte) (int, error) {
+	return c.r.Read(p[:min(len(p), c.n)])
+}
+
+// FuzzInPlace holds Next's in-place parse (an element parsed where it lies
+// in the buffer, unframed) to the framing path it skips: the same body,
+// arriving in the same pieces, gives the same elements and the same error
+// either way.
+func FuzzInPlace(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s), uint16(0))
+		f.Add([]byte(s), uint16(7))
+	}
+	f.Add([]byte(`<a xmlns:stream='urn:x'><stream:stream/></a><stream:stream xmlns:stream='urn:y'></stream:stream>`), uint16(0))
+	f.Add([]byte(`<a><b><c><d><e/></d></c></b></a><a><b><c><d><e><f/></e></d></c></b></a>`), uint16(0))
+	f.Add([]byte(`<a><![CDATA[x]]></a><b><![CDATA[</b>]]></b>`), uint16(3))
+	f.Fuzz(func(t *testing.T, body []byte, chunk uint16) {
+		read := func(inPlace bool) (out []Element, last error) {
+			var src io.Reader = bytes.NewReader(body)
+			if chunk > 0 {
+				src = pieceReader{src, int(chunk)}
+			}
+			r := NewReader(io.MultiReader(bytes.NewReader([]byte(testHeader)), src),
+				Limits{MaxElementSize: 600, MaxDepth: 5})
+			r.noInPlace = !inPlace
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				e, err := r.Next()
+				if err != nil {
+					return out, err
+				}
+				out = append(out, e)
+			}
+		}
+		got, gotErr := read(true)
+		want, wantErr := read(false)
+		if gotErr.Error() != wantErr.Error() {
+			t.Fatalf("in place: %v; framed: %v", gotErr, wantErr)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("in place: %d elements; framed: %d", len(got), len(want))
+		}
+		for i, e := range got {
+			w := want[i]
+			if e.Name != w.Name || e.From != w.From || e.To != w.To || e.ID != w.ID || e.Type != w.Type || string(e.Raw) != string(w.Raw) {
+				t.Fatalf("element %d:\nin place %+v\nframed   %+v", i, e, w)
+			}
+		}
+	})
+}
+
+// FuzzSkipPlain holds skipPlain's eight-at-a-time scan to the byte loop it
+// replaces, at every offset.
+func FuzzSkipPlain(f *testing.F) {
+	f.Add([]byte("juliet@capulet.example/balcony'"), byte('\''))
+	f.Add([]byte("a\x1fb\x80c<d&e>f\"g"), byte('"'))
+	f.Add([]byte("        \t\n\r\x00 ]]>"), byte('>'))
+	f.Fuzz(func(t *testing.T, b []byte, c byte) {
+		for i := 0; i <= len(b); i++ {
+			want := i
+			for want < len(b) && b[want] >= 0x20 && b[want] < 0x80 && b[want] != '<' && b[want] != '&' && b[want] != c {
+				want++
+			}
+			if got := skipPlain(b, i, '<', '&', c); got != want {
+				t.Fatalf("skipPlain(%q, %d, %q) = %d, want %d", b, i, c, got, want)
+			}
+		}
+	})
+}

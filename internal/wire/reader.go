@@ -56,6 +56,10 @@ type Reader struct {
 	streamName  xml.Name // the header's tag, prefix form, to match the close
 	streamQName string   // the same as written: "stream:stream"
 	err         error
+
+	// noInPlace turns off parsing elements where they lie in the buffer
+	// (next): every element is framed first. Tests compare the two.
+	noInPlace bool
 }
 
 // NewReader returns a Reader of r with the given limits.
@@ -394,24 +398,54 @@ func (r *Reader) next() (Element, error) {
 		}
 		r.src.pos++
 	}
-	r.src.setMark()
-	closing, err := r.frame()
-	if err != nil {
-		return Element{}, err
-	}
-	rec := r.src.recorded()
-	if closing {
-		if name, _, j, ok := scanName(rec, 2); !ok || string(name) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
-			return Element{}, streamErr(stream.NotWellFormed, "end tag %q does not close the stream", rec)
+	s := r.src
+	s.setMark()
+	// Usually the whole element is in the buffer already (a stanza comes
+	// in one read): parse it where it lies, scanning its bytes once. The
+	// fast parser stops at the element's end and refuses what it does not
+	// fully handle, a partial element included, and the bytes up to stop
+	// are within the size limit; framing then takes over, from the start
+	// of the element, and decides as it always did. A start tag with the
+	// stream's qualified name is framing's to refuse (a second header),
+	// whatever namespace its prefix has inside the element.
+	r.f.outer, r.f.maxDepth = r.p.outer, r.p.maxDepth
+	tried := len(s.buf[s.pos:s.stop])
+	var e Element
+	var top xml.Name
+	ok := false
+	if !r.noInPlace {
+		var n int
+		e, top, n, ok = r.f.parsePrefix(s.buf[s.pos:s.stop])
+		if ok && r.isStreamTag(s.buf[s.pos:s.pos+n]) {
+			e, ok = Element{}, false
 		}
-		return Element{}, io.EOF
+		if ok {
+			s.pos += n
+		}
 	}
-	r.f.outer = r.p.outer
-	e, top, ok := r.f.parse(rec)
+	if !ok {
+		closing, err := r.frame()
+		if err != nil {
+			return Element{}, err
+		}
+		rec := s.recorded()
+		if closing {
+			if name, _, j, ok := scanName(rec, 2); !ok || string(name) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
+				return Element{}, streamErr(stream.NotWellFormed, "end tag %q does not close the stream", rec)
+			}
+			return Element{}, io.EOF
+		}
+		if r.noInPlace || len(rec) > tried {
+			// The fast parser has not seen all of it yet.
+			e, top, ok = r.f.parse(rec)
+		}
+	}
+	rec := s.recorded()
 	if ok {
 		e.Raw = buildRaw(rec, top, r.f.inject, r.f.outer)
 	} else {
 		// Not for the fast path: encoding/xml decides.
+		var err error
 		e, _, err = parseComplete(rec, r.p.outer, r.p.maxDepth, true)
 		if errors.Is(err, ErrUnexpectedEOF) {
 			err = streamErr(stream.NotWellFormed, "element ended early")
