@@ -148,11 +148,13 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 		// came before it is delivered and not counted.
 		oc.rh.Add(1)
 	}
-	if m.pong(e, canonical(to), canonical(from)) {
+	// Each domain is normalised once per stanza, as on an incoming stream.
+	cf, ct := canonical(from), canonical(to)
+	if m.pong(e, ct, cf) {
 		return nil // the answer to a keepalive ping (smout.go)
 	}
 	st := stanzaOf(e)
-	if cf, ct := canonical(from), canonical(to); cf != from || ct != to {
+	if cf != from || ct != to {
 		// As on an incoming stream: the host reads the domains that were
 		// authenticated, in canonical form.
 		var err error
@@ -160,9 +162,9 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 			return newStreamFault(stream.BadFormat, domain.ClipText(err.Error()))
 		}
 	}
-	oc.reverseCount(canonical(to), canonical(from)).Add(1)
+	oc.reverseCount(ct, cf).Add(1)
 	if m.cfg.Observer != nil {
-		m.observe(Event{Kind: StanzaIn, Link: oc.reverseInfo(canonical(to), canonical(from)), Stanza: st, Bytes: len(e.Raw)})
+		m.observe(Event{Kind: StanzaIn, Link: oc.reverseInfo(ct, cf), Stanza: st, Bytes: len(e.Raw)})
 	}
 	m.cfg.Deliver(st)
 	return nil
