@@ -72,7 +72,10 @@ type outLink struct {
 
 	// The owner's state: changed by the owner under mu; others read it
 	// under mu.
-	running bool       // the owner goroutine runs
+	running bool // the owner goroutine runs
+	// wake is set while the running owner lingers before parking
+	// (lingerFor): wakeLocked signals it.
+	wake    chan struct{}
 	active  bool       // the link holds its counts of m.wg and m.outWG
 	removed bool       // no longer in m.out: Send must look again
 	conn    linkStream // the authenticated stream while up, else nil
@@ -114,6 +117,12 @@ func newOutLink(m *Manager, p pair) *outLink {
 // (no stream) and the Manager is stopping.
 func (l *outLink) wakeLocked() bool {
 	if l.running {
+		if l.wake != nil {
+			// The owner lingers (lingerFor): one signal, and no more
+			// until it lingers again, so the send never blocks.
+			l.wake <- struct{}{}
+			l.wake = nil
+		}
 		return true
 	}
 	if !l.active {
@@ -177,6 +186,13 @@ func (l *outLink) enqueue(s Stanza) bool {
 func (l *outLink) run() {
 	var batch []Stanza
 	var wroteAt time.Time
+	var wake chan struct{} // lingerFor's, made at the first linger
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
 		l.mu.Lock()
 		ls := l.conn
@@ -291,6 +307,15 @@ func (l *outLink) run() {
 				case *inView:
 					ls.s.armRevRequest()
 				}
+				if wake == nil {
+					wake = make(chan struct{}, 1)
+					linger = time.NewTimer(ownerLinger)
+				} else {
+					linger.Reset(ownerLinger)
+				}
+				if l.lingerFor(wake, linger) {
+					continue
+				}
 				l.running = false
 				l.mu.Unlock()
 				return
@@ -349,6 +374,38 @@ func (l *outLink) run() {
 		}
 		clear(batch)
 	}
+}
+
+// ownerLinger is how long an owner with nothing left to do waits for more
+// before it parks. A busy link's queue empties between batches, often for
+// microseconds; an owner that parked at once was started again for the
+// next batch, and the new goroutine grew its stack again for the TLS write
+// (8% of the ping path's CPU). A link quiet for longer parks as before:
+// what an idle link holds does not change.
+const ownerLinger = time.Millisecond
+
+// lingerFor waits, with l.mu held and released, until wakeLocked signals
+// wake or the timer fires. It reports true, with l.mu released, when work
+// came (the owner goes on), false with l.mu held when none did (the owner
+// parks, under the same lock as ever, so no wake is lost).
+func (l *outLink) lingerFor(wake chan struct{}, t *time.Timer) bool {
+	l.wake = wake
+	l.mu.Unlock()
+	select {
+	case <-wake:
+		t.Stop()
+		return true
+	case <-t.C:
+	}
+	l.mu.Lock()
+	if l.wake == nil {
+		// Woken as the timer fired: the signal was sent under l.mu.
+		<-wake
+		l.mu.Unlock()
+		return true
+	}
+	l.wake = nil
+	return false
 }
 
 // errWait is run's note to itself that the link parks.
