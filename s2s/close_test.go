@@ -225,3 +225,68 @@ func TestFaultAfterBatch(t *testing.T) {
 		t.Errorf("after the stream error's close: %q", rest)
 	}
 }
+
+// TestOwnerLingers: an up link's owner that has written everything waits
+// a moment for more before it parks; a stanza in that moment wakes it (no
+// new owner starts) and is written, and after the moment it parks.
+func TestOwnerLingers(t *testing.T) {
+	a, b := pairNodes(t, nil, nil)
+	a.send(msgAB)
+	b.nextDelivered()
+	l := a.m.outLinkFor(pair{"a.test", "b.test"})
+	if l == nil {
+		t.Fatal("no link")
+	}
+	state := func() (lingering, running bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.wake != nil, l.running
+	}
+	// Catch the owner lingering: each stanza ends with one (the link's
+	// first batches may also wait for XEP-0198's <enabled/>, so try a few).
+	caught := false
+	for range 50 {
+		a.send(msgAB)
+		b.nextDelivered()
+		l.mu.Lock()
+		lingering := l.wake != nil
+		if lingering {
+			// Still holding the lock: the wake comes before the linger
+			// can end, so the same owner writes this stanza.
+			caught = true
+			st, err := ParseStanza([]byte(msgAB))
+			if err != nil {
+				l.mu.Unlock()
+				t.Fatal(err)
+			}
+			st.seq = a.m.seq.Add(1) // as enqueue does
+			l.queue = append(l.queue, st)
+			l.wakeLocked()
+			if l.wake != nil || !l.running {
+				l.mu.Unlock()
+				t.Fatal("the wake did not reach the lingering owner")
+			}
+		}
+		l.mu.Unlock()
+		if lingering {
+			b.nextDelivered()
+			break
+		}
+	}
+	if !caught {
+		t.Fatal("the owner never lingered after a batch")
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for {
+		if lingering, running := state(); !lingering && !running {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the owner never parked")
+		}
+	}
+}
