@@ -363,8 +363,8 @@ func (p *fastParser) resolve(rec, prefix []byte) (string, bool) {
 	return uri, true
 }
 
-// internNS returns the namespaces stanzas carry on their top element
-// without allocating.
+// internNS returns the namespaces of the top-level elements that make up
+// nearly all traffic without allocating.
 func internNS(b []byte) string {
 	switch string(b) {
 	case NSServer:
@@ -375,9 +375,15 @@ func internNS(b []byte) string {
 		return NSStream
 	case NSDialback:
 		return NSDialback
+	case nsSM:
+		return nsSM
 	}
 	return string(b)
 }
+
+// nsSM is XEP-0198's namespace (sm.NS), that of the <a/> and <r/> a busy
+// stream carries with every batch.
+const nsSM = "urn:xmpp:sm:3"
 
 // internPrefix does the same for the prefixes of top-level elements.
 func internPrefix(b []byte) string {

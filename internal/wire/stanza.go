@@ -27,7 +27,12 @@ import (
 // Errors wrap ErrBadStanza, and the condition the bytes would have earned
 // on a stream (errors.As with stream.Error), for logging.
 func ParseStanza(raw []byte) (Element, error) {
-	raw = bytes.TrimFunc(raw, func(r rune) bool { return r < 0x80 && isSpaceByte(byte(r)) })
+	for len(raw) > 0 && isSpaceByte(raw[0]) {
+		raw = raw[1:]
+	}
+	for len(raw) > 0 && isSpaceByte(raw[len(raw)-1]) {
+		raw = raw[:len(raw)-1]
+	}
 	f := fastParsers.Get().(*fastParser)
 	e, start, ok := f.parse(raw)
 	f.release()

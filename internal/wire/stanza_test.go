@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,6 +139,37 @@ func TestEnvelopeStrings(t *testing.T) {
 			}
 			if got := [4]string{e.From, e.To, e.ID, e.Type}; got != want {
 				t.Errorf("Next: %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestNextAllocs pins what Next allocates for the elements a busy stream
+// carries: Raw's copy, and one string for the whole envelope when there is
+// one; the names and namespaces of these elements cost nothing.
+func TestNextAllocs(t *testing.T) {
+	for i, tc := range []struct {
+		elem string
+		want float64
+	}{
+		0: {elem: `<iq from='a.example' to='b.example' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`, want: 2},
+		1: {elem: `<message xmlns='jabber:server' from='a@a.example/r' to='b@b.example' type='chat'><body>hi</body></message>`, want: 2},
+		2: {elem: `<a xmlns='urn:xmpp:sm:3' h='41'/>`, want: 1},
+		3: {elem: `<r xmlns='urn:xmpp:sm:3'/>`, want: 1},
+		4: {elem: `<presence/>`, want: 1},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			r := NewReader(io.MultiReader(strings.NewReader(testHeader), &loopReader{data: []byte(tc.elem)}), DefaultLimits)
+			if _, err := r.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			got := testing.AllocsPerRun(200, func() {
+				if _, err := r.Next(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if got != tc.want {
+				t.Errorf("%v allocations per element, want %v", got, tc.want)
 			}
 		})
 	}
