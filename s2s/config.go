@@ -261,6 +261,9 @@ type Config struct {
 	// startingStack, set by tests, replaces the runtime's starting
 	// stack size that the park sweep checks (park.go).
 	startingStack func() uint64
+	// sweepEvery, set by tests, runs the park sweep this often in real
+	// time, whatever the Manager's clock (park.go).
+	sweepEvery time.Duration
 
 	// tap, set by tests, wraps each connection layer of a stream (the TCP
 	// connection, then TLS over it) to record the XML on the wire.

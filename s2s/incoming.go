@@ -424,9 +424,7 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 		// Wait for the peer here, not inside next: see wire's Await. A
 		// wait the park sweep interrupted goes on on a new goroutine.
 		if r.Await() {
-			if f := m.cfg.parked; f != nil {
-				f(true)
-			}
+			m.parked(&s.park, true)
 			m.spawnAlways(func() { s.readOn(r, ep) })
 			return false, errParked
 		}
@@ -459,6 +457,12 @@ func (s *inStream) pushIdle() {
 		return
 	}
 	s.readBy.Store(int64(now + t + t/16))
+	if s.park.wake.Load() {
+		// The park sweep's interrupt is pending: its deadline in the
+		// past stays, and the reader puts readBy's back as it takes it
+		// (resumeDeadline), this one included.
+		return
+	}
 	s.conn.SetReadDeadline(time.Now().Add(t + t/16))
 }
 

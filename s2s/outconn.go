@@ -323,9 +323,7 @@ func (oc *outConn) readOn(m *Manager, then func()) {
 		// wait the park sweep interrupted goes on on a new goroutine.
 		if oc.r.Await() {
 			oc.idle()
-			if f := m.cfg.parked; f != nil {
-				f(false)
-			}
+			m.parked(&oc.park, false)
 			m.spawnAlways(func() { oc.readOn(m, then) })
 			return
 		}

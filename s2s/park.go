@@ -72,6 +72,11 @@ type parking struct {
 	conn  net.Conn     // the connection r reads
 	seen  uint64       // r.Reads() when the sweep last looked
 	taken uint64       // 1 + r.Reads() when the reader last took a request; 0: never
+	// big: the reader's last park started its goroutine while new ones
+	// started larger than parkStack (a collection changed the figure
+	// between the sweep's check and the start), so it gained nothing;
+	// the sweep parks it again once they start small.
+	big bool
 }
 
 // watch makes r, reading conn, the reader the sweep looks at; resume puts
@@ -85,8 +90,11 @@ func (p *parking) watch(r *wire.Reader, conn net.Conn, resume func()) {
 }
 
 // look is the sweep's look at the reader: it interrupts its wait when it
-// has read nothing since the last look nor since it last took a request,
-// no request is pending, and it may be interrupted now (ready).
+// has read nothing since the last look nor since it last took a request
+// (or that park gained nothing: big), and it may be interrupted now
+// (ready). A request still pending is made again: another goroutine may
+// have moved the deadline after the sweep did (pushIdle), and the reader
+// takes it once however often it is made.
 func (p *parking) look(ready bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -94,7 +102,7 @@ func (p *parking) look(ready bool) {
 		return
 	}
 	n := p.r.Reads()
-	quiet := n == p.seen && n+1 != p.taken && !p.wake.Load()
+	quiet := n == p.seen && (n+1 != p.taken || p.big)
 	p.seen = n
 	if quiet && ready {
 		p.wake.Store(true)
@@ -110,12 +118,37 @@ func (p *parking) take() {
 	p.taken = p.r.Reads() + 1
 }
 
+// parked is called by a reader that is about to start the goroutine it
+// goes on with, and reports the park to the tests' hook.
+func (m *Manager) parked(p *parking, in bool) {
+	big := m.startingStack() > parkStack
+	p.mu.Lock()
+	p.big = big
+	p.mu.Unlock()
+	if f := m.cfg.parked; f != nil {
+		f(in)
+	}
+}
+
+// startingStack is the runtime's figure (startingStack), or the tests'.
+func (m *Manager) startingStack() uint64 {
+	if f := m.cfg.startingStack; f != nil {
+		return f()
+	}
+	return startingStack()
+}
+
 // sweepSoon arms the sweep, unless it is armed or the Manager is closing.
 // With m.mu held: a stream was added.
 func (m *Manager) sweepSoon() {
-	if m.sweepTimer == nil && !m.closing {
-		m.sweepTimer = m.clock.AfterFunc(parkEvery, m.sweep)
+	if m.sweepTimer != nil || m.closing {
+		return
 	}
+	if d := m.cfg.sweepEvery; d > 0 {
+		m.sweepTimer = realClock{}.AfterFunc(d, m.sweep)
+		return
+	}
+	m.sweepTimer = m.clock.AfterFunc(parkEvery, m.sweep)
 }
 
 // sweep looks at every stream's reader (parking.look) and arms itself
@@ -138,11 +171,7 @@ func (m *Manager) sweep() {
 		outs = append(outs, oc)
 	}
 	m.mu.Unlock()
-	stack := startingStack
-	if f := m.cfg.startingStack; f != nil {
-		stack = f
-	}
-	pays := stack() <= parkStack
+	pays := m.startingStack() <= parkStack
 	for _, s := range ins {
 		s.park.look(pays && s.parkable())
 	}
@@ -153,6 +182,10 @@ func (m *Manager) sweep() {
 	clear(outs)
 	m.mu.Lock()
 	m.sweepIn, m.sweepOut = ins, outs
+	if m.sweepTimer != nil {
+		// A test's direct call: one chain of sweeps, not two.
+		m.sweepTimer.Stop()
+	}
 	m.sweepTimer = nil
 	m.sweepSoon()
 	m.mu.Unlock()

@@ -2,7 +2,9 @@ package s2s
 
 import (
 	"errors"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,5 +229,82 @@ func TestParkedLinksReload(t *testing.T) {
 	}
 	if !dirs[Outgoing] || !dirs[Incoming] {
 		t.Errorf("link down events for %v", dirs)
+	}
+}
+
+// TestProxyFaultsParked runs the fault runs with XEP-0198, both
+// directions, while both nodes park every reader that read nothing for
+// two looks a few milliseconds apart: parks land between the stanzas of
+// the steady traffic, on the link the fault breaks (silent, cut, reset)
+// and on the one that replaces it, and still nothing may be lost.
+func TestProxyFaultsParked(t *testing.T) {
+	var total atomic.Int64
+	defer func() {
+		if total.Load() == 0 {
+			t.Error("no reader parked in any run")
+		}
+	}()
+	for _, reverse := range []bool{false, true} {
+		for i, f := range proxyFaults {
+			name := strconv.Itoa(i) + "-" + f.name
+			if reverse {
+				name += "-reverse"
+			}
+			t.Run(name, func(t *testing.T) {
+				var parked atomic.Int64
+				often := withConfig(func(c *Config) {
+					c.sweepEvery = 2 * time.Millisecond
+					c.startingStack = func() uint64 { return 0 }
+					c.parked = func(bool) { parked.Add(1) }
+				})
+				runProxyFault(t, f, true, reverse, often).report(t, true)
+				t.Logf("%d parks", parked.Load())
+				total.Add(parked.Load())
+			})
+		}
+	}
+}
+
+// TestParkedAgainWhenStartWasBig: a reader whose new goroutine started
+// while the runtime started goroutines large (a collection changed the
+// figure after the sweep had checked it) gained nothing, and is parked
+// again at the next sweep that finds goroutines starting small; one that
+// started small is left alone until it reads again.
+func TestParkedAgainWhenStartWasBig(t *testing.T) {
+	clk := newFakeClock()
+	ps := newParks()
+	// The figures the runtime gives, in the order the Manager asks: the
+	// two sweeps, the park, the next sweep, the park, the last sweep.
+	figures := []uint64{2048, 2048, 8192, 2048, 2048, 2048}
+	var asked atomic.Int32
+	b := authorityFor(t, []string{"x.test"}, withParks(ps), withConfig(func(c *Config) {
+		c.clock = clk
+		c.startingStack = func() uint64 {
+			i := int(asked.Add(1)) - 1
+			if i >= len(figures) {
+				return 2048
+			}
+			return figures[i]
+		}
+	}))
+	p := dialRaw(t, b, "x.test", "b.test")
+	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("dialback %q", typ)
+	}
+	park(t, b, ps.in, "the first park")
+	b.m.sweep()
+	select {
+	case <-ps.in:
+	case <-time.After(wait):
+		t.Fatal("the reader that started big was not parked again")
+	}
+	b.m.sweep()
+	noPark(t, ps.in, "after the park that started small")
+	if n := asked.Load(); n != int32(len(figures)) {
+		t.Fatalf("the runtime's figure was asked %d times, want %d", n, len(figures))
+	}
+	p.write(`<message from='a@x.test' to='b@b.test' id='after'/>`)
+	if got := b.nextDelivered(); got.ID != "after" {
+		t.Fatalf("delivered %+v", got)
 	}
 }

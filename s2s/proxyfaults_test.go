@@ -149,7 +149,8 @@ func testProxyFaults(t *testing.T, reverse bool) {
 // halfway, and returns the accounting once every stanza was delivered or
 // bounced (with SM) or written or bounced (without). Reverse sends them
 // from b.test back over a.test's bidi stream instead of from a.test.
-func runProxyFault(t *testing.T, f proxyFault, smOn, reverse bool) proxyRun {
+// extra options go to both nodes.
+func runProxyFault(t *testing.T, f proxyFault, smOn, reverse bool, extra ...nodeOpt) proxyRun {
 	lb, la := listen(t), listen(t)
 	p, err := faultproxy.New(lb.Addr().String())
 	if err != nil {
@@ -181,8 +182,8 @@ func runProxyFault(t *testing.T, f proxyFault, smOn, reverse bool) proxyRun {
 	if reverse {
 		aOpt, bOpt, dir = bOpt, sender, faultproxy.Down
 	}
-	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": p.Addr()}, aOpt)
-	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, bOpt)
+	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": p.Addr()}, append([]nodeOpt{aOpt}, extra...)...)
+	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, append([]nodeOpt{bOpt}, extra...)...)
 	from, to, local, remote := a, b, "a.test", "b.test"
 	if reverse {
 		from, to, local, remote = b, a, "b.test", "a.test"
