@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/stanza"
 
@@ -285,4 +286,34 @@ func drainEvents(n *node) []Event {
 			return out
 		}
 	}
+}
+
+// TestEnableUnanswered: a peer that lists <sm/> but never answers our
+// <enable/> is held to what an unanswered <r/> is: silent for KeepAlive
+// after it, the link is dead, and what it wrote behind <enable/> goes to
+// a new link. Time is a fake clock.
+func TestEnableUnanswered(t *testing.T) {
+	clk := newFakeClock()
+	const k = 30 * time.Second
+	a, s := rawServerNode(t, withConfig(func(c *Config) {
+		c.clock = clk
+		c.KeepAlive = k
+		c.IdleTimeout = -1
+	}))
+	a.send(pipeMsg("u1"))
+	s.acceptWith("r.test", dialbackFeature, sm.Feature)
+	if ids, smEls := s.readStanzas(1); ids[0] != "u1" || strings.Join(smEls, " ") != "enable" {
+		t.Fatalf("read %v and %v", ids, smEls)
+	}
+	clk.Advance(k)
+	e := waitEvent(t, a, LinkDown)
+	if !errors.Is(e.Err, ErrKeepAlive) {
+		t.Fatalf("link down for %v, want the keepalive", e.Err)
+	}
+	s.acceptWith("r.test", dialbackFeature, sm.Feature)
+	if ids, smEls := s.readStanzas(1); ids[0] != "u1" || strings.Join(smEls, " ") != "enable" {
+		t.Fatalf("the new link: read %v and %v, want <enable/> and u1 again", ids, smEls)
+	}
+	s.write(string(sm.Enabled))
+	s.ackOurs(a, 1)
 }
