@@ -175,6 +175,21 @@ func TestProsodyBidiStreamManagement(t *testing.T) {
 				p.PingUs(t)
 				got := o.deliveredMatching(t, "Prosody's ping", isPing)
 				p.GotPong(t, got.ID)
+				// Prosody sends <enable/> on its stream from a timer after
+				// our features, which under load may fire after the
+				// ping's exchange: what follows is about the stream once
+				// SM is on in our direction, so wait for it.
+				deadline := time.Now().Add(wait)
+				for {
+					outs, _ := o.links(prosodyDomain)
+					if len(outs) == 1 && outs[0].StreamManagement {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("our link back over Prosody's stream has no stream management: %+v", outs)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
 			}
 			const n = 20
 			for i := range n {
