@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/xml"
 	"math/bits"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -97,12 +98,12 @@ func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 		}
 		return
 	}
-	var buf [maxSharedEnvelope]byte
-	b := buf[:0]
+	var b strings.Builder
+	b.Grow(n)
 	for _, v := range env {
-		b = append(b, v.of(rec)...)
+		b.Write(v.of(rec))
 	}
-	all := string(b)
+	all := b.String()
 	off := 0
 	for i, v := range env {
 		l := v.end - v.start
@@ -244,7 +245,7 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 		v.end = end
 		j = end + 1
 		for _, b := range p.attrs {
-			if bytes.Equal(an, b.of(rec)) {
+			if b.end-b.start == len(an) && bytes.Equal(an, b.of(rec)) {
 				return 0, false, false
 			}
 		}
@@ -446,11 +447,15 @@ func scanName(rec []byte, i int) (name []byte, colon, next int, ok bool) {
 }
 
 func skipSpace(rec []byte, i int) int {
-	for i < len(rec) && isSpaceByte(rec[i]) {
+	for i < len(rec) && spaceByte[rec[i]] {
 		i++
 	}
 	return i
 }
+
+// spaceByte is isSpaceByte as a table, for skipSpace: it runs before and
+// after every attribute.
+var spaceByte = [256]bool{' ': true, '\t': true, '\r': true, '\n': true}
 
 // plainByte marks the bytes that text and attribute values may hold
 // without a closer look: printable ASCII other than '<', '&' and '>'.
