@@ -85,11 +85,13 @@ func settle(ctx context.Context) {
 // for a second or two to a fresh goroutine with a small stack, once the
 // runtime starts goroutines with one (s2s/park.go). The runtime sets that
 // size at each collection, and collects at least every two minutes: one
-// collection here stands for those, then two sweeps' wait.
-func quiet(ctx context.Context) {
+// collection here stands for those, then a wait of d (Default: five
+// sweeps; two are enough on a quiet machine, but under load, and for a
+// reader parked again because its first park started large, more are).
+func quiet(ctx context.Context, d time.Duration) {
 	runtime.GC()
 	select {
-	case <-time.After(3 * time.Second):
+	case <-time.After(d):
 	case <-ctx.Done():
 	}
 }

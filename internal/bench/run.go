@@ -25,6 +25,9 @@ type Config struct {
 	FirstStanza int
 	// IdleLinks are the link counts of the idle-memory experiment.
 	IdleLinks []int
+	// IdleWait is how long the idle links stay idle before they are
+	// measured (see quiet); 0 measures them at once.
+	IdleWait time.Duration
 	// TLS lists the modes to run: true for STARTTLS (TLS 1.3), false for
 	// plain TCP.
 	TLS []bool
@@ -56,7 +59,7 @@ func Default() Config {
 	return Config{
 		Runs: 5, Messages: 200_000, MessageWindow: 10_000,
 		Pings: 100_000, Windows: []int{100, 1000},
-		FirstStanza: 11, IdleLinks: []int{1000},
+		FirstStanza: 11, IdleLinks: []int{1000}, IdleWait: 5 * time.Second,
 		TLS:          []bool{true, false},
 		TwoProcess:   true,
 		PeerMessages: 50_000, PeerPings: 20_000,
@@ -240,7 +243,7 @@ func idle(ctx context.Context, e *env, c Config, tlsOn bool, n int) ([]Row, []st
 			notes = append(notes, fmt.Sprintf("%s: %d links are over the open-file limit of %d even with one end per process.", name, n, limit))
 		} else {
 			var err error
-			if two, err = idleTwoProcess(ctx, e, tlsOn, n); err != nil {
+			if two, err = idleTwoProcess(ctx, e, tlsOn, n, c.IdleWait); err != nil {
 				return nil, notes, fmt.Errorf("%s, two processes: %w", name, err)
 			}
 		}
@@ -288,7 +291,7 @@ func idleInProcess(ctx context.Context, e *env, c Config, tlsOn bool, n int) (id
 		return idleFigures{}, err
 	}
 	settle(ctx)
-	quiet(ctx)
+	quiet(ctx, c.IdleWait)
 	after := sampleMem()
 	if c.WhileIdle != nil {
 		c.WhileIdle(n, tlsOn)

@@ -77,7 +77,7 @@ const idleBatch = 1000
 // growth, which is divided over the 2n link ends. Each process holds one
 // end of each link, so n may come close to the open-file limit, where the
 // in-process experiment stops at half of it.
-func idleTwoProcess(ctx context.Context, e *env, tlsOn bool, n int) (idleFigures, error) {
+func idleTwoProcess(ctx context.Context, e *env, tlsOn bool, n int, wait time.Duration) (idleFigures, error) {
 	l, err := newPeerLoad(e, tlsOn, false)
 	if err != nil {
 		return idleFigures{}, err
@@ -128,7 +128,7 @@ func idleTwoProcess(ctx context.Context, e *env, tlsOn bool, n int) (idleFigures
 		return idleFigures{}, err
 	}
 	settle(ctx)
-	quiet(ctx) // the child's links too
+	quiet(ctx, wait) // the child's links too
 	pa := sampleMem()
 	ca, err := child.mem()
 	if err != nil {
