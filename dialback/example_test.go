@@ -136,3 +136,20 @@ func ExampleKeyring() {
 	// true
 	// true 2
 }
+
+// A stream checks each stanza's domains against its Pairs and reads them as
+// they were authenticated: in normal form, however the peer wrote them.
+func ExamplePairs_Match() {
+	var pairs dialback.Pairs
+	if err := pairs.Add("Capulet.Example", "montague.example"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	p, ok := pairs.Match("CAPULET.example.", "montague.example")
+	fmt.Println(p.From, p.To, ok)
+	_, ok = pairs.Match("evil.example", "montague.example")
+	fmt.Println(ok)
+	// Output:
+	// capulet.example montague.example true
+	// false
+}

@@ -131,22 +131,33 @@ func (p *Pairs) Remove(from, to string) {
 // Has reports whether from→to was authenticated. The domains may be written
 // in any form the peer chose; they are compared normalised.
 func (p *Pairs) Has(from, to string) bool {
+	_, ok := p.Match(from, to)
+	return ok
+}
+
+// Match is Has that also returns the authenticated pair, normalised: the
+// domains a stanza from→to is to be read as. A stanza's stream checks its
+// pair first and then needs its domains in normal form; a pair written in
+// normal form is found as it is, so Match returns it without normalising
+// it again.
+func (p *Pairs) Match(from, to string) (Pair, bool) {
 	s := p.set.Load()
 	if s.len() == 0 {
-		return false
+		return Pair{}, false
 	}
-	if s.has(Pair{from, to}) {
-		return true
+	if k := (Pair{from, to}); s.has(k) {
+		// Equal to a pair that was normalised when it was added.
+		return k, true
 	}
 	if isNormal(from) && isNormal(to) {
 		// Normalising would not change them: the miss is final.
-		return false
+		return Pair{}, false
 	}
 	k, err := normPair(from, to)
-	if err != nil {
-		return false
+	if err != nil || !s.has(k) {
+		return Pair{}, false
 	}
-	return s.has(k)
+	return k, true
 }
 
 // Clone returns a copy of the set, which changes apart from p from then on:

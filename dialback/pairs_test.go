@@ -41,6 +41,14 @@ func TestPairs(t *testing.T) {
 			if got := p.Has(tc.from, tc.to); got != tc.want {
 				t.Fatalf("Has(%q, %q) = %v", tc.from, tc.to, got)
 			}
+			// Match agrees, and gives the pair as it was added.
+			var want Pair
+			if tc.want {
+				want = Pair{"a.example", "xn--bcher-kva.example"}
+			}
+			if got, ok := p.Match(tc.from, tc.to); ok != tc.want || got != want {
+				t.Fatalf("Match(%q, %q) = %q, %v; want %q, %v", tc.from, tc.to, got, ok, want, tc.want)
+			}
 		})
 	}
 	if err := p.Add("", "a.example"); !errors.Is(err, domain.ErrInvalid) {
@@ -67,6 +75,9 @@ func TestPairsHasAllocs(t *testing.T) {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			if n := testing.AllocsPerRun(100, func() { p.Has(tc[0], tc[1]) }); n != 0 {
 				t.Fatalf("Has allocates %v times", n)
+			}
+			if n := testing.AllocsPerRun(100, func() { p.Match(tc[0], tc[1]) }); n != 0 {
+				t.Fatalf("Match allocates %v times", n)
 			}
 		})
 	}

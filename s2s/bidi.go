@@ -133,7 +133,8 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 		return newStreamFault(stream.PolicyViolation, fmt.Sprintf("a stanza of %d bytes, over max_stanza_size (%d)", len(e.Raw), max))
 	}
 	from, to := domainpart(e.From), domainpart(e.To)
-	if !oc.rev.Has(from, to) {
+	auth, matched := oc.rev.Match(from, to)
+	if !matched {
 		return newStreamFault(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", domain.Clip(from), domain.Clip(to)))
 	}
 	// The peer's direction is busy: the link is not idle (outLink's
@@ -148,8 +149,8 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 		// came before it is delivered and not counted.
 		oc.rh.Add(1)
 	}
-	// Each domain is normalised once per stanza, as on an incoming stream.
-	cf, ct := canonical(from), canonical(to)
+	// The pair in normal form, as on an incoming stream.
+	cf, ct := auth.From, auth.To
 	if m.pong(e, ct, cf) {
 		return nil // the answer to a keepalive ping (smout.go)
 	}

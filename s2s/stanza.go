@@ -12,7 +12,6 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
 
-	"github.com/xmpp-s2s/federation/internal/domain"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
@@ -77,16 +76,6 @@ type notStanza struct {
 
 func (e *notStanza) Error() string   { return ErrNotStanza.Error() + ": " + e.reason }
 func (e *notStanza) Unwrap() []error { return []error{ErrNotStanza, e.err} }
-
-// canonical returns the normal form of an authenticated domain (it is
-// valid: Pairs.Has found it), without allocating when it already is.
-func canonical(d string) string {
-	n, err := domain.Normalize(d)
-	if err != nil {
-		return d
-	}
-	return n
-}
 
 // withDomain returns the JID j with its domain replaced by d.
 func withDomain(j, d string) string {
