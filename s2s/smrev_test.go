@@ -629,6 +629,12 @@ func TestBidiReverseHandBackDenied(t *testing.T) {
 	b.send("<message from='b.test' to='u@x.test' id='x0'/>")
 	p.stanzas(1)
 	p.write(string(sm.AppendAnswer(nil, 1)))
+	// x0 acknowledged before the Reload: read by b.test's reader, which
+	// may come after x1 below is written and read.
+	waitLinks(t, b, "x0 acknowledged", func(ls []LinkInfo) bool {
+		x, ok := linkOf(ls, Outgoing, "b.test", "x.test")
+		return ok && x.Unacked == 0
+	})
 	b.send("<message from='b.test' to='u@x.test' id='x1'/>")
 	p.stanzas(1) // read, never acknowledged
 	b.reload(func(s *config.S2S) { s.HostPolicy = []config.HostPolicy{{Host: "x.test", Policy: "deny"}} })
