@@ -369,3 +369,52 @@ func TestBidiReloadDeniesReceiver(t *testing.T) {
 	default:
 	}
 }
+
+// TestBidiAnswerBeforeReverse: on an incoming bidi stream, our links may
+// write back for the reverse of a pair only once the peer was told the
+// pair is accepted. A stanza of ours sent between the pair's registration
+// and our <db:result type='valid'/> reached the peer while it waited for
+// that answer, and a peer of ours failed its negotiation with "sent
+// <message> before answering dialback" (TestBidiSimultaneousFirstStreams,
+// a few runs in a hundred under load). Here a stanza for the reverse pair
+// is sent at exactly that moment: it must go out some other way (a
+// connection of its own to x.test's server), and the peer reads the answer
+// first.
+func TestBidiAnswerBeforeReverse(t *testing.T) {
+	la, lb := listen(t), listen(t)
+	x := newNode(t, la, []string{"x.test"}, map[string]netip.AddrPort{"b.test": addrOf(lb)},
+		withConfig(func(c *Config) { c.Keys = dialback.Secret(rawSecret) }))
+	var b *node
+	sent := make(chan struct{})
+	b = newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"x.test": addrOf(la)},
+		withConfig(func(c *Config) {
+			c.answering = func(p pair) {
+				if p != (pair{"b.test", "x.test"}) {
+					return
+				}
+				defer close(sent)
+				// Sent while the answer waits: delivered to x.test, by
+				// whatever way the link finds.
+				b.send("<message from='b.test' to='u@x.test' id='early'/>")
+				if got := x.nextDelivered(); got.ID != "early" {
+					t.Errorf("x.test got %s", got.ID)
+				}
+			}
+		}))
+	p := dialRaw(t, b, "x.test", "b.test")
+	p.write("<bidi xmlns='urn:xmpp:bidi'/>")
+	// result fails the test on anything but dialback before its answer.
+	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("x.test → b.test: %s", typ)
+	}
+	<-sent
+	// Once answered, the stream carries the reverse pair: b.test's links
+	// find it (routeBack runs right after the answer's write).
+	deadline := time.Now().Add(wait)
+	for b.m.bidiRoute(pair{"b.test", "x.test"}) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the answered pair's stream is not a route for its reverse")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

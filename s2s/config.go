@@ -255,6 +255,10 @@ type Config struct {
 	// forgot, set by tests, is called after a failed pair's link has been
 	// forgotten (forget.go).
 	forgot func(pair)
+	// answering, set by tests, is called when an incoming dialback
+	// request was found valid and its pair registered, before the answer
+	// is written (dialback.go); p is the pair as (local, remote).
+	answering func(p pair)
 	// parked, set by tests, is called when a stream's reader has handed
 	// its loop to a new goroutine (park.go); in says which side.
 	parked func(in bool)

@@ -241,21 +241,27 @@ func (s *inStream) handleResult(in dialback.Inbound, ep *epoch, k pendingKey, r 
 		if !s.pairUp(k.p.local, k.p.remote) {
 			return
 		}
+		if m.cfg.answering != nil {
+			m.cfg.answering(k.p)
+		}
 	}
 	// One answer per request, repeats included, as the peer may count them.
+	if err == nil {
+		if werr := s.answerValid(ep, k.p, bytes.Repeat(encode(ans), n)); werr == nil {
+			s.offerBack()
+		}
+		return
+	}
 	if werr := s.writeIn(ep, bytes.Repeat(encode(ans), n)); werr != nil {
 		return
 	}
-	if err != nil {
-		m.log.Warn("s2s: refused an incoming dialback request", "from", k.p.remote, "to", k.p.local, "requests", n, "err", err)
-		m.observe(Event{Kind: AuthFailed, Link: linkInfo(Incoming, k.p, nil, AuthDialback, time.Time{}, 0, 0, 0), Err: err,
-			Setup: m.clock.Now().Sub(s.began)})
-		if ans.Type == dialback.Invalid {
-			// XEP-0220 §2.2.1: an invalid key ends the stream.
-			se := withText(stream.NotAuthorized, fmt.Sprintf("dialback key for %s not valid", k.p.remote))
-			s.closeStream(&se)
-		}
-		return
+	m.log.Warn("s2s: refused an incoming dialback request", "from", k.p.remote, "to", k.p.local, "requests", n, "err", err)
+	m.observe(Event{Kind: AuthFailed, Link: linkInfo(Incoming, k.p, nil, AuthDialback, time.Time{}, 0, 0, 0), Err: err,
+		Setup: m.clock.Now().Sub(s.began)})
+	if ans.Type == dialback.Invalid {
+		// XEP-0220 §2.2.1: an invalid key ends the stream.
+		se := withText(stream.NotAuthorized, fmt.Sprintf("dialback key for %s not valid", k.p.remote))
+		s.closeStream(&se)
 	}
 }
 
@@ -281,6 +287,27 @@ func (s *inStream) writeIn(ep *epoch, b []byte) error {
 	defer s.wmu.Unlock()
 	if s.closed || s.ep != ep {
 		return net.ErrClosed
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
+	_, err := s.conn.Write(b)
+	return err
+}
+
+// answerValid writes the valid answer for p if ep is still the stream in
+// progress and, on a bidi stream, makes the stream a route for p's
+// reverse in the same hold of the write lock: our links write back over
+// the stream under that lock, so none of their stanzas can reach the peer
+// before the answer it waits for (a peer of ours fails its negotiation
+// on a stanza before the answer), and the route is there by the time the
+// peer has read it.
+func (s *inStream) answerValid(ep *epoch, p pair, b []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed || s.ep != ep {
+		return net.ErrClosed
+	}
+	if s.bidi && (s.bidiSecure || !s.is(stateSecure)) {
+		s.m.indexBidi(s, p)
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
 	_, err := s.conn.Write(b)

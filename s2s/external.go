@@ -286,6 +286,7 @@ func (s *inStream) externalAuth(st *settings, ep *epoch, e wire.Element) (restar
 	if !s.pairUpAuth(s.local, s.peer, AuthSASLExternal) {
 		return false, net.ErrClosed
 	}
+	s.routeBack(s.local, s.peer)
 	s.set(stateSASL)
 	if err := s.write([]byte(saslext.Success)); err != nil {
 		return false, err

@@ -527,10 +527,6 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 	}
 	s.links[dialback.Pair{From: remote, To: local}] = &inLink{auth: auth, since: m.clock.Now()}
 	s.mu.Unlock()
-	if s.isBidi() {
-		m.indexBidi(s, pair{local, remote})
-		s.offerMoves() // bidimove.go
-	}
 	if s.set(stateAuthed) {
 		// The first pair ends the negotiation timeout; from now on the
 		// stream may idle for IdleTimeout (or forever).
@@ -559,6 +555,28 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 		}
 	}
 	return true
+}
+
+// routeBack lets our links use a bidi stream for the reverse of the pair
+// (local, remote), which pairUpAuth registered: they find it through the
+// index, and one on a connection of its own may move onto it
+// (bidimove.go). Under SASL EXTERNAL it is called at <success/>, the view
+// itself waiting for the stream after it (inView's ep.open); under
+// dialback the index is made with the answer (answerValid), since a stanza
+// of ours before it breaks the peer's negotiation, and offerBack follows.
+func (s *inStream) routeBack(local, remote string) {
+	if s.isBidi() {
+		s.m.indexBidi(s, pair{local, remote})
+		s.offerMoves()
+	}
+}
+
+// offerBack lets our links on connections of their own consider moving
+// onto the stream (bidimove.go), once a pair was answered.
+func (s *inStream) offerBack() {
+	if s.isBidi() {
+		s.offerMoves()
+	}
 }
 
 // deliver checks a stanza against the stream's authenticated pairs and hands
