@@ -16,7 +16,6 @@ import (
 
 	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/dialback"
-	"github.com/xmpp-s2s/federation/internal/wire"
 )
 
 // closes counts, per connection, the </stream:stream> that party wrote on
@@ -175,23 +174,7 @@ func TestFaultAfterBatch(t *testing.T) {
 	m := &Manager{cfg: Config{WriteTimeout: wait}}
 	oc := &outConn{conn: c1, ob: dialback.NewOutbound(nil, "s1"), done: make(chan struct{}), writeTimeout: wait}
 	oc.refs.Store(1)
-	var batch []Stanza
-	pad := strings.Repeat("x", wire.DefaultWriterSize/2+1)
-	for i := range 3 {
-		s, err := ParseStanza([]byte(fmt.Sprintf("<message from='u@a.test' to='v@b.test' id='m%d'><body>%s</body></message>", i, pad)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch = append(batch, s)
-	}
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := oc.writeBatch(nil, batch)
-		wrote <- err
-	}()
-	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil { // the batch's first flush began
-		t.Fatal(err)
-	}
+	batch, wrote := writingBatch(t, oc, c2)
 	faulted := make(chan struct{})
 	go func() {
 		oc.fault(m, newStreamFault(stream.PolicyViolation, "test"))

@@ -582,25 +582,7 @@ func TestCloseAfterSharedBatch(t *testing.T) {
 	defer c2.Close()
 	oc := &outConn{conn: c1, ob: dialback.NewOutbound(nil, "s1"), done: make(chan struct{}), writeTimeout: wait}
 	oc.refs.Store(2)
-	// Three stanzas of more than half the writer's buffer each: a flush
-	// before each of the last two.
-	var batch []Stanza
-	pad := strings.Repeat("x", wire.DefaultWriterSize/2+1)
-	for i := range 3 {
-		s, err := ParseStanza([]byte(fmt.Sprintf("<message from='u@a.test' to='v@b.test' id='m%d'><body>%s</body></message>", i, pad)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch = append(batch, s)
-	}
-	wrote := make(chan error, 1)
-	go func() {
-		_, err := oc.writeBatch(nil, batch)
-		wrote <- err
-	}()
-	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil { // the batch's first flush began
-		t.Fatal(err)
-	}
+	_, wrote := writingBatch(t, oc, c2)
 	closed := make(chan struct{})
 	go func() {
 		oc.close(true, errors.New("the other link fails the stream"))
@@ -615,4 +597,29 @@ func TestCloseAfterSharedBatch(t *testing.T) {
 	if end < 0 || bytes.Count(rest[:end], []byte("</message>")) != 3 {
 		t.Errorf("the close came after %d of the batch's 3 stanzas", bytes.Count(rest[:max(end, 0)], []byte("</message>")))
 	}
+}
+
+// writingBatch starts oc writing a batch of three stanzas of more than half
+// the writer's buffer each (a flush before each of the last two) and
+// returns once the first flush began, as read from peer, the other end of
+// oc's connection; wrote gets the write's error.
+func writingBatch(t *testing.T, oc *outConn, peer net.Conn) (batch []Stanza, wrote chan error) {
+	t.Helper()
+	pad := strings.Repeat("x", wire.DefaultWriterSize/2+1)
+	for i := range 3 {
+		s, err := ParseStanza([]byte(fmt.Sprintf("<message from='u@a.test' to='v@b.test' id='m%d'><body>%s</body></message>", i, pad)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, s)
+	}
+	wrote = make(chan error, 1)
+	go func() {
+		_, err := oc.writeBatch(nil, batch)
+		wrote <- err
+	}()
+	if _, err := io.ReadFull(peer, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return batch, wrote
 }
