@@ -28,6 +28,8 @@ func TestBidiSimultaneousFirstStreams(t *testing.T) {
 		t.Run(strconv.Itoa(i)+"-"+tc.mode, func(t *testing.T) {
 			la, lb := newOpenListener(t), newOpenListener(t)
 			la.accepts, lb.accepts = make(chan struct{}), make(chan struct{})
+			gate := make(chan struct{})
+			la.gate, lb.gate = gate, gate
 			opts := []nodeOpt{withMode(tc.mode), withConfig(func(c *Config) {
 				c.DisableSASLExternal = !tc.external
 				c.DisableStreamManagement = tc.noSM
@@ -36,9 +38,15 @@ func TestBidiSimultaneousFirstStreams(t *testing.T) {
 			b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, opts...)
 			a.send("<message from='u@a.test' to='v@b.test' id='0'/>")
 			b.send("<message from='v@b.test' to='u@a.test' id='0'/>")
-			// Both connections are made before either stream starts.
+			// Both connections are made before either stream starts:
+			// the first connection each listener accepts is then the
+			// other's link, not a dialback verification that a stream
+			// already under way made (under load, a link slow to dial
+			// found the peer's authenticated stream and used it, and
+			// there was nothing to converge).
 			<-la.accepts
 			<-lb.accepts
+			close(gate)
 			stop := make(chan struct{})
 			defer close(stop)
 			for _, l := range []*openListener{la, lb} {

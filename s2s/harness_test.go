@@ -281,7 +281,9 @@ func (w *writeLog) await(t *testing.T, n *node, total int, timeout time.Duration
 
 // openListener counts the connections it accepted, those still open and
 // the most open at once; accepts and closed, when set, are told of each
-// accepted and each closed connection.
+// accepted and each closed connection. With gate set, Accept returns a
+// connection (and its server starts reading it) only once gate is closed,
+// after telling accepts.
 type openListener struct {
 	net.Listener
 	mu       sync.Mutex
@@ -289,6 +291,7 @@ type openListener struct {
 	open     int
 	maxOpen  int
 	accepts  chan struct{}
+	gate     chan struct{}
 	closed   chan struct{}
 }
 
@@ -308,6 +311,9 @@ func (l *openListener) Accept() (net.Conn, error) {
 	l.mu.Unlock()
 	if l.accepts != nil {
 		l.accepts <- struct{}{}
+	}
+	if l.gate != nil {
+		<-l.gate
 	}
 	return &closeConn{Conn: c, l: l}, nil
 }
