@@ -332,22 +332,7 @@ func TestBidiReloadDeniesReceiver(t *testing.T) {
 	if l := b.m.Links(); len(l) != 2 || l[0].Stream != l[1].Stream {
 		t.Fatalf("b links %+v", l)
 	}
-	s := b.m.settings().s2s
-	s.HostPolicy = []config.HostPolicy{{Host: "a.test", Policy: "deny"}}
-	if err := b.m.Reload(s); err != nil {
-		t.Fatal(err)
-	}
-	dirs := map[Direction]bool{}
-	for range 2 {
-		e := waitEvent(t, b, LinkDown)
-		dirs[e.Link.Direction] = true
-		if !errors.Is(e.Err, ErrDenied) {
-			t.Errorf("b's %s link down: %v", e.Link.Direction, e.Err)
-		}
-	}
-	if !dirs[Outgoing] || !dirs[Incoming] {
-		t.Errorf("b's link down events for %v", dirs)
-	}
+	b.denyBoth("a.test", "")
 	waitEvent(t, a, LinkDown)
 	waitEvent(t, a, LinkDown)
 	if l := b.m.Links(); len(l) != 0 {

@@ -3,12 +3,10 @@ package s2s
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/xmpp-s2s/federation/config"
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/sm"
 )
@@ -151,14 +149,7 @@ func TestParkedIncomingKeepAlive(t *testing.T) {
 		c.KeepAlive = k
 		c.IdleTimeout = -1
 	}))
-	p := dialRaw(t, b, "x.test", "b.test")
-	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
-		t.Fatalf("dialback %q", typ)
-	}
-	p.write(string(sm.Enable))
-	if el := p.nextSM(); el.Kind != sm.KindEnabled {
-		t.Fatalf("<enable/> answered with %+v", el)
-	}
+	p := dialSMPeer(t, b)
 	s := onlyIncoming(t, b)
 	park(t, b, ps.in, "the incoming reader")
 	clk.Advance(k)
@@ -214,22 +205,7 @@ func TestParkedLinksReload(t *testing.T) {
 	exchange()
 	park(t, a, pa.out, "a's outgoing reader, after Reload")
 	park(t, b, pb.in, "b's incoming reader, after Reload")
-	s := b.m.settings().s2s
-	s.HostPolicy = []config.HostPolicy{{Host: "a.test", Policy: "deny"}}
-	if err := b.m.Reload(s); err != nil {
-		t.Fatal(err)
-	}
-	dirs := map[Direction]bool{}
-	for range 2 {
-		e := waitEvent(t, b, LinkDown)
-		dirs[e.Link.Direction] = true
-		if !errors.Is(e.Err, ErrDenied) || !strings.Contains(e.Err.Error(), "no longer allowed") {
-			t.Errorf("%s link down: %v", e.Link.Direction, e.Err)
-		}
-	}
-	if !dirs[Outgoing] || !dirs[Incoming] {
-		t.Errorf("link down events for %v", dirs)
-	}
+	b.denyBoth("a.test", "no longer allowed")
 }
 
 // TestProxyFaultsParked runs the fault runs with XEP-0198, both

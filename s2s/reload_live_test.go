@@ -3,8 +3,10 @@ package s2s
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 
 	"mellium.im/xmpp/stanza"
@@ -21,6 +23,25 @@ func (n *node) reload(f func(*config.S2S)) {
 	f(&s)
 	if err := n.m.Reload(s); err != nil {
 		n.t.Fatalf("Reload: %v", err)
+	}
+}
+
+// denyBoth makes n's policy deny host, and waits for its two links with
+// host, one each way, to go down for it: ErrDenied, and an error text
+// containing text.
+func (n *node) denyBoth(host, text string) {
+	n.t.Helper()
+	n.reload(func(s *config.S2S) { s.HostPolicy = []config.HostPolicy{{Host: host, Policy: "deny"}} })
+	dirs := map[Direction]bool{}
+	for range 2 {
+		e := waitEvent(n.t, n, LinkDown)
+		dirs[e.Link.Direction] = true
+		if !errors.Is(e.Err, ErrDenied) || !strings.Contains(e.Err.Error(), text) {
+			n.t.Errorf("%v's %s link down: %v", n.domains, e.Link.Direction, e.Err)
+		}
+	}
+	if !dirs[Outgoing] || !dirs[Incoming] {
+		n.t.Errorf("%v's link down events for %v", n.domains, dirs)
 	}
 }
 

@@ -137,6 +137,21 @@ func TestStreamManagementDisabled(t *testing.T) {
 	}
 }
 
+// dialSMPeer opens a raw stream to b, authenticates x.test → b.test with
+// dialback and enables XEP-0198 on it.
+func dialSMPeer(t *testing.T, b *node) *rawPeer {
+	t.Helper()
+	p := dialRaw(t, b, "x.test", "b.test")
+	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("dialback %q", typ)
+	}
+	p.write(string(sm.Enable))
+	if el := p.nextSM(); el.Kind != sm.KindEnabled {
+		t.Fatalf("<enable/> answered with %+v", el)
+	}
+	return p
+}
+
 // TestIncomingKeepAlive: on a stream whose peer enabled XEP-0198, a silent
 // peer is probed with <r/> after one interval; an answer, or any byte
 // (whitespace included), keeps the stream; silence for another interval
@@ -151,14 +166,7 @@ func TestIncomingKeepAlive(t *testing.T) {
 				c.KeepAlive = k
 				c.IdleTimeout = -1
 			}))
-			p := dialRaw(t, b, "x.test", "b.test")
-			if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
-				t.Fatalf("dialback %q", typ)
-			}
-			p.write(string(sm.Enable))
-			if el := p.nextSM(); el.Kind != sm.KindEnabled {
-				t.Fatalf("<enable/> answered with %+v", el)
-			}
+			p := dialSMPeer(t, b)
 			s := onlyIncoming(t, b)
 			for round := range 2 {
 				clk.Advance(k)
