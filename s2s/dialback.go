@@ -246,13 +246,18 @@ func (s *inStream) handleResult(in dialback.Inbound, ep *epoch, k pendingKey, r 
 		}
 	}
 	// One answer per request, repeats included, as the peer may count them.
+	var route *pair
 	if err == nil {
-		if werr := s.answerValid(ep, k.p, bytes.Repeat(encode(ans), n)); werr == nil {
+		route = &k.p
+	}
+	werr := s.writeIn(ep, bytes.Repeat(encode(ans), n), route)
+	if err == nil {
+		if werr == nil {
 			s.offerBack()
 		}
 		return
 	}
-	if werr := s.writeIn(ep, bytes.Repeat(encode(ans), n)); werr != nil {
+	if werr != nil {
 		return
 	}
 	m.log.Warn("s2s: refused an incoming dialback request", "from", k.p.remote, "to", k.p.local, "requests", n, "err", err)
@@ -281,33 +286,21 @@ func (s *inStream) commit(ep *epoch, valid bool, p pair) bool {
 	return true
 }
 
-// writeIn writes b if ep is still the stream in progress.
-func (s *inStream) writeIn(ep *epoch, b []byte) error {
+// writeIn writes b if ep is still the stream in progress. With route set
+// (the valid answer for that pair), on a bidi stream, it makes the stream a
+// route for the pair's reverse in the same hold of the write lock: our
+// links write back over the stream under that lock, so none of their
+// stanzas can reach the peer before the answer it waits for (a peer of
+// ours fails its negotiation on a stanza before the answer), and the route
+// is there by the time the peer has read it.
+func (s *inStream) writeIn(ep *epoch, b []byte, route *pair) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed || s.ep != ep {
 		return net.ErrClosed
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
-	_, err := s.conn.Write(b)
-	return err
-}
-
-// answerValid writes the valid answer for p if ep is still the stream in
-// progress and, on a bidi stream, makes the stream a route for p's
-// reverse in the same hold of the write lock: our links write back over
-// the stream under that lock, so none of their stanzas can reach the peer
-// before the answer it waits for (a peer of ours fails its negotiation
-// on a stanza before the answer), and the route is there by the time the
-// peer has read it.
-func (s *inStream) answerValid(ep *epoch, p pair, b []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed || s.ep != ep {
-		return net.ErrClosed
-	}
-	if s.bidi && (s.bidiSecure || !s.is(stateSecure)) {
-		s.m.indexBidi(s, p)
+	if route != nil && s.bidi && (s.bidiSecure || !s.is(stateSecure)) {
+		s.m.indexBidi(s, *route)
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.m.cfg.WriteTimeout))
 	_, err := s.conn.Write(b)

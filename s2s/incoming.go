@@ -562,7 +562,7 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 // index, and one on a connection of its own may move onto it
 // (bidimove.go). Under SASL EXTERNAL it is called at <success/>, the view
 // itself waiting for the stream after it (inView's ep.open); under
-// dialback the index is made with the answer (answerValid), since a stanza
+// dialback the index is made with the answer (writeIn), since a stanza
 // of ours before it breaks the peer's negotiation, and offerBack follows.
 func (s *inStream) routeBack(local, remote string) {
 	if s.isBidi() {
