@@ -77,7 +77,11 @@ type Config struct {
 
 	// Policy decides which remote domains may link with us, in both
 	// directions; nil means the rules of S2S (default_policy, host_policy),
-	// replaced by Reload.
+	// replaced by Reload. It is asked per link, not per stanza: Send asks
+	// it when a remote domain gets a link, and again for the next stanza
+	// after each Reload (which also asks it about every live link); an
+	// incoming stream asks it for each domain pair authenticated. When a
+	// Policy's answers change, live links learn of it at the next Reload.
 	Policy policy.Policy
 
 	// DialContext opens TCP connections, for example through a proxy; nil

@@ -2,6 +2,7 @@ package s2s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -199,4 +200,60 @@ func TestReloadAsksPolicyUnlocked(t *testing.T) {
 	}
 	a.send(msgAB)
 	b.nextDelivered()
+}
+
+// TestPolicyAskedPerLink: Send asks the Policy when a remote domain gets a
+// link and after each Reload, not for every stanza (Config.Policy); an
+// answer that changed reaches the live link at the next Reload, which
+// closes it, and the next stanza is bounced with policy-violation.
+func TestPolicyAskedPerLink(t *testing.T) {
+	var asked atomic.Int64
+	var deny atomic.Bool
+	pol := policy.Func(func(ctx context.Context, host string) policy.Decision {
+		if host == "b.test" {
+			asked.Add(1)
+		}
+		if deny.Load() {
+			return policy.Decision{Host: host, Action: policy.Deny, Rule: policy.HostRule}
+		}
+		return policy.Decision{Host: host, Action: policy.Allow, Rule: policy.DefaultRule}
+	})
+	a, b := pairNodes(t, []nodeOpt{withConfig(func(c *Config) { c.Policy = pol })}, nil)
+	a.send(msgAB)
+	b.nextDelivered()
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("the Policy was asked %d times for the first stanza, want 1", n)
+	}
+	for range 20 {
+		a.send(msgAB)
+		b.nextDelivered()
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("the Policy was asked %d times for 21 stanzas on one link, want 1", n)
+	}
+
+	// Reload asks about the live link; the stanza after it asks again.
+	if err := a.m.Reload(a.m.settings().s2s); err != nil {
+		t.Fatal(err)
+	}
+	afterReload := asked.Load()
+	if afterReload < 2 {
+		t.Fatalf("Reload did not ask the Policy about the live link (asked %d times)", afterReload)
+	}
+	a.send(msgAB)
+	b.nextDelivered()
+	if n := asked.Load(); n != afterReload+1 {
+		t.Fatalf("the first stanza after Reload asked the Policy %d times, want 1", n-afterReload)
+	}
+
+	// A changed answer applies at the next Reload: the link is closed,
+	// and the next stanza is refused.
+	deny.Store(true)
+	if err := a.m.Reload(a.m.settings().s2s); err != nil {
+		t.Fatal(err)
+	}
+	a.send(msgAB)
+	if bo := a.nextBounce(); bo.Condition != stanza.PolicyViolation || !errors.Is(bo.Err, ErrDenied) {
+		t.Fatalf("after the Reload that denies b.test: bounced %s (%v), want policy-violation wrapping ErrDenied", bo.Condition, bo.Err)
+	}
 }

@@ -201,12 +201,8 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 		return nil
 	}
 	st := m.settings()
-	if d := st.policy.Decide(ctx, remote); !d.Allowed() {
-		m.bounce(s, stanza.PolicyViolation, fmt.Sprintf("federation with %s is not allowed (%s)", remote, d),
-			&StepError{Step: StepPolicy, Err: fmt.Errorf("%w: %s", ErrDenied, d)})
-		return nil
-	}
 	p := pair{local, remote}
+	asked := false
 	for {
 		m.mu.Lock()
 		if m.stopping {
@@ -215,6 +211,23 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 			return nil
 		}
 		l := m.out[p]
+		if !asked && (l == nil || l.allowedBy.Load() != st) {
+			// The policy is asked once per link and settings, not per
+			// stanza (it was 2% of the ping path, the Table normalising
+			// the host again each time): for a new link, and for a
+			// link's first stanza after Reload replaced the settings
+			// (Reload asks again for the live links and closes those
+			// the new answer denies). With no lock held: a host's
+			// Policy may block.
+			m.mu.Unlock()
+			if d := st.policy.Decide(ctx, remote); !d.Allowed() {
+				m.bounce(s, stanza.PolicyViolation, fmt.Sprintf("federation with %s is not allowed (%s)", remote, d),
+					&StepError{Step: StepPolicy, Err: fmt.Errorf("%w: %s", ErrDenied, d)})
+				return nil
+			}
+			asked = true
+			continue
+		}
 		if l == nil && m.cluster != nil {
 			if node := m.cluster.owner(p); node != "" {
 				// Another node of the cluster holds this pair's link, as
@@ -232,6 +245,9 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 			m.out[p] = l
 		}
 		m.mu.Unlock()
+		if asked {
+			l.allowedBy.Store(st)
+		}
 		if l.enqueue(s) {
 			return nil
 		}

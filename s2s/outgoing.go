@@ -106,6 +106,11 @@ type outLink struct {
 
 	outCnt atomic.Uint64
 	resent atomic.Uint64 // LinkInfo.StanzasResent
+
+	// allowedBy is the settings whose policy last allowed the remote
+	// host for a stanza sent on the link: Send asks the policy again only
+	// when Reload replaced them (SendStanza).
+	allowedBy atomic.Pointer[settings]
 }
 
 func newOutLink(m *Manager, p pair) *outLink {
