@@ -163,7 +163,7 @@ func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
 			return newStreamFault(stream.BadFormat, domain.ClipText(err.Error()))
 		}
 	}
-	oc.reverseCount(ct, cf).Add(1)
+	oc.readerCount(ct, cf).Add(1)
 	if m.cfg.Observer != nil {
 		m.observe(Event{Kind: StanzaIn, Link: oc.reverseInfo(ct, cf), Stanza: st, Bytes: len(e.Raw)})
 	}
@@ -193,6 +193,31 @@ func (oc *outConn) reverseCount(local, remote string) *atomic.Uint64 {
 		return c
 	}
 	return new(atomic.Uint64) // not a reverse pair (any more): counts nothing
+}
+
+// readerCount is reverseCount for the reader: it keeps the last pair's
+// counter, so that a run of stanzas for one pair takes no lock and no map
+// lookup each (a counter, once made, is never replaced). local and remote
+// are the pair as authenticated, whose strings the set hands out each
+// time, so the comparison is of the same strings.
+func (oc *outConn) readerCount(local, remote string) *atomic.Uint64 {
+	if c := oc.revLast; c.n != nil && c.local == local && c.remote == remote {
+		return c.n
+	}
+	oc.pmu.Lock()
+	n := oc.revCnt[dialback.Pair{From: remote, To: local}]
+	oc.pmu.Unlock()
+	if n == nil {
+		return new(atomic.Uint64) // not a reverse pair: counts nothing
+	}
+	oc.revLast = revCounter{local, remote, n}
+	return n
+}
+
+// revCounter is a reverse pair's counter, as the reader last used it.
+type revCounter struct {
+	local, remote string
+	n             *atomic.Uint64
 }
 
 // reverseInfo describes the reverse pair (local, remote) of an outgoing

@@ -403,3 +403,24 @@ func TestBidiAnswerBeforeReverse(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestReaderCount: the reader's count of what the peer sends back keeps
+// the last reverse pair's counter, and still counts each pair on its own
+// when they alternate; a pair that is not a reverse pair of the stream
+// counts nowhere.
+func TestReaderCount(t *testing.T) {
+	oc := &outConn{}
+	oc.addReverse(pair{"a.test", "b.test"})
+	oc.addReverse(pair{"a2.test", "b.test"})
+	for _, p := range []pair{{"a.test", "b.test"}, {"a.test", "b.test"}, {"a2.test", "b.test"}, {"a.test", "b.test"}, {"x.test", "b.test"}, {"a2.test", "b.test"}} {
+		oc.readerCount(p.local, p.remote).Add(1)
+	}
+	for _, c := range []struct {
+		p    pair
+		want uint64
+	}{{pair{"a.test", "b.test"}, 3}, {pair{"a2.test", "b.test"}, 2}, {pair{"x.test", "b.test"}, 0}} {
+		if got := oc.reverseCount(c.p.local, c.p.remote).Load(); got != c.want {
+			t.Errorf("%v: counted %d, want %d", c.p, got, c.want)
+		}
+	}
+}

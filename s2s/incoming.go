@@ -85,6 +85,10 @@ type inStream struct {
 	counted bool
 	key     addrKey // what the stream is counted under, when counted
 
+	// lastLink is what the reader's lookup last found (inlink.go); the
+	// reader's own.
+	lastLink foundLink
+
 	// readBy is the read deadline IdleTimeout set, as time since
 	// monoBase, moved by pushIdle.
 	readBy atomic.Int64

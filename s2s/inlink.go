@@ -9,8 +9,30 @@ import (
 )
 
 // lookup returns the authenticated pair a stanza from → to travels on and its
-// counters, or a nil *inLink when the pair is not registered (yet).
+// counters, or a nil *inLink when the pair is not registered (yet). Only
+// the stream's reader calls it: it keeps the last pair it found, so that a
+// run of stanzas for one pair takes no lock and no map lookup each (a
+// link, once registered, is never replaced).
 func (s *inStream) lookup(from, to string) (dialback.Pair, *inLink) {
+	if c := &s.lastLink; c.lk != nil && c.from == from && c.to == to {
+		return c.p, c.lk
+	}
+	p, lk := s.find(from, to)
+	if lk != nil {
+		s.lastLink = foundLink{from, to, p, lk}
+	}
+	return p, lk
+}
+
+// foundLink is what lookup last found for from → to.
+type foundLink struct {
+	from, to string
+	p        dialback.Pair
+	lk       *inLink
+}
+
+// find is lookup without the reader's memory.
+func (s *inStream) find(from, to string) (dialback.Pair, *inLink) {
 	p := dialback.Pair{From: from, To: to}
 	s.mu.Lock()
 	lk := s.links[p]

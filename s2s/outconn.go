@@ -132,6 +132,9 @@ type outConn struct {
 	// (UnixNano on the Manager's clock; 0 for none): IdleTimeout counts
 	// both directions of a bidi stream.
 	lastRev atomic.Int64
+	// revLast is the reverse pair the reader last delivered for, and its
+	// count (readerCount); the reader's own.
+	revLast revCounter
 	limits  peerLimits
 	hook    func(wire.Element) bool
 

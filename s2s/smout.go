@@ -259,12 +259,16 @@ func smOf(ls linkStream) (*smOut, peerLimits) {
 func (l *outLink) startStream(oc *outConn) {
 	m := l.m
 	l.probe, l.askAck, l.pingID = nil, false, ""
-	oc.hook = func(e wire.Element) bool { return l.fromPeer(oc, e) }
 	l.ka = nil
 	if k := m.cfg.KeepAlive; k > 0 {
 		l.ka = keepalive.New(k, m.clock.Now())
 		l.kaTimer = m.clock.AfterFunc(k, func() { l.keepaliveFired(oc) })
 	}
+	// The hook keeps the stream's own monitor: the reader needs no lock
+	// per element to find it (l.ka changes only here, for a new stream,
+	// whose reader has a hook of its own).
+	ka := l.ka
+	oc.hook = func(e wire.Element) bool { return l.fromPeer(oc, ka, e) }
 }
 
 // stopTimers ends the timers of the link's stream. Called with l.mu held.
@@ -278,13 +282,11 @@ func (l *outLink) stopTimers() {
 }
 
 // fromPeer sees each element the peer sends on oc, on the reader's
-// goroutine: every one is a sign of life, and the XEP-0198 ones are
-// handled here. It reports whether it took the element.
-func (l *outLink) fromPeer(oc *outConn, e wire.Element) bool {
+// goroutine: every one is a sign of life for ka, the stream's keepalive
+// monitor (nil without one), and the XEP-0198 ones are handled here. It
+// reports whether it took the element.
+func (l *outLink) fromPeer(oc *outConn, ka *keepalive.Monitor, e wire.Element) bool {
 	m := l.m
-	l.mu.Lock()
-	ka := l.ka
-	l.mu.Unlock()
 	if ka != nil {
 		ka.Heard(oc.heard(m))
 	}
@@ -528,8 +530,18 @@ func (l *outLink) dropTooLarge(batch []Stanza, lim peerLimits) []Stanza {
 	if lim.maxBytes <= 0 {
 		return batch
 	}
-	keep := batch[:0]
-	for _, s := range batch {
+	// Usually all fit: find the first that does not before copying any
+	// (each copy of a Stanza is a dozen words, with write barriers while
+	// the collector marks).
+	first := 0
+	for first < len(batch) && int64(len(batch[first].Raw)) <= lim.maxBytes {
+		first++
+	}
+	if first == len(batch) {
+		return batch
+	}
+	keep := batch[:first]
+	for _, s := range batch[first:] {
 		if text, over := lim.tooLarge(s, l.pair.remote); over {
 			l.m.bounce(s, tooLargeCondition, text, nil)
 			continue
