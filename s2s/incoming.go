@@ -461,7 +461,15 @@ func (s *inStream) pushIdle() {
 		return
 	}
 	s.readBy.Store(int64(now + t + t/16))
-	if s.park.wake.Load() {
+	// Under the park's lock, which the sweep holds while it asks for an
+	// interrupt (wake, then a deadline in the past): checked outside it,
+	// the request could come between the check and the move, and the
+	// move would undo its deadline until the next sweep. Once per
+	// sixteenth of IdleTimeout, not per element.
+	p := &s.park
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wake.Load() {
 		// The park sweep's interrupt is pending: its deadline in the
 		// past stays, and the reader puts readBy's back as it takes it
 		// (resumeDeadline), this one included.
