@@ -203,9 +203,8 @@ type Config struct {
 	MaxDepth int
 
 	// MaxIncoming bounds the connections each listener given to Serve
-	// holds at once; over it, Serve stops accepting until one closes
-	// (golang.org/x/net/netutil.LimitListener), and new peers wait in the
-	// kernel's backlog. 0 means DefaultMaxIncoming; negative means no bound.
+	// holds at once; over it, Serve stops accepting until one closes,
+	// and new peers wait in the kernel's backlog. 0 means DefaultMaxIncoming; negative means no bound.
 	MaxIncoming int
 
 	// MaxPerAddress bounds the incoming streams from one remote IPv4
@@ -266,6 +265,9 @@ type Config struct {
 	// parked, set by tests, is called when a stream's reader has handed
 	// its loop to a new goroutine (park.go); in says which side.
 	parked func(in bool)
+	// waiting, set by tests, is called when a parked reader starts
+	// waiting, with whether it found a socket to wait on (waitParked).
+	waiting func(socket bool)
 	// startingStack, set by tests, replaces the runtime's starting
 	// stack size that the park sweep checks (park.go).
 	startingStack func() uint64

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 
 	"mellium.im/xmpp/stream"
 
@@ -77,6 +78,10 @@ type markedConn struct {
 	mode listenMode
 }
 
+// SyscallConn is the accepted connection's, if it has one: a parked reader
+// waits on its socket (park.go).
+func (c *markedConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
+
 // tlsRecordHandshake is the content type of the record a ClientHello comes in
 // (RFC 8446 §5.1); no XML stream can start with it.
 const tlsRecordHandshake = 0x16
@@ -85,6 +90,15 @@ const tlsRecordHandshake = 0x16
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+}
+
+// SyscallConn is the connection's once the byte read ahead is given back:
+// until then a wait on the socket would miss it.
+func (c *prefixConn) SyscallConn() (syscall.RawConn, error) {
+	if len(c.prefix) > 0 {
+		return nil, errNoSocket
+	}
+	return syscallConn(c.Conn)
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -429,7 +429,10 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 		// wait the park sweep interrupted goes on on a new goroutine.
 		if r.Await() {
 			m.parked(&s.park, true)
-			m.spawnAlways(func() { s.readOn(r, ep) })
+			m.spawnAlways(func() {
+				m.waitParked(s.park.conn)
+				s.readOn(r, ep)
+			})
 			return false, errParked
 		}
 		e, err := next(r)

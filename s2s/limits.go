@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
-	"golang.org/x/net/netutil"
 	"mellium.im/xmpp/stream"
 
 	"github.com/xmpp-s2s/federation/internal/domain"
@@ -117,10 +117,68 @@ func (m *Manager) limitListener(ln net.Listener) net.Listener {
 	// The limit goes under ServeTLS's and ServeMixed's marking, whose
 	// connection type the stream goroutine looks for.
 	if ml, ok := ln.(*markListener); ok {
-		return &markListener{Listener: netutil.LimitListener(ml.Listener, m.cfg.MaxIncoming), mode: ml.mode}
+		return &markListener{Listener: newBoundListener(ml.Listener, m.cfg.MaxIncoming), mode: ml.mode}
 	}
-	return netutil.LimitListener(ln, m.cfg.MaxIncoming)
+	return newBoundListener(ln, m.cfg.MaxIncoming)
 }
+
+// boundListener is golang.org/x/net/netutil's LimitListener with a
+// connection that offers its socket (SyscallConn), which a parked reader
+// waits on (park.go): netutil's hides it. Accept waits while n
+// connections are open; Close ends that wait.
+type boundListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newBoundListener(ln net.Listener, n int) *boundListener {
+	return &boundListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+func (l *boundListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		// Closed: the listener's own Accept says so; a listener that
+		// hands out a connection anyway does not get it past the bound.
+		c, err := l.Listener.Accept()
+		if err == nil {
+			c.Close()
+			err = net.ErrClosed
+		}
+		return nil, err
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &boundConn{Conn: c, sem: l.sem}, nil
+}
+
+func (l *boundListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+// boundConn gives its place back once, at its first Close.
+type boundConn struct {
+	net.Conn
+	sem  chan struct{}
+	once sync.Once
+}
+
+func (c *boundConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { <-c.sem })
+	return err
+}
+
+// SyscallConn is the accepted connection's, if it has one.
+func (c *boundConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
 
 // addrKey is what MaxPerAddress counts streams by: the remote address and
 // the domain pair of the stream header ('from', 'to'), empty until the

@@ -327,7 +327,10 @@ func (oc *outConn) readOn(m *Manager, then func()) {
 		if oc.r.Await() {
 			oc.idle()
 			m.parked(&oc.park, false)
-			m.spawnAlways(func() { oc.readOn(m, then) })
+			m.spawnAlways(func() {
+				m.waitParked(oc.park.conn)
+				oc.readOn(m, then)
+			})
 			return
 		}
 		var e wire.Element

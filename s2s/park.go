@@ -1,10 +1,13 @@
 package s2s
 
 import (
+	"crypto/tls"
+	"errors"
 	"net"
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xmpp-s2s/federation/internal/wire"
@@ -17,7 +20,8 @@ import (
 // delivers stanzas, and the runtime halves it at a collection only while
 // less than a quarter of it is in use: the ≈2.9 KiB of frames of a reader
 // blocked on a TLS stream keep an 8 KiB stack at 8 KiB for good. A fresh
-// goroutine that does nothing but wait needs 4 KiB.
+// goroutine that waits as a parked reader does (below) needs the 2 KiB
+// minimum.
 //
 // The runtime starts a goroutine with a stack the size of the average
 // one it saw at its last collection: right after many links were set up
@@ -35,14 +39,22 @@ import (
 // the cost is nil (the sweep reads a counter per link per second); a link
 // that wakes up pays one goroutine start and its stack's growth, once per
 // quiet spell.
+//
+// The new goroutine does not wait inside the TLS read, whose ≈3 KiB of
+// frames need a 4 KiB stack, but for the socket to become readable
+// (waitReadable: the poller's wait, well under 1 KiB of frames), and only
+// then reads; where there is no socket to wait on (rawConnOf), it waits in
+// the read as before. The runtime's starting size follows the stacks it
+// scans, so once most goroutines are such waits, new ones start at the 2
+// KiB minimum and a parked reader costs that; one parked while they
+// started larger is parked again once they start smaller (parking.stack).
 
 // parkEvery is how often the Manager looks at its readers: one that has
 // read nothing between two looks (idle for one to two periods) is parked.
 const parkEvery = time.Second
 
 // parkStack is the largest starting stack of a goroutine (see above) with
-// which parking pays: a reader blocked on a TLS stream uses about 3 KiB
-// of it.
+// which parking pays: the stack of a reader that has read grew to 8 KiB.
 const parkStack = 4 << 10
 
 // startingStack is the stack size the runtime gives a new goroutine.
@@ -72,11 +84,11 @@ type parking struct {
 	conn  net.Conn     // the connection r reads
 	seen  uint64       // r.Reads() when the sweep last looked
 	taken uint64       // 1 + r.Reads() when the reader last took a request; 0: never
-	// big: the reader's last park started its goroutine while new ones
-	// started larger than parkStack (a collection changed the figure
-	// between the sweep's check and the start), so it gained nothing;
-	// the sweep parks it again once they start small.
-	big bool
+	// stack is the size new goroutines started with when the reader last
+	// parked, its stack's size while it waits: the sweep parks it again
+	// once they start smaller (a collection lowered the figure after the
+	// park, or between the sweep's check and the start).
+	stack uint64
 }
 
 // watch makes r, reading conn, the reader the sweep looks at; resume puts
@@ -91,18 +103,19 @@ func (p *parking) watch(r *wire.Reader, conn net.Conn, resume func()) {
 
 // look is the sweep's look at the reader: it interrupts its wait when it
 // has read nothing since the last look nor since it last took a request
-// (or that park gained nothing: big), and it may be interrupted now
-// (ready). A request still pending is made again: another goroutine may
-// have moved the deadline after the sweep did (pushIdle), and the reader
-// takes it once however often it is made.
-func (p *parking) look(ready bool) {
+// (or it did, but new goroutines now start with a smaller stack than its
+// own: start), and it may be interrupted now (ready). A request still
+// pending is made again: another goroutine may have moved the deadline
+// after the sweep did (pushIdle), and the reader takes it once however
+// often it is made.
+func (p *parking) look(ready bool, start uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.r == nil {
 		return
 	}
 	n := p.r.Reads()
-	quiet := n == p.seen && (n+1 != p.taken || p.big)
+	quiet := n == p.seen && (n+1 != p.taken || p.stack > start)
 	p.seen = n
 	if quiet && ready {
 		p.wake.Store(true)
@@ -121,9 +134,9 @@ func (p *parking) take() {
 // parked is called by a reader that is about to start the goroutine it
 // goes on with, and reports the park to the tests' hook.
 func (m *Manager) parked(p *parking, in bool) {
-	big := m.startingStack() > parkStack
+	start := m.startingStack()
 	p.mu.Lock()
-	p.big = big
+	p.stack = start
 	p.mu.Unlock()
 	if f := m.cfg.parked; f != nil {
 		f(in)
@@ -171,12 +184,13 @@ func (m *Manager) sweep() {
 		outs = append(outs, oc)
 	}
 	m.mu.Unlock()
-	pays := m.startingStack() <= parkStack
+	start := m.startingStack()
+	pays := start <= parkStack
 	for _, s := range ins {
-		s.park.look(pays && s.parkable())
+		s.park.look(pays && s.parkable(), start)
 	}
 	for _, oc := range outs {
-		oc.park.look(pays)
+		oc.park.look(pays, start)
 	}
 	clear(ins)
 	clear(outs)
@@ -249,4 +263,50 @@ func (oc *outConn) resumeDeadline() {
 	p.take()
 	p.conn.SetReadDeadline(time.Time{})
 	p.mu.Unlock()
+}
+
+// waitParked is the wait of a parked reader reading c, before it reads
+// again: on c's socket, when it has one (waitReadable).
+func (m *Manager) waitParked(c net.Conn) {
+	rc := rawConnOf(c)
+	if f := m.cfg.waiting; f != nil {
+		f(rc != nil)
+	}
+	if rc != nil {
+		waitReadable(rc)
+	}
+}
+
+// rawConnOf is the socket under c, for waitReadable: through TLS (whose
+// Read waits on that socket once it has nothing left to give), and through
+// any layer that offers its socket as a syscall.Conn, which says by doing
+// so that it keeps no bytes of its own a wait on the socket would miss.
+// nil when there is none (a pipe, a layer that does not say).
+func rawConnOf(c net.Conn) syscall.RawConn {
+	for {
+		switch x := c.(type) {
+		case *tls.Conn:
+			c = x.NetConn()
+		case syscall.Conn:
+			rc, err := x.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		default:
+			return nil
+		}
+	}
+}
+
+// errNoSocket is a connection layer's SyscallConn error: no socket to wait
+// on below it (yet).
+var errNoSocket = errors.New("s2s: no socket under the connection")
+
+// syscallConn is c's socket, for a layer of ours over c.
+func syscallConn(c net.Conn) (syscall.RawConn, error) {
+	if sc, ok := c.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNoSocket
 }

@@ -11,8 +11,12 @@ import (
 	"github.com/xmpp-s2s/federation/internal/sm"
 )
 
-// parks records the parks of a node's readers (park.go), by side.
-type parks struct{ in, out chan struct{} }
+// parks records the parks of a node's readers (park.go), by side, and
+// for each parked reader's wait whether it waits on a socket.
+type parks struct {
+	in, out chan struct{}
+	sockets chan bool
+}
 
 // withParks makes the node's sweep park whatever is quiet (as if new
 // goroutines started small: the runtime's figure depends on the whole
@@ -27,11 +31,17 @@ func withParks(p *parks) nodeOpt {
 				p.out <- struct{}{}
 			}
 		}
+		c.waiting = func(socket bool) {
+			select {
+			case p.sockets <- socket:
+			default:
+			}
+		}
 	})
 }
 
 func newParks() *parks {
-	return &parks{in: make(chan struct{}, 100), out: make(chan struct{}, 100)}
+	return &parks{in: make(chan struct{}, 100), out: make(chan struct{}, 100), sockets: make(chan bool, 100)}
 }
 
 // park runs n's sweep twice (the first look notes what each reader has
@@ -97,6 +107,53 @@ func TestParkedLinkDelivers(t *testing.T) {
 			}
 			if l := a.m.Links(); len(outgoing(l)) != 1 {
 				t.Fatalf("a's links %+v", l)
+			}
+		})
+	}
+}
+
+// TestParkedReadersWaitOnSocket: the parked readers of a link, both ends,
+// wait for their sockets (waitParked), through TLS, the keepalive
+// monitor's layer and MaxIncoming's, not in a read; a stanza each way then
+// wakes them and is delivered, and they park on their sockets again.
+func TestParkedReadersWaitOnSocket(t *testing.T) {
+	for _, mode := range []string{"false", "required"} {
+		t.Run("tls="+mode, func(t *testing.T) {
+			clk := newFakeClock()
+			pa, pb := newParks(), newParks()
+			a, b := pairNodes(t,
+				[]nodeOpt{withMode(mode), withParks(pa), withConfig(func(c *Config) { c.clock = clk })},
+				[]nodeOpt{withMode(mode), withParks(pb), withConfig(func(c *Config) { c.clock = clk })})
+			if b.m.cfg.MaxIncoming <= 0 {
+				t.Fatalf("MaxIncoming %d: the bound's layer is not tested", b.m.cfg.MaxIncoming)
+			}
+			onSocket := func(p *parks, what string) {
+				t.Helper()
+				select {
+				case s := <-p.sockets:
+					if !s {
+						t.Fatalf("%s: the parked reader found no socket to wait on", what)
+					}
+				case <-time.After(wait):
+					t.Fatalf("%s: the parked reader did not wait", what)
+				}
+			}
+			a.send(msgAB)
+			b.nextDelivered()
+			waitAcked(t, a)
+			for i := range 2 {
+				park(t, a, pa.out, "a's outgoing reader")
+				onSocket(pa, "a")
+				park(t, b, pb.in, "b's incoming reader")
+				onSocket(pb, "b")
+				a.send(msgAB)
+				if got := b.nextDelivered(); got.ID != "m1" {
+					t.Fatalf("round %d: delivered %+v", i, got)
+				}
+				waitAcked(t, a)
+				b.send(msgBA)
+				a.nextDelivered()
+				waitAcked(t, b)
 			}
 		})
 	}
@@ -241,46 +298,59 @@ func TestProxyFaultsParked(t *testing.T) {
 	}
 }
 
-// TestParkedAgainWhenStartWasBig: a reader whose new goroutine started
-// while the runtime started goroutines large (a collection changed the
-// figure after the sweep had checked it) gained nothing, and is parked
-// again at the next sweep that finds goroutines starting small; one that
-// started small is left alone until it reads again.
-func TestParkedAgainWhenStartWasBig(t *testing.T) {
-	clk := newFakeClock()
-	ps := newParks()
-	// The figures the runtime gives, in the order the Manager asks: the
-	// two sweeps, the park, the next sweep, the park, the last sweep.
-	figures := []uint64{2048, 2048, 8192, 2048, 2048, 2048}
-	var asked atomic.Int32
-	b := authorityFor(t, []string{"x.test"}, withParks(ps), withConfig(func(c *Config) {
-		c.clock = clk
-		c.startingStack = func() uint64 {
-			i := int(asked.Add(1)) - 1
-			if i >= len(figures) {
-				return 2048
+// TestParkedAgainWhenStartShrank: a reader parked while new goroutines
+// started with a stack larger than they do at a later sweep is parked
+// again at that sweep, to wait on the smaller one: its new goroutine
+// started large because a collection changed the runtime's figure after
+// the sweep had checked it (8 KiB: the park gained nothing), or because a
+// collection since found most goroutines parked and small (4 KiB, then 2
+// KiB). One that started as small as new ones start now is left alone
+// until it reads again.
+func TestParkedAgainWhenStartShrank(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// The figures the runtime gives, in the order the Manager asks:
+		// the two sweeps, the park, the next sweep, the park, the last
+		// sweep.
+		figures []uint64
+	}{
+		{"started big", []uint64{2048, 2048, 8192, 2048, 2048, 2048}},
+		{"start shrank", []uint64{4096, 4096, 4096, 2048, 2048, 2048}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			ps := newParks()
+			var asked atomic.Int32
+			b := authorityFor(t, []string{"x.test"}, withParks(ps), withConfig(func(c *Config) {
+				c.clock = clk
+				c.startingStack = func() uint64 {
+					i := int(asked.Add(1)) - 1
+					if i >= len(tc.figures) {
+						return 2048
+					}
+					return tc.figures[i]
+				}
+			}))
+			p := dialRaw(t, b, "x.test", "b.test")
+			if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+				t.Fatalf("dialback %q", typ)
 			}
-			return figures[i]
-		}
-	}))
-	p := dialRaw(t, b, "x.test", "b.test")
-	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
-		t.Fatalf("dialback %q", typ)
-	}
-	park(t, b, ps.in, "the first park")
-	b.m.sweep()
-	select {
-	case <-ps.in:
-	case <-time.After(wait):
-		t.Fatal("the reader that started big was not parked again")
-	}
-	b.m.sweep()
-	noPark(t, ps.in, "after the park that started small")
-	if n := asked.Load(); n != int32(len(figures)) {
-		t.Fatalf("the runtime's figure was asked %d times, want %d", n, len(figures))
-	}
-	p.write(`<message from='a@x.test' to='b@b.test' id='after'/>`)
-	if got := b.nextDelivered(); got.ID != "after" {
-		t.Fatalf("delivered %+v", got)
+			park(t, b, ps.in, "the first park")
+			b.m.sweep()
+			select {
+			case <-ps.in:
+			case <-time.After(wait):
+				t.Fatal("the reader that started larger than new goroutines now start was not parked again")
+			}
+			b.m.sweep()
+			noPark(t, ps.in, "after the park that started small")
+			if n := asked.Load(); n != int32(len(tc.figures)) {
+				t.Fatalf("the runtime's figure was asked %d times, want %d", n, len(tc.figures))
+			}
+			p.write(`<message from='a@x.test' to='b@b.test' id='after'/>`)
+			if got := b.nextDelivered(); got.ID != "after" {
+				t.Fatalf("delivered %+v", got)
+			}
+		})
 	}
 }

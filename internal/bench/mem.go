@@ -82,17 +82,28 @@ func settle(ctx context.Context) {
 
 // quiet brings the links to the state of idle links on a server that has
 // run a while: the Manager hands the reader of a link that read nothing
-// for a second or two to a fresh goroutine with a small stack, once the
-// runtime starts goroutines with one (s2s/park.go). The runtime sets that
-// size at each collection, and collects at least every two minutes: one
-// collection here stands for those, then a wait of d (Default: five
-// sweeps; two are enough on a quiet machine, but under load, and for a
-// reader parked again because its first park started large, more are).
-func quiet(ctx context.Context, d time.Duration) {
-	runtime.GC()
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
+// for a second or two to a fresh goroutine that waits for its socket with
+// a small stack, and parks it again when new goroutines start with a
+// smaller one (s2s/park.go). The runtime sets that starting size at each
+// collection, from the stacks it finds, and collects at least every two
+// minutes. Two collections here stand for those: the first sees the
+// readers blocked in their TLS reads (new goroutines start at 4 KiB),
+// the second, half of d later, sees them parked (2 KiB); the sweeps in
+// the other half park them again. then, when not nil, runs with each
+// collection (the two-process experiment's child collects with us).
+// Default's d is five sweeps: two per half are enough on a quiet machine,
+// more under load.
+func quiet(ctx context.Context, d time.Duration, then func()) {
+	for range 2 {
+		runtime.GC()
+		if then != nil {
+			then()
+		}
+		select {
+		case <-time.After(d / 2):
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/xmpp-s2s/federation/config"
@@ -186,6 +187,13 @@ type turnConn struct {
 	mu    sync.Mutex
 	wrote bool // a write was made
 	heard bool // and a read since
+}
+
+// SyscallConn is the socket's: turnConn keeps no bytes of its own, so a
+// Manager's parked reader may wait on the socket as it does on an
+// unwrapped connection (s2s/park.go).
+func (c *turnConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
 }
 
 func (c *turnConn) Write(b []byte) (int, error) {

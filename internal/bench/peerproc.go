@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -150,9 +151,14 @@ func servePeer(specJSON string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	// Until stdin ends, each line "mem" asks for the child's memory (the
-	// two-process idle experiment), answered with one JSON line.
+	// two-process idle experiment), answered with one JSON line, and each
+	// line "gc" for a collection (quiet), unanswered.
 	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
+		if sc.Text() == "gc" {
+			runtime.GC()
+			continue
+		}
 		if sc.Text() != "mem" {
 			continue
 		}
@@ -268,6 +274,10 @@ func startChildPeer(ctx context.Context, e *env, tlsOn bool, parent netip.AddrPo
 	}
 	return c, nil
 }
+
+// gc asks the child for a collection (quiet). A failure to ask shows at
+// the next mem.
+func (c *childPeer) gc() { io.WriteString(c.stdin, "gc\n") }
 
 // mem asks the child for its memory, once its goroutines have settled.
 func (c *childPeer) mem() (memSample, error) {

@@ -291,7 +291,7 @@ func idleInProcess(ctx context.Context, e *env, c Config, tlsOn bool, n int) (id
 		return idleFigures{}, err
 	}
 	settle(ctx)
-	quiet(ctx, c.IdleWait)
+	quiet(ctx, c.IdleWait, nil)
 	after := sampleMem()
 	if c.WhileIdle != nil {
 		c.WhileIdle(n, tlsOn)

@@ -128,7 +128,7 @@ func idleTwoProcess(ctx context.Context, e *env, tlsOn bool, n int, wait time.Du
 		return idleFigures{}, err
 	}
 	settle(ctx)
-	quiet(ctx, wait) // the child's links too
+	quiet(ctx, wait, child.gc) // the child's links too
 	pa := sampleMem()
 	ca, err := child.mem()
 	if err != nil {

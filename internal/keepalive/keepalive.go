@@ -13,8 +13,10 @@
 package keepalive
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -91,6 +93,20 @@ type Conn struct {
 	M   *Monitor
 	Now func() time.Time
 }
+
+// SyscallConn is the connection's socket, when it has one: Conn keeps no
+// bytes of its own, so a wait for the socket to become readable is a wait
+// for Read to have something (a parked reader's, in s2s).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errNoSocket
+	}
+	return sc.SyscallConn()
+}
+
+// errNoSocket is SyscallConn's error over a connection without a socket.
+var errNoSocket = errors.New("keepalive: no socket under the connection")
 
 // Read reads from the connection and records life when bytes came.
 func (c *Conn) Read(p []byte) (int, error) {
