@@ -274,6 +274,9 @@ type Config struct {
 	// sweepEvery, set by tests, runs the park sweep this often in real
 	// time, whatever the Manager's clock (park.go).
 	sweepEvery time.Duration
+	// linger, set by tests, replaces ownerLinger: how long a link's owner
+	// with nothing to do waits for more before it parks (outgoing.go).
+	linger time.Duration
 
 	// tap, set by tests, wraps each connection layer of a stream (the TCP
 	// connection, then TLS over it) to record the XML on the wire.

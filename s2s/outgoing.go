@@ -312,14 +312,33 @@ func (l *outLink) run() {
 				case *inView:
 					ls.s.armRevRequest()
 				}
+				d := l.m.cfg.linger
+				if d <= 0 {
+					d = ownerLinger
+				}
 				if wake == nil {
 					wake = make(chan struct{}, 1)
-					linger = time.NewTimer(ownerLinger)
+					linger = time.NewTimer(d)
 				} else {
-					linger.Reset(ownerLinger)
+					linger.Reset(d)
 				}
 				if l.lingerFor(wake, linger) {
 					continue
+				}
+				if x != nil {
+					// Quiet for the linger: what was written and no
+					// <r/> covers is asked for now, before parking, so
+					// that a link that goes quiet has it acknowledged
+					// within a round trip. A busy link asks in its
+					// writes, at most once per round trip (sm's
+					// NeedRequest): asking with every batch that
+					// emptied the queue cost a <r/> and the peer's <a/>,
+					// a write of its own, per batch.
+					if _, ok := x.uncovered(); ok {
+						l.askAck = true
+						l.mu.Unlock()
+						continue
+					}
 				}
 				l.running = false
 				l.mu.Unlock()
@@ -330,7 +349,6 @@ func (l *outLink) run() {
 			continue
 		}
 		traffic := len(ctrl) > 0 || len(batch) > 0
-		drained := len(l.queue) == 0
 		if traffic && l.idleDue {
 			// A write restarts the idle period: the timer that fired
 			// runs again from it.
@@ -345,11 +363,7 @@ func (l *outLink) run() {
 		if probe != nil {
 			ctrl = append(ctrl, probe)
 		}
-		if askAck || (x != nil && len(batch) > 0 && drained) {
-			// A batch that empties the queue ends with a <r/>: the
-			// link goes quiet, and what it wrote is acknowledged within
-			// a round trip instead of waiting for the request timer (a
-			// busy link asks every RequestEvery stanzas, in its writes).
+		if askAck {
 			x.askNext()
 		}
 		// The traffic's time is read before the write: what the write

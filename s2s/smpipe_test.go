@@ -317,3 +317,92 @@ func TestEnableUnanswered(t *testing.T) {
 	s.write(string(sm.Enabled))
 	s.ackOurs(a, 1)
 }
+
+// smStart brings up a.test's link to the raw server with XEP-0198, sending
+// m0 first: <enable/> and m0, then <enabled/>, which brings the <r/> held
+// back for m0; that <r/> is left unanswered.
+func smStart(t *testing.T, a *node, s *rawServer) {
+	t.Helper()
+	a.send(pipeMsg("m0"))
+	s.acceptWith("r.test", dialbackFeature, sm.Feature)
+	if e, err := s.next(); err != nil || e.Name.Space != sm.NS || e.Name.Local != "enable" {
+		t.Fatalf("first element after authentication: %s (%v), want <enable/>", e.Raw, err)
+	}
+	if ids, smEls := s.readStanzas(1); ids[0] != "m0" || len(smEls) != 0 {
+		t.Fatalf("read %v and %v", ids, smEls)
+	}
+	s.write(string(sm.Enabled))
+	if e, err := s.next(); err != nil || e.Name.Space != sm.NS || e.Name.Local != "r" {
+		t.Fatalf("after <enabled/>: %s (%v), want the <r/> held back", e.Raw, err)
+	}
+}
+
+// sendRound sends n stanzas with ids prefix-0 … and reads them at the
+// raw server, returning the XEP-0198 elements read among them.
+func sendRound(t *testing.T, a *node, s *rawServer, prefix string, n int) []string {
+	t.Helper()
+	for i := range n {
+		a.send(pipeMsg(prefix + "-" + strconv.Itoa(i)))
+	}
+	ids, smEls := s.readStanzas(n)
+	for i, id := range ids {
+		if want := prefix + "-" + strconv.Itoa(i); id != want {
+			t.Fatalf("read %s, want %s", id, want)
+		}
+	}
+	return smEls
+}
+
+// TestRequestOncePerRoundTrip: a busy link asks for acknowledgements at
+// most once per round trip. While its <r/> is unanswered, batches past
+// RequestEvery (64) stanzas, and batches that empty the queue, ask for
+// nothing more (each <r/> costs the peer a write of its <a/>); the answer
+// lets the next batch ask again, for what was written meanwhile. The
+// owner never parks here (linger), and the clock is fake (no request
+// timer, no RequestDelay).
+func TestRequestOncePerRoundTrip(t *testing.T) {
+	a, s := rawServerNode(t, withConfig(func(c *Config) {
+		c.clock = newFakeClock()
+		c.linger = time.Hour
+	}))
+	smStart(t, a, s)
+	for round := range 3 {
+		if smEls := sendRound(t, a, s, "r"+strconv.Itoa(round), 70); len(smEls) != 0 {
+			t.Fatalf("round %d, with the <r/> unanswered: read %v", round, smEls)
+		}
+	}
+	// The answer (m0) lets the next batch ask, once, for the 210 since.
+	s.write(string(sm.AppendAnswer(nil, 1)))
+	oneOutgoing(t, a, "m0 acknowledged", func(l LinkInfo) bool { return l.Unacked == 210 })
+	smEls := sendRound(t, a, s, "r3", 70)
+	if len(smEls) == 0 {
+		// The batch that asked held all 70: its <r/> follows them.
+		if e, err := s.next(); err != nil || e.Name.Space != sm.NS || e.Name.Local != "r" {
+			t.Fatalf("after the answer and 70 stanzas more: %s (%v), want a <r/>", e.Raw, err)
+		}
+	} else if len(smEls) != 1 || smEls[0] != "r" {
+		t.Fatalf("after the answer: read %v among 70 stanzas, want one <r/>", smEls)
+	}
+	s.ackOurs(a, 281)
+	select {
+	case b := <-a.bounced:
+		t.Fatalf("bounced %s", b.Stanza.ID)
+	default:
+	}
+}
+
+// TestQuietLinkAsks: a link that goes quiet asks for the acknowledgement
+// of what it wrote as its owner parks, within a round trip, not at the
+// request timer (the clock is fake: no timer fires).
+func TestQuietLinkAsks(t *testing.T) {
+	a, s := rawServerNode(t, withConfig(func(c *Config) { c.clock = newFakeClock() }))
+	smStart(t, a, s)
+	s.ackOurs(a, 1)
+	smEls := sendRound(t, a, s, "q", 1)
+	if len(smEls) == 0 {
+		if e, err := s.next(); err != nil || e.Name.Space != sm.NS || e.Name.Local != "r" {
+			t.Fatalf("after one stanza on a quiet link: %s (%v), want a <r/>", e.Raw, err)
+		}
+	}
+	s.ackOurs(a, 2)
+}

@@ -9,9 +9,9 @@ import (
 // Defaults of Policy.
 const (
 	// DefaultRequestEvery asks for an acknowledgement once per 64 stanzas
-	// written: one <r/> and one <a/> per 64 stanzas of traffic costs a
-	// few percent at the highest rates, and a link that dies loses at
-	// most this many stanzas' worth of acknowledgement to duplicates.
+	// written, when no <r/> waits for its answer (NeedRequest): a link
+	// that dies leaves unacknowledged, to be sent again, what it wrote in
+	// its last round trip or two and at most this many more.
 	DefaultRequestEvery = 64
 	// DefaultRequestDelay asks for an acknowledgement this long after the
 	// last stanza written when fewer than RequestEvery are outstanding,
@@ -128,16 +128,25 @@ func (s *Sender[T]) Unwrite(n int) {
 	s.sinceReq = max(0, s.sinceReq-n)
 }
 
-// NeedRequest reports whether a <r/> is due at now: RequestEvery stanzas
-// were written since the last one, or the oldest write that no <r/>
-// covers is RequestDelay old, or the bound is reached (the link cannot
-// write on until the peer answers). The caller writes Request and calls
-// Requested.
+// NeedRequest reports whether a <r/> is due at now: the bound is reached
+// (the link cannot write on until the peer answers), or, while no <r/>
+// waits for its answer, RequestEvery stanzas were written since the last
+// one or the oldest write that no <r/> covers is RequestDelay old. The
+// caller writes Request and calls Requested.
+//
+// So a busy stream asks at most once per round trip: the answer to the
+// <r/> outstanding acknowledges what was written before it within a round
+// trip anyway, and one more <r/> (and the peer's <a/>, a write of its own)
+// per RequestEvery stanzas would add nothing but writes. What was written
+// after it is asked for with the next write after its answer.
 func (s *Sender[T]) NeedRequest(now time.Time) bool {
 	if s.sinceReq == 0 {
 		return false
 	}
-	return s.sinceReq >= s.p.RequestEvery || s.Room() <= 0 || now.Sub(s.uncov) >= s.p.RequestDelay
+	if s.Room() <= 0 {
+		return true
+	}
+	return s.asked == 0 && (s.sinceReq >= s.p.RequestEvery || now.Sub(s.uncov) >= s.p.RequestDelay)
 }
 
 // NeedRequestAfter is NeedRequest as it will be once n more stanzas are
@@ -152,11 +161,15 @@ func (s *Sender[T]) NeedRequestAfter(n int, now time.Time) bool {
 	if s.sinceReq == 0 {
 		uncov = now
 	}
-	return since >= s.p.RequestEvery || s.Room()-n <= 0 || now.Sub(uncov) >= s.p.RequestDelay
+	if s.Room()-n <= 0 {
+		return true
+	}
+	return s.asked == 0 && (since >= s.p.RequestEvery || now.Sub(uncov) >= s.p.RequestDelay)
 }
 
-// RequestDue is when NeedRequest turns true by time alone (for a timer),
-// and false when nothing written waits for a <r/>.
+// RequestDue is when the oldest write that no <r/> covers is RequestDelay
+// old (for a timer that asks for one then, whatever NeedRequest says), and
+// false when nothing written waits for a <r/>.
 func (s *Sender[T]) RequestDue() (time.Time, bool) {
 	if s.sinceReq == 0 {
 		return time.Time{}, false

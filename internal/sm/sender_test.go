@@ -101,12 +101,22 @@ func TestSenderRequests(t *testing.T) {
 		p     Policy
 		steps []step
 	}{
-		// Every 4 stanzas.
+		// Every 4 stanzas, once the <r/> before was answered: a busy
+		// stream asks once per round trip.
 		{Policy{RequestEvery: 4, RequestDelay: time.Second}, []step{
 			{at: 0, write: 3, ack: -1, need: false},
 			{at: 1, write: 1, ack: -1, need: true, ask: true},
 			{at: 2, write: 0, ack: -1, need: false},
-			{at: 3, write: 4, ack: -1, need: true},
+			{at: 3, write: 4, ack: -1, need: false}, // the <r/> of 1 ms waits for its answer
+			{at: 4, write: 0, ack: 4, need: true},   // answered: the 4 written since are due
+		}},
+		// The delay waits for that answer too; the bound does not.
+		{Policy{RequestEvery: 100, RequestDelay: 10 * time.Millisecond, MaxUnacked: 5}, []step{
+			{at: 0, write: 1, ack: -1, need: false},
+			{at: 10, write: 0, ack: -1, need: true, ask: true},
+			{at: 11, write: 1, ack: -1, need: false},
+			{at: 30, write: 0, ack: -1, need: false}, // uncovered for 19 ms, but the <r/> of 10 ms waits
+			{at: 31, write: 3, ack: -1, need: true},  // at the bound: at once
 		}},
 		// After the delay, counted from the first write a <r/> did not cover.
 		{Policy{RequestEvery: 100, RequestDelay: 10 * time.Millisecond}, []step{
@@ -145,7 +155,7 @@ func TestSenderRequests(t *testing.T) {
 				if got := s.NeedRequest(ms(st.at)); got != st.need {
 					t.Fatalf("step %d: NeedRequest = %v", j, got)
 				}
-				if due, ok := s.RequestDue(); ok && !st.need && !due.After(ms(st.at)) {
+				if due, ok := s.RequestDue(); ok && !st.need && s.asked == 0 && !due.After(ms(st.at)) {
 					t.Fatalf("step %d: RequestDue %v is not after now", j, due)
 				}
 				if st.ask {
