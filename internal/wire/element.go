@@ -241,14 +241,14 @@ func (p *elemParser) resolve(prefix, defNS string) (string, error) {
 
 // buildRaw copies rec into a new slice owned by the caller, adding
 // declarations of the outer prefixes in inject after the top-level tag's
-// name (given in prefix form).
-func buildRaw(rec []byte, name xml.Name, inject []string, outer map[string]string) []byte {
+// name, which ends at rec[at].
+func buildRaw(rec []byte, at int, inject []string, outer map[string]string) []byte {
 	if len(inject) == 0 {
-		return bytes.Clone(rec)
-	}
-	at := 1 + len(name.Local)
-	if name.Space != "" {
-		at += len(name.Space) + 1
+		// Not bytes.Clone: its append asks growslice for a size
+		// class, which make and copy, recognised together, skip.
+		out := make([]byte, len(rec))
+		copy(out, rec)
+		return out
 	}
 	n := len(rec)
 	for _, q := range inject {
@@ -264,6 +264,16 @@ func buildRaw(rec []byte, name xml.Name, inject []string, outer map[string]strin
 		out = append(out, '\'')
 	}
 	return append(out, rec[at:]...)
+}
+
+// nameEnd is the index just past the name of a start tag at rec[0] whose
+// name, in prefix form, is n.
+func nameEnd(n xml.Name) int {
+	at := 1 + len(n.Local)
+	if n.Space != "" {
+		at += len(n.Space) + 1
+	}
+	return at
 }
 
 func qname(n xml.Name) string {

@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/xml"
 	"math/bits"
 	"strings"
 	"unicode/utf8"
@@ -30,6 +29,11 @@ type fastParser struct {
 	inject []string
 	attrs  []span          // the current tag's attribute names, for duplicates
 	env    [envFields]span // the top element's from, to, id and type values
+
+	// nameEnd is the index just past the top-level tag's name (where
+	// buildRaw declares outer prefixes); topPrefixed says it has a prefix.
+	nameEnd     int
+	topPrefixed bool
 }
 
 // span is rec[start:end] of the element being parsed.
@@ -54,41 +58,66 @@ type fastBinding struct {
 	depth       int
 }
 
-// parse returns the element in rec, which must hold exactly one element.
-// Raw is left unset; p.inject lists the outer prefixes to declare.
-func (p *fastParser) parse(rec []byte) (e Element, top xml.Name, ok bool) {
-	e, top, n, ok := p.parsePrefix(rec)
-	if n != len(rec) {
-		e, ok = Element{}, false
+// parse sets *e to the element in rec, which must hold exactly one
+// element. Raw is left unset; p.inject lists the outer prefixes to
+// declare, after the name that ends at p.nameEnd. When !ok, *e is zero.
+func (p *fastParser) parse(rec []byte, e *Element) (ok bool) {
+	n, ok := p.parsePrefix(rec, e)
+	if ok && n != len(rec) {
+		*e, ok = Element{}, false
 	}
-	return e, top, ok
+	return ok
 }
 
 // parsePrefix is parse of the element that starts at rec[0] and may be
 // followed by more bytes: n is its length. It is how Reader.next parses an
-// element where it lies in the read buffer, without framing it first.
-func (p *fastParser) parsePrefix(rec []byte) (e Element, top xml.Name, n int, ok bool) {
+// element where it lies in the read buffer, without framing it first. The
+// element is filled in through a pointer: an Element is thirteen words,
+// and copying it out of each call on the way cost more than the checks of
+// a small stanza's end tag.
+func (p *fastParser) parsePrefix(rec []byte, e *Element) (n int, ok bool) {
 	p.env = [envFields]span{}
-	e, top, n, ok = p.parseElement(rec)
-	if ok {
-		p.setEnvelope(&e, rec)
+	*e = Element{}
+	if n, ok = p.parseElement(rec, e); !ok {
+		*e = Element{}
+		return 0, false
 	}
-	return e, top, n, ok
+	p.setEnvelope(e, rec)
+	return n, true
 }
 
 // setEnvelope gives e its envelope strings, sharing one allocation: a
 // stanza carries up to four of them, and a string each was the largest
-// share of the allocations on the stanza path. Whoever keeps one of them
-// (a domain taken from a dialback element's from, say) keeps all four, so
-// they share only while that costs little: a peer must not pin a huge id
-// by way of a from that a link holds for its lifetime.
+// share of the allocations on the stanza path. The values usually stand
+// together in the start tag, and the string is one copy of the bytes from
+// the first to the last, the names and quotes between them included; when
+// those are more than a few bytes (other attributes between), the values
+// are copied on their own. Whoever keeps one of them (a domain taken from
+// a dialback element's from, say) keeps all four, so they share only while
+// that costs little: a peer must not pin a huge id by way of a from that a
+// link holds for its lifetime.
 func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 	env := &p.env
-	n := 0
+	lo, hi, n := len(rec), 0, 0
 	for _, v := range env {
-		n += v.end - v.start
+		if v.end > v.start {
+			lo, hi = min(lo, v.start), max(hi, v.end)
+			n += v.end - v.start
+		}
 	}
 	if n == 0 {
+		return
+	}
+	if hi-lo <= min(n+maxEnvelopeGaps, maxSharedEnvelope) {
+		all := string(rec[lo:hi])
+		// An absent value's span is empty, and its string too.
+		sub := func(v span) string {
+			if v.end > v.start {
+				return all[v.start-lo : v.end-lo]
+			}
+			return ""
+		}
+		e.From, e.To, e.ID, e.Type = sub(env[envFrom]), sub(env[envTo]), sub(env[envID]), sub(env[envType])
 		return
 	}
 	dst := [envFields]*string{&e.From, &e.To, &e.ID, &e.Type}
@@ -112,9 +141,14 @@ func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 	}
 }
 
+// maxEnvelopeGaps is the most bytes between the envelope's values that its
+// shared string may carry: the names, quotes and spaces of the four
+// attributes (" to='", "' type='" and so on) with a little room.
+const maxEnvelopeGaps = 32
+
 // parseElement is parsePrefix without the envelope's strings. A prefix of
 // an element is never ok: it ends at the top-level element's end.
-func (p *fastParser) parseElement(rec []byte) (e Element, top xml.Name, n int, ok bool) {
+func (p *fastParser) parseElement(rec []byte, e *Element) (n int, ok bool) {
 	p.stack = p.stack[:0]
 	p.scope = p.scope[:0]
 	p.inject = p.inject[:0]
@@ -122,75 +156,91 @@ func (p *fastParser) parseElement(rec []byte) (e Element, top xml.Name, n int, o
 	for i < len(rec) {
 		if rec[i] != '<' {
 			if len(p.stack) == 0 {
-				return e, top, 0, false
+				return 0, false
 			}
 			if i, ok = scanText(rec, i); !ok {
-				return e, top, 0, false
+				return 0, false
 			}
 			continue
 		}
 		if i+1 >= len(rec) {
-			return e, top, 0, false
+			return 0, false
 		}
 		switch rec[i+1] {
 		case '/':
-			name, _, j, ok := scanName(rec, i+2)
-			if !ok || len(p.stack) == 0 || !bytes.Equal(name, p.stack[len(p.stack)-1].of(rec)) {
-				return e, top, 0, false
+			if len(p.stack) == 0 {
+				return 0, false
 			}
-			j = skipSpace(rec, j)
-			if j >= len(rec) || rec[j] != '>' {
-				return e, top, 0, false
+			// The open name, already checked, then '>' (the usual
+			// end tag) is what scanName would take for that name.
+			open := p.stack[len(p.stack)-1].of(rec)
+			j := i + 2 + len(open)
+			if j >= len(rec) || rec[j] != '>' || string(rec[i+2:j]) != string(open) {
+				k, _ := scanName(rec, i+2)
+				if k < 0 || string(rec[i+2:k]) != string(open) {
+					return 0, false
+				}
+				if j = skipSpace(rec, k); j >= len(rec) || rec[j] != '>' {
+					return 0, false
+				}
 			}
 			p.pop()
 			i = j + 1
 			if len(p.stack) == 0 {
-				return e, top, i, true
+				return i, true
 			}
 		case '!':
 			const open = "<![CDATA["
 			if len(p.stack) == 0 || !bytes.HasPrefix(rec[i:], []byte(open)) {
-				return e, top, 0, false
+				return 0, false
 			}
 			k := bytes.Index(rec[i+len(open):], []byte("]]>"))
 			if k < 0 || !validChars(rec[i+len(open):i+len(open)+k]) {
-				return e, top, 0, false
+				return 0, false
 			}
 			i += len(open) + k + 3
 		case '?':
-			return e, top, 0, false
+			return 0, false
 		default:
 			var selfClose bool
 			if p.maxDepth > 0 && len(p.stack) >= p.maxDepth {
 				// Too deep: the framing path says so, with its error.
-				return e, top, 0, false
+				return 0, false
 			}
-			if i, selfClose, ok = p.startTag(rec, i, &e, &top); !ok {
-				return e, top, 0, false
+			if i, selfClose, ok = p.startTag(rec, i, e); !ok {
+				return 0, false
 			}
 			if selfClose {
 				p.pop()
 				if len(p.stack) == 0 {
-					return e, top, i, true
+					return i, true
 				}
 			}
 		}
 	}
-	return e, top, 0, false
+	return 0, false
 }
 
 // startTag scans the tag at rec[i] and pushes it. Each attribute is dealt
 // with as it is scanned; only prefixed ones other than declarations wait
 // for the end of the tag, when every declaration of the tag is in scope.
-func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (next int, selfClose, ok bool) {
-	name, colon, j, ok := scanName(rec, i+1)
-	if !ok {
+//
+// Most attributes are a stanza's from, to, id and type and a child's
+// xmlns, written name='value' after one space: those are matched eight
+// bytes at a time (knownAttr) and checked for repeats with a bit each;
+// anything else takes the general path, which gives the same result.
+func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClose, ok bool) {
+	nameAt := i + 1
+	j, colon := scanName(rec, nameAt)
+	if j < 0 {
 		return 0, false, false
 	}
+	nameEnd := j
 	depth := len(p.stack) + 1
 	isTop := depth == 1
 	var defNS span
 	hasDefNS, prefixed := false, false
+	var seen uint8 // the known names met so far, a bit each
 	p.attrs = p.attrs[:0]
 	for {
 		k := skipSpace(rec, j)
@@ -213,24 +263,32 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 			// them; the fast path does not need to.
 			return 0, false, false
 		}
-		an, acolon, k, ok := scanName(rec, k)
-		if !ok {
-			return 0, false, false
-		}
-		nameAt := k - len(an)
-		k = skipSpace(rec, k)
-		if k >= len(rec) || rec[k] != '=' {
-			return 0, false, false
-		}
-		k = skipSpace(rec, k+1)
-		if k >= len(rec) || (rec[k] != '\'' && rec[k] != '"') {
-			return 0, false, false
+		f, k, q := knownAttr(rec, k)
+		acolon := -1
+		var an span
+		if f < 0 {
+			an.start = k
+			if an.end, acolon = scanName(rec, k); an.end < 0 {
+				return 0, false, false
+			}
+			if acolon < 0 {
+				f = knownName(an.of(rec))
+			}
+			k = skipSpace(rec, an.end)
+			if k >= len(rec) || rec[k] != '=' {
+				return 0, false, false
+			}
+			k = skipSpace(rec, k+1)
+			if k >= len(rec) || (rec[k] != '\'' && rec[k] != '"') {
+				return 0, false, false
+			}
+			q = rec[k]
+			k++
 		}
 		// A plain value (the usual kind) is found and checked in one
 		// pass; anything else is checked on its own.
-		q := rec[k]
-		v := span{start: k + 1}
-		end := skipPlain(rec, k+1, '<', '&', q)
+		v := span{start: k}
+		end := skipPlain(rec, k, q)
 		plain := end < len(rec) && rec[end] == q
 		if !plain {
 			n := bytes.IndexByte(rec[end:], q)
@@ -244,48 +302,44 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 		}
 		v.end = end
 		j = end + 1
+		if f >= 0 {
+			// A known name cannot equal any other attribute's.
+			bit := uint8(1) << (uint(f) & 7)
+			if seen&bit != 0 {
+				return 0, false, false
+			}
+			seen |= bit
+			if !isTop {
+				continue
+			}
+			if !plain {
+				// References or line ends need encoding/xml's
+				// unescaping rules to get the same string.
+				return 0, false, false
+			}
+			if f == attrXMLNS {
+				defNS, hasDefNS = v, true
+			} else {
+				p.env[f] = v
+			}
+			continue
+		}
+		name := an.of(rec)
 		for _, b := range p.attrs {
-			if b.end-b.start == len(an) && bytes.Equal(an, b.of(rec)) {
+			if b.end-b.start == len(name) && bytes.Equal(name, b.of(rec)) {
 				return 0, false, false
 			}
 		}
-		p.attrs = append(p.attrs, span{nameAt, nameAt + len(an)})
+		p.attrs = append(p.attrs, an)
 		if acolon >= 0 {
-			if string(an[:acolon]) != "xmlns" {
+			if string(rec[an.start:acolon]) != "xmlns" {
 				prefixed = true
 				continue
 			}
-			if v.end == v.start || string(an[acolon+1:]) == "xmlns" || !plain {
+			if v.end == v.start || string(rec[acolon+1:an.end]) == "xmlns" || !plain {
 				return 0, false, false
 			}
-			p.scope = append(p.scope, fastBinding{prefix: span{nameAt + acolon + 1, nameAt + len(an)}, uri: v, depth: depth})
-			continue
-		}
-		if !isTop {
-			continue
-		}
-		f := -1
-		switch string(an) {
-		case "from":
-			f = envFrom
-		case "to":
-			f = envTo
-		case "id":
-			f = envID
-		case "type":
-			f = envType
-		case "xmlns":
-			defNS, hasDefNS = v, true
-		default:
-			continue
-		}
-		if !plain {
-			// References or line ends need encoding/xml's
-			// unescaping rules to get the same string.
-			return 0, false, false
-		}
-		if f >= 0 {
-			p.env[f] = v
+			p.scope = append(p.scope, fastBinding{prefix: span{acolon + 1, an.end}, uri: v, depth: depth})
 		}
 	}
 	if prefixed {
@@ -298,15 +352,17 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element, top *xml.Name) (nex
 			}
 		}
 	}
-	nameAt := i + 1
-	p.stack = append(p.stack, span{nameAt, nameAt + len(name)})
-	prefix, local := splitName(name, colon)
+	p.stack = append(p.stack, span{nameAt, nameEnd})
+	local := rec[nameAt:nameEnd]
+	var prefix []byte
+	if colon >= 0 {
+		prefix, local = rec[nameAt:colon], rec[colon+1:nameEnd]
+	}
 	if isTop {
-		top.Local = internLocal(local)
-		e.Name.Local = top.Local
+		p.nameEnd, p.topPrefixed = nameEnd, prefix != nil
+		e.Name.Local = internLocal(local)
 		switch {
 		case prefix != nil:
-			top.Space = internPrefix(prefix)
 			if e.Name.Space, ok = p.resolve(rec, prefix); !ok {
 				return 0, false, false
 			}
@@ -386,26 +442,6 @@ func internNS(b []byte) string {
 // stream carries with every batch.
 const nsSM = "urn:xmpp:sm:3"
 
-// internPrefix does the same for the prefixes of top-level elements.
-func internPrefix(b []byte) string {
-	switch string(b) {
-	case "db":
-		return "db"
-	case "stream":
-		return "stream"
-	}
-	return string(b)
-}
-
-// splitName splits a qualified name at its colon, at index colon (-1:
-// none, and prefix is nil), as scanName found it.
-func splitName(n []byte, colon int) (prefix, local []byte) {
-	if colon >= 0 {
-		return n[:colon], n[colon+1:]
-	}
-	return nil, n
-}
-
 // nameStart and nameByte are the ASCII bytes that may start and continue
 // an NCName.
 var nameStart, nameByte = func() (start, more [256]bool) {
@@ -417,33 +453,92 @@ var nameStart, nameByte = func() (start, more [256]bool) {
 }()
 
 // scanName scans an ASCII qualified name at rec[i]: NCName, optionally
-// "NCName:NCName"; colon is the colon's index in name, or -1. Other names
-// are legal XML but left to encoding/xml. The name must be followed by a
-// byte that is neither a name byte nor non-ASCII.
-func scanName(rec []byte, i int) (name []byte, colon, next int, ok bool) {
-	start := i
+// "NCName:NCName". It returns the index just past the name, and the
+// colon's index or -1; end is -1 if there is no such name there. Other
+// names are legal XML but left to encoding/xml. The name must be followed
+// by a byte that is neither a name byte nor non-ASCII.
+func scanName(rec []byte, i int) (end, colon int) {
 	colon = -1
 	for {
 		if i >= len(rec) || !nameStart[rec[i]] {
-			return nil, 0, 0, false
+			return -1, -1
 		}
 		i++
 		for i < len(rec) && nameByte[rec[i]] {
 			i++
 		}
 		if i >= len(rec) {
-			return nil, 0, 0, false
+			return -1, -1
 		}
 		if rec[i] != ':' || colon >= 0 {
 			break
 		}
-		colon = i - start
+		colon = i
 		i++
 	}
 	if c := rec[i]; c == ':' || c >= utf8.RuneSelf {
-		return nil, 0, 0, false
+		return -1, -1
 	}
-	return rec[start:i], colon, i, true
+	return i, colon
+}
+
+// The names knownAttr and knownName know, by their bit in startTag's seen;
+// the first four are also indices of fastParser.env.
+const attrXMLNS = envFields
+
+// knownAttr matches the usual attributes at rec[i] by their name, the '='
+// and the quote after it, eight bytes at a time: from, to, id, type and
+// xmlns. It returns the name's index (env's, or attrXMLNS), the index of
+// the value and its quote; or -1 and i, and the general path decides.
+func knownAttr(rec []byte, i int) (f, value int, q byte) {
+	if i+8 > len(rec) {
+		return -1, i, 0
+	}
+	w := binary.LittleEndian.Uint64(rec[i:])
+	const (
+		m3, m5, m6 = 1<<24 - 1, 1<<40 - 1, 1<<48 - 1
+		from       = 'f' | 'r'<<8 | 'o'<<16 | 'm'<<24 | '='<<32
+		to         = 't' | 'o'<<8 | '='<<16
+		id         = 'i' | 'd'<<8 | '='<<16
+		typ        = 't' | 'y'<<8 | 'p'<<16 | 'e'<<24 | '='<<32
+		xmlns      = 'x' | 'm'<<8 | 'l'<<16 | 'n'<<24 | 's'<<32 | '='<<40
+	)
+	var n int
+	switch {
+	case w&m5 == from:
+		f, n, q = envFrom, 6, byte(w>>40)
+	case w&m3 == to:
+		f, n, q = envTo, 4, byte(w>>24)
+	case w&m3 == id:
+		f, n, q = envID, 4, byte(w>>24)
+	case w&m5 == typ:
+		f, n, q = envType, 6, byte(w>>40)
+	case w&m6 == xmlns:
+		f, n, q = attrXMLNS, 7, byte(w>>48)
+	default:
+		return -1, i, 0
+	}
+	if q != '\'' && q != '"' {
+		return -1, i, 0
+	}
+	return f, i + n, q
+}
+
+// knownName is knownAttr for a name scanned in full.
+func knownName(n []byte) int {
+	switch string(n) {
+	case "from":
+		return envFrom
+	case "to":
+		return envTo
+	case "id":
+		return envID
+	case "type":
+		return envType
+	case "xmlns":
+		return attrXMLNS
+	}
+	return -1
 }
 
 func skipSpace(rec []byte, i int) int {
@@ -470,7 +565,7 @@ var plainByte = func() (t [256]bool) {
 // scanText checks character data from rec[i] to the next '<'.
 func scanText(rec []byte, i int) (next int, ok bool) {
 	for i < len(rec) {
-		i = skipPlain(rec, i, '<', '&', '>')
+		i = skipPlain(rec, i, '>')
 		if i >= len(rec) {
 			break
 		}
@@ -505,30 +600,33 @@ func scanText(rec []byte, i int) (next int, ok bool) {
 	return i, true
 }
 
-// skipPlain returns the index of the first byte from rec[i] on that is a,
-// b or c, a control character or not ASCII; len(rec) if there is none.
-// Text and attribute values are most of an element, and nearly all of
-// their bytes are plain: it looks at eight of them at a time.
-func skipPlain(rec []byte, i int, a, b, c byte) int {
+// skipPlain returns the index of the first byte from rec[i] on that is
+// '<', '&' or c, a control character or not ASCII; len(rec) if there is
+// none. c must be ASCII (a quote, or '>'). Text and attribute values are most of an element, and nearly all
+// of their bytes are plain: it looks at eight of them at a time.
+func skipPlain(rec []byte, i int, c byte) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	ma, mb, mc := lo*uint64(a), lo*uint64(b), lo*uint64(c)
-	for ; i+8 <= len(rec); i += 8 {
-		x := binary.LittleEndian.Uint64(rec[i:])
+	mc := lo * uint64(c)
+	// Sliding a slice rather than an index lets the compiler see that
+	// each word is in bounds.
+	for s := rec[i:]; len(s) >= 8; s, i = s[8:], i+8 {
+		x := binary.LittleEndian.Uint64(s)
 		// The high bit of each byte of m says whether it is special.
-		// Each term is exact for its lowest flagged byte (a borrow
-		// only ever flags a byte above a true one), so the lowest
-		// flagged byte of m is the first special byte.
-		ya, yb, yc := x^ma, x^mb, x^mc
-		m := (x - lo*0x20) | x // below 0x20, or 0x80 and above
-		m |= (ya - lo) &^ ya
-		m |= (yb - lo) &^ yb
-		m |= (yc - lo) &^ yc
+		// A byte equal to v is a zero byte of x^v, which the
+		// subtraction of lo turns to 0xff; x^v has the high bit of x
+		// (v is ASCII), so the bytes of x from 0x80 up, flagged anyway,
+		// are the only others it can flag. A borrow only ever flags a
+		// byte above one that is truly special, so the lowest flagged
+		// byte of m is the first special byte.
+		ya, yb, yc := x^(lo*'<'), x^(lo*'&'), x^mc
+		m := (ya - lo) | (yb - lo) | (yc - lo)
+		m |= (x - lo*0x20) | x // below 0x20, or 0x80 and above
 		if m &= hi; m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 	}
 	for ; i < len(rec); i++ {
-		if x := rec[i]; x < 0x20 || x >= utf8.RuneSelf || x == a || x == b || x == c {
+		if x := rec[i]; x < 0x20 || x >= utf8.RuneSelf || x == '<' || x == '&' || x == c {
 			return i
 		}
 	}

@@ -66,6 +66,9 @@ func FuzzParseStanza(f *testing.F) {
 	}
 	f.Add([]byte(`<iq xmlns='jabber:client' type='get' id='x'/>`))
 	f.Add([]byte(`<message xmlns="jabber&#58;client"><body/></message>`))
+	for _, s := range knownAttrSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := ParseStanza(raw)
 		if err != nil {
@@ -116,15 +119,18 @@ func FuzzFastParser(f *testing.F) {
 	f.Add([]byte(`<message id='a&amp;b'/>`))
 	f.Add([]byte("<message>\xc3\xa9&#xE9;&#233;</message>"))
 	f.Add([]byte(`<a xmlns:p='u'><p:b p:c='1' xml:lang='x'/></a>`))
+	for _, s := range knownAttrSeeds {
+		f.Add([]byte(s))
+	}
 	outer := map[string]string{"stream": NSStream, "db": NSDialback}
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		var p fastParser
 		p.outer = outer
-		e, top, ok := p.parse(rec)
-		if !ok {
+		var e Element
+		if !p.parse(rec, &e) {
 			return
 		}
-		e.Raw = buildRaw(rec, top, p.inject, outer)
+		e.Raw = buildRaw(rec, p.nameEnd, p.inject, outer)
 		want, _, err := parseComplete(rec, outer, 0, true)
 		if err != nil {
 			t.Fatalf("fast path accepted %q, encoding/xml refuses: %v", rec, err)
@@ -133,6 +139,24 @@ func FuzzFastParser(f *testing.F) {
 			t.Fatalf("%q:\nfast     %+v\nreference %+v", rec, e, want)
 		}
 	})
+}
+
+// knownAttrSeeds reach the envelope's quick paths (knownAttr, the end tag
+// matched against the open name, the envelope's one string) and the
+// general paths beside them.
+var knownAttrSeeds = []string{
+	`<iq from='a.example' to='b.example' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`,
+	`<iq from = 'a.example' to= "b.example" type ='get' id="p1"/>`,
+	`<iq from='a' from='b'/>`,
+	`<iq to='a' type='x' to="b"/>`,
+	`<iq from='a' from ='b'/>`,
+	`<iq xmlns='jabber:server' xmlns='jabber:server'/>`,
+	`<iq fromx='1' tox='2' ids='3' typed='4' xmlnsx='5'/>`,
+	`<iq from:x='1' xmlns:from='u'/>`,
+	`<iq id='a' from='b' x='` + "0123456789012345678901234567890123456789" + `' to='c'/>`,
+	`<iq to='x'/>`, `<iq id='x'/>`, `<a><b></b ></a >`, `<a><b></bc></a>`, `<a:b xmlns:a='u'></a:b>`,
+	`<message from='a&amp;b' to='c'><body/></message>`,
+	"<message type='chat\n'></message>",
 }
 
 // pieceReader returns at most n bytes per Read: how a peer's bytes may
@@ -158,6 +182,10 @@ func FuzzInPlace(f *testing.F) {
 	f.Add([]byte(`<a xmlns:stream='urn:x'><stream:stream/></a><stream:stream xmlns:stream='urn:y'></stream:stream>`), uint16(0))
 	f.Add([]byte(`<a><b><c><d><e/></d></c></b></a><a><b><c><d><e><f/></e></d></c></b></a>`), uint16(0))
 	f.Add([]byte(`<a><![CDATA[x]]></a><b><![CDATA[</b>]]></b>`), uint16(3))
+	for _, s := range knownAttrSeeds {
+		f.Add([]byte(s), uint16(0))
+		f.Add([]byte(s), uint16(5))
+	}
 	f.Fuzz(func(t *testing.T, body []byte, chunk uint16) {
 		read := func(inPlace bool) (out []Element, last error) {
 			var src io.Reader = bytes.NewReader(body)
@@ -201,13 +229,17 @@ func FuzzSkipPlain(f *testing.F) {
 	f.Add([]byte("juliet@capulet.example/balcony'"), byte('\''))
 	f.Add([]byte("a\x1fb\x80c<d&e>f\"g"), byte('"'))
 	f.Add([]byte("        \t\n\r\x00 ]]>"), byte('>'))
+	// Bytes one above a special one, after it: where a borrow could flag
+	// a plain byte.
+	f.Add([]byte("1234<=&'\x00\x01\x1f\x20\x7f\x80;=(#"), byte('\''))
 	f.Fuzz(func(t *testing.T, b []byte, c byte) {
+		c &= 0x7f // what skipPlain takes: its callers' are quotes and '>'
 		for i := 0; i <= len(b); i++ {
 			want := i
 			for want < len(b) && b[want] >= 0x20 && b[want] < 0x80 && b[want] != '<' && b[want] != '&' && b[want] != c {
 				want++
 			}
-			if got := skipPlain(b, i, '<', '&', c); got != want {
+			if got := skipPlain(b, i, c); got != want {
 				t.Fatalf("skipPlain(%q, %d, %q) = %d, want %d", b, i, c, got, want)
 			}
 		}

@@ -346,7 +346,9 @@ func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c =
 //     reset).
 func (r *Reader) Next() (Element, error) {
 	r.Await()
-	return r.nextElement()
+	var e Element
+	err := r.nextElement(&e)
+	return e, err
 }
 
 // Await waits until the stream has more than whitespace to read, or reading
@@ -367,34 +369,36 @@ func (r *Reader) Await() (interrupted bool) {
 }
 
 // nextElement is Next once a byte is at hand or the connection failed
-// (see Await for why the two are apart).
-func (r *Reader) nextElement() (Element, error) {
+// (see Await for why the two are apart). It fills in *e, which is left
+// zero on error: an Element is thirteen words, copied once, by Next.
+func (r *Reader) nextElement(e *Element) error {
 	if r.err != nil {
-		return Element{}, r.err
+		return r.err
 	}
 	if !r.header {
-		return Element{}, ErrNoHeader
+		return ErrNoHeader
 	}
-	e, err := r.next()
+	err := r.next(e)
 	r.src.clearMark()
 	r.src.settle()
 	if err != nil {
 		r.err = err
 	}
-	return e, err
+	return err
 }
 
-func (r *Reader) next() (Element, error) {
+// next reads the next element into *e, which is left zero on error.
+func (r *Reader) next(e *Element) error {
 	for {
 		c, err := r.src.peek()
 		if err != nil {
-			return Element{}, r.classify(err)
+			return r.classify(err)
 		}
 		if c == '<' {
 			break
 		}
 		if !isSpaceByte(c) {
-			return Element{}, streamErr(stream.BadFormat, "text between elements")
+			return streamErr(stream.BadFormat, "text between elements")
 		}
 		r.src.pos++
 	}
@@ -409,15 +413,15 @@ func (r *Reader) next() (Element, error) {
 	// stream's qualified name is framing's to refuse (a second header),
 	// whatever namespace its prefix has inside the element.
 	r.f.outer, r.f.maxDepth = r.p.outer, r.p.maxDepth
-	tried := len(s.buf[s.pos:s.stop])
-	var e Element
-	var top xml.Name
+	tried := s.stop - s.pos
 	ok := false
 	if !r.noInPlace {
 		var n int
-		e, top, n, ok = r.f.parsePrefix(s.buf[s.pos:s.stop])
-		if ok && r.isStreamTag(s.buf[s.pos:s.pos+n]) {
-			e, ok = Element{}, false
+		n, ok = r.f.parsePrefix(s.buf[s.pos:s.stop], e)
+		// Only a name with the local part "stream" can be the
+		// stream's (header1 requires a prefix).
+		if ok && e.Name.Local == "stream" && r.isStreamTag(s.buf[s.pos:s.pos+n]) {
+			*e, ok = Element{}, false
 		}
 		if ok {
 			s.pos += n
@@ -426,38 +430,41 @@ func (r *Reader) next() (Element, error) {
 	if !ok {
 		closing, err := r.frame()
 		if err != nil {
-			return Element{}, err
+			return err
 		}
 		rec := s.recorded()
 		if closing {
-			if name, _, j, ok := scanName(rec, 2); !ok || string(name) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
-				return Element{}, streamErr(stream.NotWellFormed, "end tag %q does not close the stream", rec)
+			if j, _ := scanName(rec, 2); j < 0 || string(rec[2:j]) != r.streamQName || skipSpace(rec, j) != len(rec)-1 {
+				return streamErr(stream.NotWellFormed, "end tag %q does not close the stream", rec)
 			}
-			return Element{}, io.EOF
+			return io.EOF
 		}
 		if r.noInPlace || len(rec) > tried {
 			// The fast parser has not seen all of it yet.
-			e, top, ok = r.f.parse(rec)
+			ok = r.f.parse(rec, e)
 		}
 	}
 	rec := s.recorded()
 	if ok {
-		e.Raw = buildRaw(rec, top, r.f.inject, r.f.outer)
+		e.Raw = buildRaw(rec, r.f.nameEnd, r.f.inject, r.f.outer)
 	} else {
 		// Not for the fast path: encoding/xml decides.
 		var err error
-		e, _, err = parseComplete(rec, r.p.outer, r.p.maxDepth, true)
+		*e, _, err = parseComplete(rec, r.p.outer, r.p.maxDepth, true)
 		if errors.Is(err, ErrUnexpectedEOF) {
 			err = streamErr(stream.NotWellFormed, "element ended early")
 		}
 		if err != nil {
-			return Element{}, err
+			*e = Element{}
+			return err
 		}
 	}
 	if e.Name.Space == NSStream && e.Name.Local == "error" {
-		return Element{}, peerError(e)
+		err := peerError(*e)
+		*e = Element{}
+		return err
 	}
-	return e, nil
+	return nil
 }
 
 // peerError decodes a received <stream:error>.

@@ -33,15 +33,19 @@ func ParseStanza(raw []byte) (Element, error) {
 	for len(raw) > 0 && isSpaceByte(raw[len(raw)-1]) {
 		raw = raw[:len(raw)-1]
 	}
+	var e Element
 	f := fastParsers.Get().(*fastParser)
-	e, start, ok := f.parse(raw)
+	ok := f.parse(raw, &e)
+	at, prefixed := f.nameEnd, f.topPrefixed
 	f.release()
 	fastParsers.Put(f)
 	if !ok {
+		var start xml.Name
 		var err error
 		if e, start, err = parseComplete(raw, nil, 0, false); err != nil {
 			return Element{}, badStanza(err)
 		}
+		at, prefixed = nameEnd(start), start.Space != ""
 	}
 	switch e.Name.Local {
 	case "message", "presence", "iq":
@@ -52,14 +56,14 @@ func ParseStanza(raw []byte) (Element, error) {
 	case NSServer:
 		e.Raw = raw
 	case NSClient:
-		if start.Space != "" {
+		if prefixed {
 			// A prefixed stanza in jabber:client; the prefix's
 			// declaration would need rewriting instead. No server
 			// sends this.
 			return Element{}, badStanza(errors.New("prefixed jabber:client stanza"))
 		}
 		var err error
-		e.Raw, err = rewriteDefaultNS(raw, start)
+		e.Raw, err = rewriteDefaultNS(raw, at)
 		if err != nil {
 			return Element{}, badStanza(err)
 		}
@@ -90,7 +94,7 @@ func parseComplete(raw []byte, outer map[string]string, maxDepth int, copyRaw bo
 	r.p.outer, r.p.maxDepth = outer, maxDepth
 	e, start, err := r.parseOne(raw)
 	if err == nil && copyRaw {
-		e.Raw = buildRaw(raw, start.Name, r.p.inject, outer)
+		e.Raw = buildRaw(raw, nameEnd(start.Name), r.p.inject, outer)
 	}
 	if err != nil || len(raw) > bigElement {
 		// The decoder's error is sticky, and its buffers keep the size
@@ -152,11 +156,8 @@ func (e *StanzaError) Unwrap() []error { return []error{ErrBadStanza, e.Err} }
 // jabber:server. It walks the attributes of the first tag, which the decoder
 // has already found well formed, to find the value's exact bytes (it may be
 // written with character references, so its length is not known in advance).
-func rewriteDefaultNS(raw []byte, name xml.Name) ([]byte, error) {
-	i := 1 + len(name.Local)
-	if name.Space != "" {
-		i += len(name.Space) + 1
-	}
+// The tag's name ends at raw[i].
+func rewriteDefaultNS(raw []byte, i int) ([]byte, error) {
 	for i < len(raw) {
 		for i < len(raw) && isSpaceByte(raw[i]) {
 			i++

@@ -157,6 +157,11 @@ func TestNextAllocs(t *testing.T) {
 		2: {elem: `<a xmlns='urn:xmpp:sm:3' h='41'/>`, want: 1},
 		3: {elem: `<r xmlns='urn:xmpp:sm:3'/>`, want: 1},
 		4: {elem: `<presence/>`, want: 1},
+		// An envelope over maxSharedEnvelope: a string per value, so
+		// that keeping the from does not keep the id.
+		5: {elem: `<iq from='a.example' id='` + strings.Repeat("x", maxSharedEnvelope) + `'/>`, want: 3},
+		// Values far apart: one string of the values alone.
+		6: {elem: `<iq from='a.example' x='` + strings.Repeat("x", 64) + `' to='b.example'/>`, want: 2},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			r := NewReader(io.MultiReader(strings.NewReader(testHeader), &loopReader{data: []byte(tc.elem)}), DefaultLimits)
