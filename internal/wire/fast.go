@@ -29,6 +29,8 @@ type fastParser struct {
 	inject []string
 	attrs  []span          // the current tag's attribute names, for duplicates
 	env    [envFields]span // the top element's from, to, id and type values
+	// envLo and envHi bound the values in env; envLen is their length.
+	envLo, envHi, envLen int
 
 	// nameEnd is the index just past the top-level tag's name (where
 	// buildRaw declares outer prefixes); topPrefixed says it has a prefix.
@@ -77,6 +79,7 @@ func (p *fastParser) parse(rec []byte, e *Element) (ok bool) {
 // a small stanza's end tag.
 func (p *fastParser) parsePrefix(rec []byte, e *Element) (n int, ok bool) {
 	p.env = [envFields]span{}
+	p.envLo, p.envHi, p.envLen = len(rec), 0, 0
 	*e = Element{}
 	if n, ok = p.parseElement(rec, e); !ok {
 		*e = Element{}
@@ -98,13 +101,7 @@ func (p *fastParser) parsePrefix(rec []byte, e *Element) (n int, ok bool) {
 // link holds for its lifetime.
 func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 	env := &p.env
-	lo, hi, n := len(rec), 0, 0
-	for _, v := range env {
-		if v.end > v.start {
-			lo, hi = min(lo, v.start), max(hi, v.end)
-			n += v.end - v.start
-		}
-	}
+	lo, hi, n := p.envLo, p.envHi, p.envLen
 	if n == 0 {
 		return
 	}
@@ -243,15 +240,27 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClos
 	var seen uint8 // the known names met so far, a bit each
 	p.attrs = p.attrs[:0]
 	for {
-		k := skipSpace(rec, j)
+		// One space before an attribute is the usual, and the loop of
+		// skipSpace cost more than the rest of a short attribute.
+		k := j
+		if k < len(rec) && rec[k] == ' ' {
+			k++
+		}
 		if k >= len(rec) {
 			return 0, false, false
 		}
-		if rec[k] == '>' {
+		c := rec[k]
+		if spaceByte[c] {
+			if k = skipSpace(rec, k); k >= len(rec) {
+				return 0, false, false
+			}
+			c = rec[k]
+		}
+		if c == '>' {
 			j = k + 1
 			break
 		}
-		if rec[k] == '/' {
+		if c == '/' {
 			if k+1 >= len(rec) || rec[k+1] != '>' {
 				return 0, false, false
 			}
@@ -319,8 +328,10 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClos
 			}
 			if f == attrXMLNS {
 				defNS, hasDefNS = v, true
-			} else {
+			} else if v.end > v.start {
 				p.env[f] = v
+				p.envLo, p.envHi = min(p.envLo, v.start), max(p.envHi, v.end)
+				p.envLen += v.end - v.start
 			}
 			continue
 		}
@@ -524,7 +535,8 @@ func knownAttr(rec []byte, i int) (f, value int, q byte) {
 	return f, i + n, q
 }
 
-// knownName is knownAttr for a name scanned in full.
+// knownName is the index of a name that startTag scanned in full, or -1:
+// the same names as the words above match, spelled with space around '='.
 func knownName(n []byte) int {
 	switch string(n) {
 	case "from":
