@@ -32,6 +32,8 @@ type fastParser struct {
 	// envLo and envHi bound the values in env; envLen is their length.
 	envLo, envHi, envLen int
 
+	defNS span // the top-level tag's xmlns value, when it has one
+
 	// nameEnd is the index just past the top-level tag's name (where
 	// buildRaw declares outer prefixes); topPrefixed says it has a prefix.
 	nameEnd     int
@@ -228,132 +230,17 @@ func (p *fastParser) parseElement(rec []byte, e *Element) (n int, ok bool) {
 // anything else takes the general path, which gives the same result.
 func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClose, ok bool) {
 	nameAt := i + 1
-	j, colon := scanName(rec, nameAt)
-	if j < 0 {
+	nameEnd, colon := scanName(rec, nameAt)
+	if nameEnd < 0 {
 		return 0, false, false
 	}
-	nameEnd := j
-	depth := len(p.stack) + 1
-	isTop := depth == 1
-	var defNS span
-	hasDefNS, prefixed := false, false
-	var seen uint8 // the known names met so far, a bit each
-	p.attrs = p.attrs[:0]
-	for {
-		// One space before an attribute is the usual, and the loop of
-		// skipSpace cost more than the rest of a short attribute.
-		k := j
-		if k < len(rec) && rec[k] == ' ' {
-			k++
-		}
-		if k >= len(rec) {
-			return 0, false, false
-		}
-		c := rec[k]
-		if spaceByte[c] {
-			if k = skipSpace(rec, k); k >= len(rec) {
-				return 0, false, false
-			}
-			c = rec[k]
-		}
-		if c == '>' {
-			j = k + 1
-			break
-		}
-		if c == '/' {
-			if k+1 >= len(rec) || rec[k+1] != '>' {
-				return 0, false, false
-			}
-			j, selfClose = k+2, true
-			break
-		}
-		if k == j {
-			// encoding/xml allows attributes without space between
-			// them; the fast path does not need to.
-			return 0, false, false
-		}
-		f, k, q := knownAttr(rec, k)
-		acolon := -1
-		var an span
-		if f < 0 {
-			an.start = k
-			if an.end, acolon = scanName(rec, k); an.end < 0 {
-				return 0, false, false
-			}
-			if acolon < 0 {
-				f = knownName(an.of(rec))
-			}
-			k = skipSpace(rec, an.end)
-			if k >= len(rec) || rec[k] != '=' {
-				return 0, false, false
-			}
-			k = skipSpace(rec, k+1)
-			if k >= len(rec) || (rec[k] != '\'' && rec[k] != '"') {
-				return 0, false, false
-			}
-			q = rec[k]
-			k++
-		}
-		// A plain value (the usual kind) is found and checked in one
-		// pass; anything else is checked on its own.
-		v := span{start: k}
-		end := skipPlain(rec, k, q)
-		plain := end < len(rec) && rec[end] == q
-		if !plain {
-			n := bytes.IndexByte(rec[end:], q)
-			if n < 0 {
-				return 0, false, false
-			}
-			end += n
-			if plain, ok = scanAttrValue(rec[v.start:end]); !ok {
-				return 0, false, false
-			}
-		}
-		v.end = end
-		j = end + 1
-		if f >= 0 {
-			// A known name cannot equal any other attribute's.
-			bit := uint8(1) << (uint(f) & 7)
-			if seen&bit != 0 {
-				return 0, false, false
-			}
-			seen |= bit
-			if !isTop {
-				continue
-			}
-			if !plain {
-				// References or line ends need encoding/xml's
-				// unescaping rules to get the same string.
-				return 0, false, false
-			}
-			if f == attrXMLNS {
-				defNS, hasDefNS = v, true
-			} else if v.end > v.start {
-				p.env[f] = v
-				p.envLo, p.envHi = min(p.envLo, v.start), max(p.envHi, v.end)
-				p.envLen += v.end - v.start
-			}
-			continue
-		}
-		name := an.of(rec)
-		for _, b := range p.attrs {
-			if b.end-b.start == len(name) && bytes.Equal(name, b.of(rec)) {
-				return 0, false, false
-			}
-		}
-		p.attrs = append(p.attrs, an)
-		if acolon >= 0 {
-			if string(rec[an.start:acolon]) != "xmlns" {
-				prefixed = true
-				continue
-			}
-			if v.end == v.start || string(rec[acolon+1:an.end]) == "xmlns" || !plain {
-				return 0, false, false
-			}
-			p.scope = append(p.scope, fastBinding{prefix: span{acolon + 1, an.end}, uri: v, depth: depth})
-		}
+	p.stack = append(p.stack, span{nameAt, nameEnd})
+	isTop := len(p.stack) == 1
+	next, flags, ok := p.attributes(rec, nameEnd, isTop)
+	if !ok {
+		return 0, false, false
 	}
-	if prefixed {
+	if flags&tagPrefixed != 0 {
 		for _, a := range p.attrs {
 			an := a.of(rec)
 			if c := bytes.IndexByte(an, ':'); c >= 0 && string(an[:c]) != "xmlns" {
@@ -363,7 +250,6 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClos
 			}
 		}
 	}
-	p.stack = append(p.stack, span{nameAt, nameEnd})
 	local := rec[nameAt:nameEnd]
 	var prefix []byte
 	if colon >= 0 {
@@ -377,8 +263,8 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClos
 			if e.Name.Space, ok = p.resolve(rec, prefix); !ok {
 				return 0, false, false
 			}
-		case hasDefNS:
-			e.Name.Space = internNS(defNS.of(rec))
+		case flags&(1<<attrXMLNS) != 0:
+			e.Name.Space = internNS(p.defNS.of(rec))
 		default:
 			e.Name.Space = NSServer
 		}
@@ -390,7 +276,167 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClos
 			return 0, false, false
 		}
 	}
-	return j, selfClose, true
+	return next, flags&tagSelfClose != 0, true
+}
+
+// Bits of attributes' flags besides the known names' (1<<envFrom to
+// 1<<attrXMLNS): the tag closes itself, an attribute has a prefix that is
+// not xmlns.
+const (
+	tagSelfClose = 1 << 6
+	tagPrefixed  = 1 << 7
+)
+
+// attributes scans the attributes of the tag whose name ends at rec[j], up
+// to the tag's end; next is the index after it. Apart from startTag, so
+// that this loop keeps few values live: a Go call (skipPlain's) saves them
+// all. flags has a bit for each known name met (a repeat is refused), and
+// tagSelfClose and tagPrefixed. For the top-level tag it fills p.env and,
+// with the xmlns bit, p.defNS.
+func (p *fastParser) attributes(rec []byte, j int, isTop bool) (next int, flags uint8, ok bool) {
+	p.attrs = p.attrs[:0]
+	for {
+		// One space before an attribute is the usual, and the loop of
+		// skipSpace cost more than the rest of a short attribute.
+		k := j
+		if k < len(rec) && rec[k] == ' ' {
+			k++
+		}
+		if k >= len(rec) {
+			return 0, 0, false
+		}
+		c := rec[k]
+		if spaceByte[c] {
+			if k = skipSpace(rec, k); k >= len(rec) {
+				return 0, 0, false
+			}
+			c = rec[k]
+		}
+		if c == '>' {
+			return k + 1, flags, true
+		}
+		if c == '/' {
+			if k+1 >= len(rec) || rec[k+1] != '>' {
+				return 0, 0, false
+			}
+			return k + 2, flags | tagSelfClose, true
+		}
+		if k == j {
+			// encoding/xml allows attributes without space between
+			// them; the fast path does not need to.
+			return 0, 0, false
+		}
+		f, q := -1, byte(0)
+		if k+8 <= len(rec) {
+			w := binary.LittleEndian.Uint64(rec[k:])
+			n := 0
+			switch {
+			case w&m5 == attrFrom:
+				f, n, q = envFrom, 6, byte(w>>40)
+			case w&m3 == attrTo:
+				f, n, q = envTo, 4, byte(w>>24)
+			case w&m3 == attrID:
+				f, n, q = envID, 4, byte(w>>24)
+			case w&m5 == attrType:
+				f, n, q = envType, 6, byte(w>>40)
+			case w&m6 == attrXmlns:
+				f, n, q = attrXMLNS, 7, byte(w>>48)
+			}
+			if q == '\'' || q == '"' {
+				k += n
+			} else {
+				f = -1
+			}
+		}
+		acolon := -1
+		var an span
+		if f < 0 {
+			an.start = k
+			if an.end, acolon = scanName(rec, k); an.end < 0 {
+				return 0, 0, false
+			}
+			if acolon < 0 {
+				f = knownName(an.of(rec))
+			}
+			k = skipSpace(rec, an.end)
+			if k >= len(rec) || rec[k] != '=' {
+				return 0, 0, false
+			}
+			k = skipSpace(rec, k+1)
+			if k >= len(rec) || (rec[k] != '\'' && rec[k] != '"') {
+				return 0, 0, false
+			}
+			q = rec[k]
+			k++
+		}
+		// A plain value (the usual kind) is found and checked in one
+		// pass; anything else is checked on its own.
+		v := span{start: k}
+		var end int
+		if k+8 <= len(rec) {
+			if m := specialBytes(binary.LittleEndian.Uint64(rec[k:]), q); m != 0 {
+				end = k + bits.TrailingZeros64(m)>>3
+			} else {
+				end = skipPlain(rec, k+8, q)
+			}
+		} else {
+			end = skipPlain(rec, k, q)
+		}
+		plain := end < len(rec) && rec[end] == q
+		if !plain {
+			n := bytes.IndexByte(rec[end:], q)
+			if n < 0 {
+				return 0, 0, false
+			}
+			end += n
+			if plain, ok = scanAttrValue(rec[v.start:end]); !ok {
+				return 0, 0, false
+			}
+		}
+		v.end = end
+		j = end + 1
+		if f >= 0 {
+			// A known name cannot equal any other attribute's.
+			bit := uint8(1) << (uint(f) & 7)
+			if flags&bit != 0 {
+				return 0, 0, false
+			}
+			flags |= bit
+			if !isTop {
+				continue
+			}
+			if !plain {
+				// References or line ends need encoding/xml's
+				// unescaping rules to get the same string.
+				return 0, 0, false
+			}
+			if f == attrXMLNS {
+				p.defNS = v
+			} else if v.end > v.start {
+				p.env[f] = v
+				p.envLo, p.envHi = min(p.envLo, v.start), max(p.envHi, v.end)
+				p.envLen += v.end - v.start
+			}
+			continue
+		}
+		name := an.of(rec)
+		for _, b := range p.attrs {
+			if b.end-b.start == len(name) && bytes.Equal(name, b.of(rec)) {
+				return 0, 0, false
+			}
+		}
+		p.attrs = append(p.attrs, an)
+		if acolon >= 0 {
+			if string(rec[an.start:acolon]) != "xmlns" {
+				flags |= tagPrefixed
+				continue
+			}
+			if v.end == v.start || string(rec[acolon+1:an.end]) == "xmlns" || !plain {
+				return 0, 0, false
+			}
+			p.scope = append(p.scope, fastBinding{prefix: span{acolon + 1, an.end}, uri: v, depth: len(p.stack)})
+		}
+	}
 }
 
 // release drops what the parser keeps of the last input; with positions
@@ -497,43 +543,14 @@ func scanName(rec []byte, i int) (end, colon int) {
 // the first four are also indices of fastParser.env.
 const attrXMLNS = envFields
 
-// knownAttr matches the usual attributes at rec[i] by their name, the '='
-// and the quote after it, eight bytes at a time: from, to, id, type and
-// xmlns. It returns the name's index (env's, or attrXMLNS), the index of
-// the value and its quote; or -1 and i, and the general path decides.
-func knownAttr(rec []byte, i int) (f, value int, q byte) {
-	if i+8 > len(rec) {
-		return -1, i, 0
-	}
-	w := binary.LittleEndian.Uint64(rec[i:])
-	const (
-		m3, m5, m6 = 1<<24 - 1, 1<<40 - 1, 1<<48 - 1
-		from       = 'f' | 'r'<<8 | 'o'<<16 | 'm'<<24 | '='<<32
-		to         = 't' | 'o'<<8 | '='<<16
-		id         = 'i' | 'd'<<8 | '='<<16
-		typ        = 't' | 'y'<<8 | 'p'<<16 | 'e'<<24 | '='<<32
-		xmlns      = 'x' | 'm'<<8 | 'l'<<16 | 'n'<<24 | 's'<<32 | '='<<40
-	)
-	var n int
-	switch {
-	case w&m5 == from:
-		f, n, q = envFrom, 6, byte(w>>40)
-	case w&m3 == to:
-		f, n, q = envTo, 4, byte(w>>24)
-	case w&m3 == id:
-		f, n, q = envID, 4, byte(w>>24)
-	case w&m5 == typ:
-		f, n, q = envType, 6, byte(w>>40)
-	case w&m6 == xmlns:
-		f, n, q = attrXMLNS, 7, byte(w>>48)
-	default:
-		return -1, i, 0
-	}
-	if q != '\'' && q != '"' {
-		return -1, i, 0
-	}
-	return f, i + n, q
-}
+const (
+	m3, m5, m6 = 1<<24 - 1, 1<<40 - 1, 1<<48 - 1
+	attrFrom   = 'f' | 'r'<<8 | 'o'<<16 | 'm'<<24 | '='<<32
+	attrTo     = 't' | 'o'<<8 | '='<<16
+	attrID     = 'i' | 'd'<<8 | '='<<16
+	attrType   = 't' | 'y'<<8 | 'p'<<16 | 'e'<<24 | '='<<32
+	attrXmlns  = 'x' | 'm'<<8 | 'l'<<16 | 'n'<<24 | 's'<<32 | '='<<40
+)
 
 // knownName is the index of a name that startTag scanned in full, or -1:
 // the same names as the words above match, spelled with space around '='.
@@ -614,26 +631,14 @@ func scanText(rec []byte, i int) (next int, ok bool) {
 
 // skipPlain returns the index of the first byte from rec[i] on that is
 // '<', '&' or c, a control character or not ASCII; len(rec) if there is
-// none. c must be ASCII (a quote, or '>'). Text and attribute values are most of an element, and nearly all
-// of their bytes are plain: it looks at eight of them at a time.
+// none. c must be ASCII (a quote, or '>'). Text and attribute values are
+// most of an element, and nearly all of their bytes are plain: it looks at
+// eight of them at a time.
 func skipPlain(rec []byte, i int, c byte) int {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	mc := lo * uint64(c)
 	// Sliding a slice rather than an index lets the compiler see that
 	// each word is in bounds.
 	for s := rec[i:]; len(s) >= 8; s, i = s[8:], i+8 {
-		x := binary.LittleEndian.Uint64(s)
-		// The high bit of each byte of m says whether it is special.
-		// A byte equal to v is a zero byte of x^v, which the
-		// subtraction of lo turns to 0xff; x^v has the high bit of x
-		// (v is ASCII), so the bytes of x from 0x80 up, flagged anyway,
-		// are the only others it can flag. A borrow only ever flags a
-		// byte above one that is truly special, so the lowest flagged
-		// byte of m is the first special byte.
-		ya, yb, yc := x^(lo*'<'), x^(lo*'&'), x^mc
-		m := (ya - lo) | (yb - lo) | (yc - lo)
-		m |= (x - lo*0x20) | x // below 0x20, or 0x80 and above
-		if m &= hi; m != 0 {
+		if m := specialBytes(binary.LittleEndian.Uint64(s), c); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 	}
@@ -643,6 +648,20 @@ func skipPlain(rec []byte, i int, c byte) int {
 		}
 	}
 	return i
+}
+
+// specialBytes flags, by the high bit of each byte, the bytes of x that
+// skipPlain stops at. A byte equal to v is a zero byte of x^v, which the
+// subtraction of 0x01 turns to 0xff; x^v has the high bit of x (v is
+// ASCII), so the bytes of x from 0x80 up, flagged anyway, are the only
+// others it can flag. A borrow only ever flags a byte above one that is
+// truly special, so the lowest flagged byte is the first special byte.
+func specialBytes(x uint64, c byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	ya, yb, yc := x^(lo*'<'), x^(lo*'&'), x^(lo*uint64(c))
+	m := (ya - lo) | (yb - lo) | (yc - lo)
+	m |= (x - lo*0x20) | x // below 0x20, or 0x80 and above
+	return m & hi
 }
 
 // scanAttrValue checks an attribute value; plain reports that it has no
