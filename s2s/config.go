@@ -133,6 +133,19 @@ type Config struct {
 	// system) expects each stream to carry one direction.
 	DisableBidi bool
 
+	// DisableTLSResumption turns TLS session resumption off
+	// (starttls.Config.DisableResumption), in both directions. By default
+	// a new link to a server we linked to before resumes its TLS 1.3
+	// session: no certificates are sent and no signatures made or checked,
+	// while use_starttls's checks still run on the certificates the
+	// session carries, and a session is resumed only by a link that would
+	// present the same certificate of ours to the same remote domain.
+	// Incoming streams issue tickets sealed with keys drawn at random for
+	// the Manager's TLS settings, kept in memory only and rotated; Reload
+	// draws new ones and starts an empty session cache, so nothing made
+	// under the old settings resumes under the new.
+	DisableTLSResumption bool
+
 	// DisablePiggyback turns dialback piggybacking off for the pairs we
 	// link: each (local, remote) pair then opens a connection of its own.
 	// By default a new pair first asks to be authenticated on an outgoing
@@ -322,7 +335,7 @@ func (c *Config) newSettings(s config.S2S, old *settings) (*settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	tc := &starttls.Config{Mode: mode, Roots: c.RootCAs, Ciphers: ciphers}
+	tc := &starttls.Config{Mode: mode, Roots: c.RootCAs, Ciphers: ciphers, DisableResumption: c.DisableTLSResumption}
 	switch {
 	case c.Certificate != nil:
 		tc.Cert = c.Certificate

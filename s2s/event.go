@@ -68,10 +68,13 @@ type LinkInfo struct {
 	// stream is not encrypted.
 	TLSVersion  uint16
 	CipherSuite uint16
-	Auth        Auth      // AuthDialback or AuthSASLExternal
-	Since       time.Time // when the pair was authenticated
-	StanzasIn   uint64    // stanzas delivered to the host from this pair
-	StanzasOut  uint64    // stanzas written for this pair
+	// TLSResumed says the stream's TLS handshake resumed an earlier
+	// session (Config.DisableTLSResumption) instead of a full handshake.
+	TLSResumed bool
+	Auth       Auth      // AuthDialback or AuthSASLExternal
+	Since      time.Time // when the pair was authenticated
+	StanzasIn  uint64    // stanzas delivered to the host from this pair
+	StanzasOut uint64    // stanzas written for this pair
 	// Queued is the number of stanzas waiting to be written on an
 	// outgoing link; always 0 for an incoming one.
 	Queued int
@@ -111,7 +114,7 @@ func linkInfo(dir Direction, p pair, state *tls.ConnectionState, auth Auth, sinc
 	l := LinkInfo{Direction: dir, Local: p.local, Remote: p.remote, Auth: auth, Since: since,
 		StanzasIn: in, StanzasOut: out, Queued: queued}
 	if state != nil && state.HandshakeComplete {
-		l.TLSVersion, l.CipherSuite = state.Version, state.CipherSuite
+		l.TLSVersion, l.CipherSuite, l.TLSResumed = state.Version, state.CipherSuite, state.DidResume
 	}
 	return l
 }

@@ -557,8 +557,21 @@ func TestExternalAfterStartTLSRestart(t *testing.T) {
 // again (directtls.go, verifyPeer). Each must still be checked: a 'from'
 // the certificate does not name, a restart from another domain and a
 // dialback claim for another domain are refused, however the name before
-// them was proven.
+// them was proven. Each case runs twice: after a full handshake, and after
+// one that resumed a session of the same certificate (the name-only checks
+// then rest on the chain check that VerifyConnection made on the session's
+// certificate, at the resumption).
 func TestExternalAfterDirectTLSRestart(t *testing.T) {
+	for _, resume := range []bool{false, true} {
+		name := "full"
+		if resume {
+			name = "resumed"
+		}
+		t.Run(name, func(t *testing.T) { testExternalAfterDirectTLSRestart(t, resume) })
+	}
+}
+
+func testExternalAfterDirectTLSRestart(t *testing.T, resume bool) {
 	for i, tc := range []struct {
 		from    string // the first header's 'from'
 		restart string // after SASL EXTERNAL, the restarted stream's 'from'
@@ -578,14 +591,37 @@ func TestExternalAfterDirectTLSRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn, err := tls.Dial("tcp", ld.Addr().String(), &tls.Config{
+			ccfg := &tls.Config{
 				ServerName: "b.test", RootCAs: testCA().Pool(), Certificates: []tls.Certificate{leaf.TLS},
 				NextProtos: []string{starttls.ALPN},
-			})
+			}
+			if resume {
+				// A first stream, authenticated, whose session ticket the
+				// client reads with the features.
+				ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+				first, err := tls.Dial("tcp", ld.Addr().String(), ccfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				first.SetDeadline(time.Now().Add(wait))
+				fp := &rawPeer{t: t, conn: first, r: wire.NewReader(first, wire.DefaultLimits)}
+				fp.write(headerString("a.test", "b.test"))
+				if _, err := fp.r.ReadHeader(); err != nil {
+					t.Fatalf("first stream's header: %v", err)
+				}
+				if _, err := fp.r.Next(); err != nil {
+					t.Fatalf("first stream's features: %v", err)
+				}
+				first.Close()
+			}
+			conn, err := tls.Dial("tcp", ld.Addr().String(), ccfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
+			if conn.ConnectionState().DidResume != resume {
+				t.Fatalf("resumed %v, want %v", conn.ConnectionState().DidResume, resume)
+			}
 			conn.SetDeadline(time.Now().Add(wait))
 			p := &rawPeer{t: t, conn: conn}
 			// open sends a header and returns the features, or the stream

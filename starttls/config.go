@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/xml"
 	"fmt"
+	"sync"
 	"time"
 
 	"mellium.im/xmpp/stream"
@@ -38,6 +39,22 @@ type Config struct {
 	// Time returns the current time for certificate validity; nil means
 	// time.Now. Tests inject a clock here.
 	Time func() time.Time
+
+	// DisableResumption turns TLS session resumption off in both roles:
+	// incoming streams issue no session tickets and outgoing ones keep no
+	// sessions, so that every handshake is a full one. By default a link
+	// to a server we linked to before resumes its TLS 1.3 session (no
+	// certificates sent, no signatures made or checked), with every check
+	// of Mode still made on the certificates the session carries; see
+	// ServerConfig and ClientConfig for what may resume what.
+	DisableResumption bool
+	// SessionCacheSize bounds the sessions kept for outgoing streams, one
+	// per remote domain and certificate of ours; 0 means
+	// DefaultSessionCacheSize.
+	SessionCacheSize int
+
+	resumeOnce sync.Once
+	resume     *sessions
 }
 
 // Validate reports a configuration that cannot work: an unknown mode, or a
@@ -126,6 +143,11 @@ func (c *Config) Incoming(name xml.Name) (start bool, err error) {
 // modes the certificate is not checked, because Server Dialback then
 // authenticates the peer, as RFC 7590 §3.1 allows. Our certificate is
 // presented if the server asks for one.
+//
+// Unless DisableResumption is set, the configuration offers the TLS 1.3
+// session of an earlier stream to the same domain that presented the same
+// certificate of ours (Cert's answer now), and files the session it gets
+// for the next one.
 func (c *Config) ClientConfig(remote string) (*tls.Config, error) {
 	name, err := domain.Normalize(remote)
 	if err != nil {
@@ -140,10 +162,42 @@ func (c *Config) ClientConfig(remote string) (*tls.Config, error) {
 		Time:                 c.Time,
 	}
 	c.Ciphers.apply(cfg)
+	var check func(tls.ConnectionState) error
 	if c.Mode == RequiredTrusted {
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		check = func(cs tls.ConnectionState) error {
 			return c.verify(name, cs, serverUsage)
 		}
+	}
+	cfg.VerifyConnection = check
+	s := c.resumption()
+	if s == nil {
+		return cfg, nil
+	}
+	// The certificate is taken once, now, so that the session is filed
+	// under the one this handshake presents. A source that fails keeps
+	// the link from resuming and fails the handshake if the server asks.
+	var ours *tls.Certificate
+	if c.Cert != nil {
+		if ours, err = c.Cert.Certificate(); err != nil {
+			return cfg, nil
+		}
+	}
+	sum := s.print(ours)
+	sc := &clientSessions{cache: s.cache, prefix: string(sum[:]), now: c.now}
+	cfg.ClientSessionCache = sc
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if ours == nil {
+			return &tls.Certificate{}, nil
+		}
+		return ours, nil
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		var err error
+		if check != nil {
+			err = check(cs)
+		}
+		sc.seen(name, cs, err)
+		return err
 	}
 	return cfg, nil
 }
@@ -167,6 +221,11 @@ func (c *Config) DirectClientConfig(remote string) (*tls.Config, error) {
 // the handshake fails with a *VerifyError. When peer is "", call VerifyPeer
 // with each domain the stream claims once it is known. The error is
 // ErrNoCertificate when Cert is nil, or a domain error for a bad peer.
+//
+// Unless DisableResumption is set, the configuration issues a session
+// ticket sealed with c's keys, and resumes a ticket of c's that was issued
+// while Cert presented the certificate it presents now; the peer's
+// certificate from the session is then checked as above.
 func (c *Config) ServerConfig(peer string) (*tls.Config, error) {
 	if c.Cert == nil {
 		return nil, ErrNoCertificate
@@ -181,13 +240,16 @@ func (c *Config) ServerConfig(peer string) (*tls.Config, error) {
 	cfg := &tls.Config{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.Cert.Certificate() },
 		ClientAuth:     tls.RequestClientCert,
-		// Every stream gets its own tls.Config and so its own ticket keys:
-		// no ticket could ever be redeemed, so none is sent. s2s links are
-		// long-lived; a full handshake per link costs little.
-		SessionTicketsDisabled: true,
-		Time:                   c.Time,
+		Time:           c.Time,
 	}
 	c.Ciphers.apply(cfg)
+	if s := c.resumption(); s != nil {
+		// Tickets are sealed with the keys of c, not of this stream's
+		// tls.Config, so that a later stream can redeem them.
+		s.serverResumption(cfg, c.Cert)
+	} else {
+		cfg.SessionTicketsDisabled = true
+	}
 	if c.Mode == RequiredTrusted {
 		// Still RequestClientCert, not RequireAndVerifyClientCert: Go's check
 		// demands the clientAuth key usage, which public CAs have stopped

@@ -101,14 +101,14 @@ func TestIncoming(t *testing.T) {
 func TestValidate(t *testing.T) {
 	cert := StaticCert(tls.Certificate{})
 	for i, tc := range []struct {
-		c   Config
+		c   *Config
 		err error
 	}{
-		{c: Config{}},
-		{c: Config{Mode: Optional}, err: ErrNoCertificate},
-		{c: Config{Mode: RequiredTrusted}, err: ErrNoCertificate},
-		{c: Config{Mode: Required, Cert: cert}},
-		{c: Config{Mode: Mode(9), Cert: cert}, err: ErrMode},
+		{c: &Config{}},
+		{c: &Config{Mode: Optional}, err: ErrNoCertificate},
+		{c: &Config{Mode: RequiredTrusted}, err: ErrNoCertificate},
+		{c: &Config{Mode: Required, Cert: cert}},
+		{c: &Config{Mode: Mode(9), Cert: cert}, err: ErrMode},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			err := tc.c.Validate()
@@ -149,8 +149,12 @@ func TestClientConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.ServerName != tc.sni || (cfg.VerifyConnection != nil) != tc.verify || cfg.NextProtos != nil {
-				t.Fatalf("ClientConfig = SNI %q, verify %v, ALPN %q", cfg.ServerName, cfg.VerifyConnection != nil, cfg.NextProtos)
+			// VerifyConnection is set in every mode (resumption records
+			// what it sees), but refuses a server without a certificate
+			// in required_trusted only.
+			verifies := cfg.VerifyConnection != nil && cfg.VerifyConnection(tls.ConnectionState{}) != nil
+			if cfg.ServerName != tc.sni || verifies != tc.verify || cfg.NextProtos != nil || cfg.ClientSessionCache == nil {
+				t.Fatalf("ClientConfig = SNI %q, verify %v, ALPN %q, session cache %v", cfg.ServerName, verifies, cfg.NextProtos, cfg.ClientSessionCache)
 			}
 			if cfg.MaxVersion != tls.VersionTLS12 || len(cfg.CipherSuites) != 1 {
 				t.Fatalf("ciphers not applied: %x %v", cfg.MaxVersion, cfg.CipherSuites)

@@ -44,6 +44,25 @@
 //     VerifyPeer after a handshake: send the stream error not-authorized
 //     and close (RFC 6120 §4.9.3.12: the claimed domain is not proven).
 //
+// # Session resumption
+//
+// A link to a server we linked to before resumes its TLS 1.3 session:
+// no certificates are sent and no signatures made or checked, but the
+// key exchange is made again (forward secrecy), and crypto/tls calls
+// VerifyConnection on the resumed connection too, on both sides, with
+// the certificates the session carries, so RequiredTrusted checks them
+// at the current Time as after a full handshake. The state is a
+// Config's, shared by every tls.Config it makes: ServerConfig seals
+// tickets with keys drawn at random, in memory only, a new one every 12
+// hours and each kept for 24; ClientConfig files sessions, at most
+// SessionCacheSize, under the remote domain and the certificate of ours
+// the handshake presents, since the server of a resumed session sees the
+// certificate of its first handshake (SASL EXTERNAL reads the name from
+// it). Nothing resumes when the certificate of ours changed, when any
+// certificate of the peer's chain has expired, under another Config (a
+// reload of the settings), or with TLS 1.2, whose resumption has no key
+// exchange. DisableResumption turns it all off.
+//
 // # Ciphers
 //
 // ParseCiphers maps the ciphers option to versions and TLS 1.2 suites. Go

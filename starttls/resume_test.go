@@ -10,9 +10,8 @@ import (
 )
 
 // TestResumptionFacts pins what crypto/tls does with a resumed TLS 1.3
-// session, for whoever adds a session cache (BENCHMARKS.md, issue 19,
-// "Session resumption"). Today nothing resumes: ServerConfig turns tickets
-// off and ClientConfig sets no cache. The facts a cache would rest on:
+// session, the facts resume.go rests on (here with crypto/tls's own
+// client cache, keyed by server name only):
 //
 //  1. VerifyConnection runs on a resumed connection too, on both sides,
 //     with the peer's certificates restored from the session, so the
@@ -21,7 +20,8 @@ import (
 //     one of the session's first handshake. A cache shared by two local
 //     domains would so authenticate the second as the first (SASL
 //     EXTERNAL takes the name from that certificate); crypto/tls keys its
-//     cache by server name only, so ours must add the local domain.
+//     cache by server name only, so ours adds the certificate the link
+//     would present (TestResumptionKeyedByCertificate).
 func TestResumptionFacts(t *testing.T) {
 	f := newFixture(t)
 	otherLocal := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{"c.example.net"}})
@@ -33,7 +33,6 @@ func TestResumptionFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scfg.SessionTicketsDisabled = false
 	cache := tls.NewLRUClientSessionCache(4)
 
 	type seen struct {
@@ -99,11 +98,6 @@ func TestResumptionFacts(t *testing.T) {
 		}
 		return client, server
 	}
-	// Each clone made before a first handshake would draw ticket keys of
-	// its own: set them once, as one listener's configuration would hold
-	// them for all its streams.
-	scfg.SetSessionTicketKeys([][32]byte{{1, 2, 3}})
-
 	c, s := connect(f.a)
 	if c.resumed || s.resumed {
 		t.Fatal("the first connection resumed")

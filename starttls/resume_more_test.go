@@ -1,0 +1,455 @@
+package starttls
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xmpp-s2s/federation/internal/testcert"
+)
+
+// hs is what one handshake over loopback TCP gave each side.
+type hs struct {
+	client, server       tls.ConnectionState
+	clientErr, serverErr error
+}
+
+func (h hs) resumed() bool { return h.client.DidResume && h.server.DidResume }
+
+// handshake runs one TLS handshake on a fresh loopback connection; the
+// server then writes a byte, which the client reads, so that it has read
+// the session ticket too (and learnt of a refusal of its certificate,
+// which in TLS 1.3 the server makes after the client's handshake ended).
+func handshake(t *testing.T, ccfg, scfg *tls.Config) hs {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c1, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	c2, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	var h hs
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := tls.Server(c2, scfg)
+		if h.serverErr = sc.Handshake(); h.serverErr != nil {
+			c2.Close()
+			return
+		}
+		h.server = sc.ConnectionState()
+		_, h.serverErr = sc.Write([]byte{'x'})
+	}()
+	cc := tls.Client(c1, ccfg)
+	if h.clientErr = cc.Handshake(); h.clientErr == nil {
+		h.client = cc.ConnectionState()
+		_, h.clientErr = io.ReadFull(cc, make([]byte, 1))
+		h.client = cc.ConnectionState()
+	}
+	c1.Close()
+	<-done
+	return h
+}
+
+// link makes the client and server configurations of one stream from
+// local (ours) to remote, and runs its handshake; peer is the 'from' the
+// server got in the stream header ("" for none).
+func link(t *testing.T, out, in *Config, remote, peer string) hs {
+	t.Helper()
+	ccfg, err := out.ClientConfig(remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, err := in.ServerConfig(peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return handshake(t, ccfg, scfg)
+}
+
+// fakeClock is a Config.Time that tests move.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// switchCert is a CertSource whose certificate the test changes, as a
+// renewed certfile or a host's own source would.
+type switchCert struct {
+	mu   sync.Mutex
+	cert *tls.Certificate
+}
+
+func (s *switchCert) set(l *testcert.Leaf) {
+	s.mu.Lock()
+	c := l.TLS
+	s.cert = &c
+	s.mu.Unlock()
+}
+
+func (s *switchCert) Certificate() (*tls.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cert, nil
+}
+
+func leafNames(cs tls.ConnectionState) []string { return names(cs.PeerCertificates) }
+
+// TestResumption: under required_trusted, a second link resumes on both
+// sides, on a stream whose tls.Config is a new one (the ticket keys are the
+// Config's), and each side still checks the other's certificate from the
+// session: the server refuses a resumed session whose certificate does not
+// name the stream's 'from'.
+func TestResumption(t *testing.T) {
+	f := newFixture(t)
+	out, in := f.config(RequiredTrusted, f.a), f.config(RequiredTrusted, f.b)
+
+	h := link(t, out, in, domainB, domainA)
+	if h.clientErr != nil || h.serverErr != nil {
+		t.Fatalf("first link: client %v, server %v", h.clientErr, h.serverErr)
+	}
+	if h.client.DidResume || h.server.DidResume {
+		t.Fatal("the first link resumed")
+	}
+	for i := range 2 {
+		h = link(t, out, in, domainB, domainA)
+		if h.clientErr != nil || h.serverErr != nil || !h.resumed() {
+			t.Fatalf("link %d: client %v, server %v, resumed %v/%v", i+2, h.clientErr, h.serverErr, h.client.DidResume, h.server.DidResume)
+		}
+		if n := leafNames(h.server); len(n) != 1 || n[0] != domainA {
+			t.Fatalf("resumed: the server sees %v, want %s's certificate", n, domainA)
+		}
+		if n := leafNames(h.client); len(n) != 1 || n[0] != domainB {
+			t.Fatalf("resumed: the client sees %v, want %s's certificate", n, domainB)
+		}
+	}
+
+	// The session carries a.example.net's certificate: a stream that
+	// claims another 'from' is refused by the server's check, which runs
+	// on the resumed session.
+	h = link(t, out, in, domainB, "c.example.net")
+	if !h.client.DidResume || !errors.Is(h.serverErr, ErrNameMismatch) {
+		t.Fatalf("resumed with 'from' c.example.net: client resumed %v, server %v; want ErrNameMismatch", h.client.DidResume, h.serverErr)
+	}
+	// And the client's check runs too: a server Config whose own
+	// certificate does not name the domain dialled is refused, resumed
+	// or not.
+	wrong := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{"c.example.net"}})
+	sw := &switchCert{}
+	sw.set(f.b)
+	in2 := &Config{Mode: RequiredTrusted, Roots: f.ca.Pool(), Cert: sw}
+	if h = link(t, out, in2, domainB, domainA); h.clientErr != nil || h.serverErr != nil {
+		t.Fatalf("first link to in2: %v %v", h.clientErr, h.serverErr)
+	}
+	sw.set(wrong)
+	h = link(t, out, in2, domainB, domainA)
+	if h.client.DidResume || !errors.Is(h.clientErr, ErrNameMismatch) {
+		t.Fatalf("server now presenting c.example.net: client resumed %v, error %v; want a full handshake refused with ErrNameMismatch", h.client.DidResume, h.clientErr)
+	}
+}
+
+// TestResumptionKeyedByCertificate: one Config serves several local
+// domains (one Manager); a session made with one certificate is resumed
+// only by a link that would present that same certificate, so that SASL
+// EXTERNAL on the server (which reads the name from the session's
+// certificate) authenticates exactly what a full handshake would.
+func TestResumptionKeyedByCertificate(t *testing.T) {
+	f := newFixture(t)
+	certA := f.a
+	certC := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{"c.example.net"}})
+	both := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainA, "c.example.net"}})
+	src := &switchCert{}
+	out := &Config{Mode: RequiredTrusted, Roots: f.ca.Pool(), Cert: src}
+	in := f.config(RequiredTrusted, f.b)
+
+	for i, step := range []struct {
+		cert    *testcert.Leaf
+		from    string
+		resumed bool
+	}{
+		{certA, domainA, false},
+		{certA, domainA, true},
+		// Local domain c.example.net, its own certificate: a full
+		// handshake, and the server sees c's certificate.
+		{certC, "c.example.net", false},
+		{certC, "c.example.net", true},
+		// a's certificate again: its session is still there.
+		{certA, domainA, true},
+		// One certificate naming both: the session made for a serves c,
+		// whose name the certificate carries.
+		{both, domainA, false},
+		{both, "c.example.net", true},
+	} {
+		src.set(step.cert)
+		h := link(t, out, in, domainB, step.from)
+		if h.clientErr != nil || h.serverErr != nil {
+			t.Fatalf("step %d: client %v, server %v", i, h.clientErr, h.serverErr)
+		}
+		if h.client.DidResume != step.resumed || h.server.DidResume != step.resumed {
+			t.Fatalf("step %d: resumed %v/%v, want %v", i, h.client.DidResume, h.server.DidResume, step.resumed)
+		}
+		if len(h.server.PeerCertificates) == 0 || !h.server.PeerCertificates[0].Equal(step.cert.Cert) {
+			t.Fatalf("step %d: the server sees %v, want the certificate the link presents", i, leafNames(h.server))
+		}
+		if err := in.VerifyPeer(step.from, h.server); err != nil {
+			t.Fatalf("step %d: VerifyPeer(%s) on the server's side: %v", i, step.from, err)
+		}
+	}
+}
+
+// TestResumptionExpired (fake clock): a session whose certificates have
+// expired is not resumed by either side; a full handshake runs and judges
+// the certificates presented now: refused when they are the expired ones,
+// accepted when they were renewed.
+func TestResumptionExpired(t *testing.T) {
+	f := newFixture(t)
+	clk := newClock()
+	short := func(name string) *testcert.Leaf {
+		return f.leaf(t, f.ca, testcert.Options{DNSNames: []string{name}, NotAfter: clk.now().Add(2 * time.Hour)})
+	}
+	t.Run("server certificate", func(t *testing.T) {
+		srv := &switchCert{}
+		srv.set(short(domainB))
+		out := f.config(RequiredTrusted, f.a)
+		out.Time = clk.now
+		in := &Config{Mode: RequiredTrusted, Roots: f.ca.Pool(), Cert: srv, Time: clk.now}
+		if h := link(t, out, in, domainB, domainA); h.clientErr != nil || h.serverErr != nil || h.client.DidResume {
+			t.Fatalf("first link: %v %v, resumed %v", h.clientErr, h.serverErr, h.client.DidResume)
+		}
+		if h := link(t, out, in, domainB, domainA); !h.resumed() {
+			t.Fatalf("second link did not resume: %v %v", h.clientErr, h.serverErr)
+		}
+		clk.add(3 * time.Hour)
+		h := link(t, out, in, domainB, domainA)
+		var inv x509.CertificateInvalidError
+		if h.client.DidResume || !errors.As(h.clientErr, &inv) || inv.Reason != x509.Expired {
+			t.Fatalf("server certificate expired: resumed %v, client %v; want a full handshake refused as expired", h.client.DidResume, h.clientErr)
+		}
+		srv.set(f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainB}, NotAfter: clk.now().Add(48 * time.Hour)}))
+		h = link(t, out, in, domainB, domainA)
+		if h.clientErr != nil || h.serverErr != nil || h.client.DidResume {
+			t.Fatalf("renewed server certificate: %v %v, resumed %v; want a full handshake", h.clientErr, h.serverErr, h.client.DidResume)
+		}
+		if !h.client.PeerCertificates[0].NotAfter.After(clk.now()) {
+			t.Fatal("the client did not get the renewed certificate")
+		}
+	})
+	t.Run("client certificate", func(t *testing.T) {
+		cli := &switchCert{}
+		cli.set(short(domainA))
+		out := &Config{Mode: RequiredTrusted, Roots: f.ca.Pool(), Cert: cli, Time: clk.now}
+		in := f.config(RequiredTrusted, f.b)
+		in.Time = clk.now
+		// The server's certificate must outlive the clock's moves.
+		in.Cert = StaticCert(f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainB}, NotAfter: clk.now().Add(72 * time.Hour)}).TLS)
+		if h := link(t, out, in, domainB, domainA); h.clientErr != nil || h.serverErr != nil {
+			t.Fatalf("first link: %v %v", h.clientErr, h.serverErr)
+		}
+		if h := link(t, out, in, domainB, domainA); !h.resumed() {
+			t.Fatalf("second link did not resume: %v %v", h.clientErr, h.serverErr)
+		}
+		clk.add(3 * time.Hour)
+		h := link(t, out, in, domainB, domainA)
+		var inv x509.CertificateInvalidError
+		if h.server.DidResume || !errors.As(h.serverErr, &inv) || inv.Reason != x509.Expired {
+			t.Fatalf("client certificate expired: server resumed %v, error %v; want a full handshake refused as expired", h.server.DidResume, h.serverErr)
+		}
+		cli.set(f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainA}, NotAfter: clk.now().Add(48 * time.Hour)}))
+		if h := link(t, out, in, domainB, domainA); h.clientErr != nil || h.serverErr != nil || h.server.DidResume {
+			t.Fatalf("renewed client certificate: %v %v, resumed %v; want a full handshake", h.clientErr, h.serverErr, h.server.DidResume)
+		}
+	})
+}
+
+// TestResumptionAfterReload: a new Config (what Reload makes) neither
+// redeems the old one's tickets nor offers its sessions, so a session the
+// new roots or mode would refuse is never resumed: the full handshake
+// judges it.
+func TestResumptionAfterReload(t *testing.T) {
+	f := newFixture(t)
+	untrustedB := f.leaf(t, f.otherCA, testcert.Options{DNSNames: []string{domainB}})
+	untrustedA := f.leaf(t, f.otherCA, testcert.Options{DNSNames: []string{domainA}})
+	otherRoots := f.otherCA.Pool()
+
+	t.Run("client, mode", func(t *testing.T) {
+		in := f.config(Required, untrustedB)
+		old := f.config(Required, f.a)
+		link(t, old, in, domainB, domainA)
+		if h := link(t, old, in, domainB, domainA); !h.resumed() {
+			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
+		}
+		h := link(t, f.config(RequiredTrusted, f.a), in, domainB, domainA)
+		if h.client.DidResume || !errors.Is(h.clientErr, ErrUntrusted) {
+			t.Fatalf("required_trusted after required: resumed %v, %v; want a full handshake refused", h.client.DidResume, h.clientErr)
+		}
+	})
+	t.Run("client, roots", func(t *testing.T) {
+		in := f.config(RequiredTrusted, f.b)
+		old := f.config(RequiredTrusted, f.a)
+		link(t, old, in, domainB, domainA)
+		if h := link(t, old, in, domainB, domainA); !h.resumed() {
+			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
+		}
+		reloaded := f.config(RequiredTrusted, f.a)
+		reloaded.Roots = otherRoots
+		h := link(t, reloaded, in, domainB, domainA)
+		if h.client.DidResume || !errors.Is(h.clientErr, ErrUntrusted) {
+			t.Fatalf("other roots: resumed %v, %v; want a full handshake refused", h.client.DidResume, h.clientErr)
+		}
+	})
+	t.Run("server, mode", func(t *testing.T) {
+		out := f.config(Required, untrustedA)
+		old := f.config(Required, f.b)
+		link(t, out, old, domainB, domainA)
+		if h := link(t, out, old, domainB, domainA); !h.resumed() {
+			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
+		}
+		h := link(t, out, f.config(RequiredTrusted, f.b), domainB, domainA)
+		if h.server.DidResume || !errors.Is(h.serverErr, ErrUntrusted) {
+			t.Fatalf("required_trusted after required: server resumed %v, %v; want a full handshake refused", h.server.DidResume, h.serverErr)
+		}
+	})
+	t.Run("server, roots", func(t *testing.T) {
+		out := f.config(RequiredTrusted, f.a)
+		old := f.config(RequiredTrusted, f.b)
+		link(t, out, old, domainB, domainA)
+		if h := link(t, out, old, domainB, domainA); !h.resumed() {
+			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
+		}
+		reloaded := f.config(RequiredTrusted, f.b)
+		reloaded.Roots = otherRoots
+		h := link(t, out, reloaded, domainB, domainA)
+		if h.server.DidResume || !errors.Is(h.serverErr, ErrUntrusted) {
+			t.Fatalf("other roots: server resumed %v, %v; want a full handshake refused", h.server.DidResume, h.serverErr)
+		}
+	})
+}
+
+// TestResumptionDisabled: DisableResumption on either side means full
+// handshakes; TLS 1.2 never resumes (its resumption has no key exchange).
+func TestResumptionDisabled(t *testing.T) {
+	f := newFixture(t)
+	tls12, err := ParseCiphers("TLSv1.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		out, in func(*Config)
+	}{
+		{"client", func(c *Config) { c.DisableResumption = true }, func(*Config) {}},
+		{"server", func(*Config) {}, func(c *Config) { c.DisableResumption = true }},
+		{"TLS 1.2", func(c *Config) { c.Ciphers = tls12 }, func(*Config) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, in := f.config(RequiredTrusted, f.a), f.config(RequiredTrusted, f.b)
+			tc.out(out)
+			tc.in(in)
+			for i := range 3 {
+				h := link(t, out, in, domainB, domainA)
+				if h.clientErr != nil || h.serverErr != nil || h.client.DidResume || h.server.DidResume {
+					t.Fatalf("link %d: %v %v, resumed %v/%v; want full handshakes", i, h.clientErr, h.serverErr, h.client.DidResume, h.server.DidResume)
+				}
+			}
+		})
+	}
+	if cfg, _ := (&Config{DisableResumption: true}).ClientConfig(domainB); cfg.ClientSessionCache != nil {
+		t.Fatal("DisableResumption: ClientConfig has a session cache")
+	}
+	if cfg, _ := (&Config{DisableResumption: true, Cert: StaticCert(f.b.TLS)}).ServerConfig(""); !cfg.SessionTicketsDisabled {
+		t.Fatal("DisableResumption: ServerConfig issues tickets")
+	}
+}
+
+// TestTicketKeyRotation (fake clock): a ticket resumes for at least
+// ticketRotation and at most ticketLifetime after it was issued, and the
+// server holds no more keys than that takes.
+func TestTicketKeyRotation(t *testing.T) {
+	f := newFixture(t)
+	clk := newClock()
+	// Certificates valid through every move of the clock.
+	long := func(name string) tls.Certificate {
+		return f.leaf(t, f.ca, testcert.Options{DNSNames: []string{name}, NotAfter: clk.now().Add(30 * 24 * time.Hour)}).TLS
+	}
+	out := &Config{Mode: RequiredTrusted, Roots: f.ca.Pool(), Cert: StaticCert(long(domainA)), Time: clk.now}
+	in := &Config{Mode: RequiredTrusted, Roots: f.ca.Pool(), Cert: StaticCert(long(domainB)), Time: clk.now}
+
+	link(t, out, in, domainB, domainA) // a ticket from key 1
+	clk.add(ticketRotation + time.Minute)
+	if h := link(t, out, in, domainB, domainA); !h.resumed() {
+		t.Fatalf("a ticket one rotation old did not resume: %v %v", h.clientErr, h.serverErr)
+	}
+	// That link was sealed with key 2 (made as it was issued); its ticket
+	// is the client's now. Past key 2's lifetime it no longer opens.
+	clk.add(ticketLifetime)
+	if h := link(t, out, in, domainB, domainA); h.client.DidResume || h.clientErr != nil || h.serverErr != nil {
+		t.Fatalf("a ticket past its key's lifetime: resumed %v, %v %v; want a full handshake", h.client.DidResume, h.clientErr, h.serverErr)
+	}
+	s := in.resumption()
+	s.mu.Lock()
+	n := len(s.keys)
+	s.mu.Unlock()
+	if n > 2 {
+		t.Fatalf("the server holds %d ticket keys, want at most 2", n)
+	}
+}
+
+// TestSessionCacheBound: the client cache holds SessionCacheSize sessions,
+// dropping the least recently used.
+func TestSessionCacheBound(t *testing.T) {
+	c := newSessionCache(2)
+	st := &tls.ClientSessionState{}
+	c.put("a", st, 0)
+	c.put("b", st, 0)
+	if _, ok := c.get("a", 0); !ok {
+		t.Fatal("a missing")
+	}
+	c.put("c", st, 0) // b is the least recently used
+	if _, ok := c.get("b", 0); ok || c.len() != 2 {
+		t.Fatalf("after a third session: b kept %v, %d held; want b dropped, 2 held", ok, c.len())
+	}
+	for _, k := range []string{"a", "c"} {
+		if _, ok := c.get(k, 0); !ok {
+			t.Fatalf("%s dropped", k)
+		}
+	}
+	c.put("d", st, 100)
+	if _, ok := c.get("d", 101); ok || c.len() != 1 {
+		t.Fatalf("an expired session was returned, or kept (%d held)", c.len())
+	}
+	cfg := &Config{SessionCacheSize: 3}
+	if got := cfg.resumption().cache.max; got != 3 {
+		t.Fatalf("SessionCacheSize 3: cache of %d", got)
+	}
+	if got := (&Config{}).resumption().cache.max; got != DefaultSessionCacheSize {
+		t.Fatalf("default cache of %d", got)
+	}
+}
