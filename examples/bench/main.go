@@ -145,7 +145,7 @@ func writeProfile(name, path string) error {
 
 // describe says what load the table came from.
 func describe(c bench.Config) string {
-	s := fmt.Sprintf("median of %d runs; %d messages (window %d), %d pings per run, windows %v; %d new links timed; idle links %v",
+	s := fmt.Sprintf("median of %d runs; %d messages (window %d), %d pings per run, windows %v; %d new links timed (with TLS, as many first contacts and repeated links each); idle links %v",
 		c.Runs, c.Messages, c.MessageWindow, c.Pings, c.Windows, c.FirstStanza, c.IdleLinks)
 	if c.TwoProcess {
 		s += "; two processes: same load, receiver in a child process"

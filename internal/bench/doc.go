@@ -12,7 +12,10 @@
 //   - XEP-0199 ping round trips on one link, pipelined with a window of
 //     100 and of 1000 outstanding pings;
 //   - first-stanza latency: Send of the first stanza to a new domain until
-//     its delivery (TCP, STARTTLS, dialback with the verification leg);
+//     its delivery (TCP, STARTTLS, dialback with the verification leg, or
+//     SASL EXTERNAL); with TLS both for a first contact (full handshake)
+//     and for a repeated link that resumes an earlier link's TLS session,
+//     each against a raw connection of the same kind;
 //   - heap and RSS per idle authenticated link, and the time to bring the
 //     links up;
 //   - allocations per stanza on the library path.

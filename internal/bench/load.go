@@ -152,19 +152,21 @@ func (p *libPair) pings(ctx context.Context, n, window int) (time.Duration, erro
 // yet, and returns the time to its delivery and the round trips on a's new
 // link and on b's verification stream.
 //
-// The round trips are counted as b's host is given the stanza, not once
-// this goroutine hears of it: a write on a's link after that (the <r/>
-// that follows the peer's <enabled/>, which a's pipelined <enable/> did
-// not wait for) is no round trip the stanza waited for.
+// The round trips of a's link are those a had made when b read the
+// stanza (seenListener), those of b's verification stream those it had
+// made when b's host was given it: a write on a's link after b read the
+// stanza (the <r/> that follows b's <enabled/>, which a's pipelined
+// <enable/> did not wait for) is no round trip the stanza waited for.
 func (p *libPair) firstStanza(ctx context.Context, i int) (time.Duration, int64, int64, error) {
 	c := newCounter(1)
 	var turnsA, turnsB int64 // written before c.done closes
 	p.handle(false, func(s2s.Stanza) {
-		turnsA, turnsB = p.turnsA.Load(), p.turnsB.Load()
+		turnsA, turnsB = p.seenA.Load(), p.turnsB.Load()
 		c.add()
 	})
 	p.turnsA.Store(0)
 	p.turnsB.Store(0)
+	p.seenA.Store(0)
 	msg := messageFor(senderDomain(i))
 	start := time.Now()
 	if err := p.a.Send(ctx, msg); err != nil {

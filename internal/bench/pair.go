@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -46,11 +47,17 @@ type libPair struct {
 	// turnsA and turnsB count round trips on the connections each side
 	// dials: a's links, b's dialback verification streams.
 	turnsA, turnsB atomic.Int64
+	// seenA is turnsA as b last read from a connection it accepted.
+	seenA atomic.Int64
+	// certA is the certificate a presents from now on (presentAs): a
+	// new one makes a's next link a first contact, whose TLS session
+	// nothing can resume.
+	certA atomic.Pointer[tls.Certificate]
 }
 
-// newLibPair starts two Managers; tls selects use_starttls required_trusted
+// newLibPair starts two Managers; tlsOn selects use_starttls required_trusted
 // (TLS 1.3) or false.
-func newLibPair(ca *testcert.CA, tls bool) (*libPair, error) {
+func newLibPair(ca *testcert.CA, tlsOn bool) (*libPair, error) {
 	p := &libPair{}
 	var err error
 	if p.lnA, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -61,7 +68,7 @@ func newLibPair(ca *testcert.CA, tls bool) (*libPair, error) {
 		return nil, err
 	}
 	mode := "false"
-	if tls {
+	if tlsOn {
 		mode = "required_trusted"
 	}
 	leafA, err := ca.Leaf(testcert.Options{DNSNames: []string{"*." + senderZone}})
@@ -74,23 +81,25 @@ func newLibPair(ca *testcert.CA, tls bool) (*libPair, error) {
 	}
 	isA := func(d string) bool { return strings.HasSuffix(d, "."+senderZone) }
 	isB := func(d string) bool { return d == receiverDomain }
-	p.a, err = s2s.New(p.config(ca, mode, leafA, isA, &p.onA, &p.turnsA))
+	p.presentAs(leafA)
+	srcA := starttls.CertFunc(func() (*tls.Certificate, error) { return p.certA.Load(), nil })
+	p.a, err = s2s.New(p.config(ca, mode, srcA, isA, &p.onA, &p.turnsA))
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	p.b, err = s2s.New(p.config(ca, mode, leafB, isB, &p.onB, &p.turnsB))
+	p.b, err = s2s.New(p.config(ca, mode, starttls.StaticCert(leafB.TLS), isB, &p.onB, &p.turnsB))
 	if err != nil {
 		p.close()
 		return nil, err
 	}
 	go p.a.Serve(p.lnA)
-	go p.b.Serve(p.lnB)
+	go p.b.Serve(seenListener{Listener: p.lnB, p: p})
 	return p, nil
 }
 
 // config builds one side's Config.
-func (p *libPair) config(ca *testcert.CA, mode string, leaf *testcert.Leaf, local func(string) bool,
+func (p *libPair) config(ca *testcert.CA, mode string, cert starttls.CertSource, local func(string) bool,
 	on *atomic.Pointer[func(s2s.Stanza)], turns *atomic.Int64) s2s.Config {
 	s := config.Default()
 	s.UseStartTLS = mode
@@ -108,7 +117,7 @@ func (p *libPair) config(ca *testcert.CA, mode string, leaf *testcert.Leaf, loca
 		},
 		Logger:      slog.New(slog.DiscardHandler),
 		RootCAs:     ca.Pool(),
-		Certificate: starttls.StaticCert(leaf.TLS),
+		Certificate: cert,
 		Resolver:    p,
 		// The idle-memory experiment holds thousands of links; the
 		// throughput ones keep a window of thousands of stanzas queued.
@@ -134,6 +143,23 @@ func (p *libPair) config(ca *testcert.CA, mode string, leaf *testcert.Leaf, loca
 			return &turnConn{Conn: c, turns: turns}, nil
 		},
 	}
+}
+
+// presentAs makes a present leaf's certificate on its links from now on.
+func (p *libPair) presentAs(leaf *testcert.Leaf) {
+	c := leaf.TLS
+	p.certA.Store(&c)
+}
+
+// resumed reports whether a's link from local domain i to the receiver
+// resumed a TLS session.
+func (p *libPair) resumed(i int) (bool, error) {
+	for _, l := range p.a.Links() {
+		if l.Direction == s2s.Outgoing && l.Local == senderDomain(i) {
+			return l.TLSResumed, nil
+		}
+	}
+	return false, fmt.Errorf("bench: no link from %s", senderDomain(i))
 }
 
 // close shuts both Managers down.
@@ -215,6 +241,38 @@ func (c *turnConn) Read(b []byte) (int, error) {
 			c.heard = true
 		}
 		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// seenListener is b's listener: what b reads on the connections it accepts
+// notes how many round trips a had made by then (seenA). The round trips a
+// new link's first stanza waited for are a's as b read that stanza: a may
+// make one more before b's host is given it (the <r/> it writes once it
+// has read the <enabled/> that b wrote on reading <enable/> and the
+// stanza), which the stanza did not wait for.
+type seenListener struct {
+	net.Listener
+	p *libPair
+}
+
+func (l seenListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return seenConn{Conn: c, p: l.p}, nil
+}
+
+type seenConn struct {
+	net.Conn
+	p *libPair
+}
+
+func (c seenConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.p.seenA.Store(c.p.turnsA.Load())
 	}
 	return n, err
 }

@@ -209,7 +209,13 @@ func echo(c net.Conn, n, size int, result []byte) error {
 // side presents the same kind of certificate and checks the other's chain.
 // No stream headers, no features, no authentication protocol. The listener
 // is up before the clock starts, as the Manager's is.
-func rawFirstStanza(e *env, tlsOn bool, msg []byte) (time.Duration, error) {
+//
+// With rs, the connection resumes the session of the one before it (the
+// ceiling of a repeated link, whose resumed handshake has no certificates
+// and no signatures); a first call with rs makes the session, and every
+// call reads the ticket its connection got after the clock stops, as our
+// link reads it with the peer's next stream header.
+func rawFirstStanza(e *env, tlsOn bool, msg []byte, rs *rawSessions) (time.Duration, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -224,12 +230,13 @@ func rawFirstStanza(e *env, tlsOn bool, msg []byte) (time.Duration, error) {
 		}
 		defer c.Close()
 		if tlsOn {
-			c = tls.Server(c, &tls.Config{
-				Certificates: []tls.Certificate{e.leaf.TLS}, MinVersion: tls.VersionTLS13,
-				ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: e.ca.Pool(),
-			})
+			c = tls.Server(c, rs.server(e))
 		}
-		_, err = io.ReadFull(c, make([]byte, len(msg)))
+		if _, err = io.ReadFull(c, make([]byte, len(msg))); err == nil && rs != nil {
+			// The ticket went out with the handshake; this byte is for
+			// the client to read it by.
+			_, err = c.Write([]byte{'x'})
+		}
 		read <- err
 	}()
 	start := time.Now()
@@ -239,10 +246,7 @@ func rawFirstStanza(e *env, tlsOn bool, msg []byte) (time.Duration, error) {
 	}
 	defer c.Close()
 	if tlsOn {
-		c = tls.Client(c, &tls.Config{
-			Certificates: []tls.Certificate{e.leaf.TLS}, MinVersion: tls.VersionTLS13,
-			RootCAs: e.ca.Pool(), ServerName: receiverDomain,
-		})
+		c = tls.Client(c, rs.client(e))
 	}
 	if _, err := c.Write(msg); err != nil {
 		return 0, err
@@ -250,5 +254,53 @@ func rawFirstStanza(e *env, tlsOn bool, msg []byte) (time.Duration, error) {
 	if err := <-read; err != nil {
 		return 0, err
 	}
-	return time.Since(start), nil
+	d := time.Since(start)
+	if rs != nil {
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			return 0, err
+		}
+		if resumed := c.(*tls.Conn).ConnectionState().DidResume; resumed != rs.made {
+			return 0, fmt.Errorf("bench: raw connection resumed %v, want %v", resumed, rs.made)
+		}
+		rs.made = true
+	}
+	return d, nil
+}
+
+// rawSessions is what lets raw connections resume: one server
+// configuration for all (so one set of ticket keys) and a client session
+// cache. nil means full handshakes, each side with a configuration of its
+// own as before.
+type rawSessions struct {
+	srv   *tls.Config
+	cache tls.ClientSessionCache
+	made  bool // a session was made: the next connection resumes
+}
+
+func (rs *rawSessions) server(e *env) *tls.Config {
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{e.leaf.TLS}, MinVersion: tls.VersionTLS13,
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: e.ca.Pool(),
+	}
+	if rs == nil {
+		return cfg
+	}
+	if rs.srv == nil {
+		rs.srv = cfg
+	}
+	return rs.srv
+}
+
+func (rs *rawSessions) client(e *env) *tls.Config {
+	cfg := &tls.Config{
+		Certificates: []tls.Certificate{e.leaf.TLS}, MinVersion: tls.VersionTLS13,
+		RootCAs: e.ca.Pool(), ServerName: receiverDomain,
+	}
+	if rs != nil {
+		if rs.cache == nil {
+			rs.cache = tls.NewLRUClientSessionCache(1)
+		}
+		cfg.ClientSessionCache = rs.cache
+	}
+	return cfg
 }

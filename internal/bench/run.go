@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/xmpp-s2s/federation/internal/testcert"
 )
 
 // Config says how much load each experiment puts on and how often it runs.
@@ -21,7 +23,8 @@ type Config struct {
 	// Pings is the number of round trips per ping run, for each window.
 	Pings   int
 	Windows []int
-	// FirstStanza is the number of new links whose first stanza is timed.
+	// FirstStanza is the number of new links whose first stanza is timed;
+	// with TLS, that many first contacts and as many repeated links.
 	FirstStanza int
 	// IdleLinks are the link counts of the idle-memory experiment.
 	IdleLinks []int
@@ -187,31 +190,95 @@ func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error
 	return rows, nil
 }
 
-// latency times the first stanza on new links.
+// latency times the first stanza on new links. With TLS it times two
+// kinds, alternated: a first contact, whose sending side presents a
+// certificate no earlier link did (a full handshake, against a raw full
+// handshake), and a repeated link, which presents the certificate of an
+// earlier link and resumes its TLS session (against a raw connection that
+// resumes too). Each link's kind is checked, not assumed.
 func latency(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error) {
 	p, err := newLibPair(e.ca, tlsOn)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	var ms, rawMS, rtA, rtB []float64
-	for i := range c.FirstStanza {
-		d, a, b, err := p.firstStanza(ctx, 1+i)
+	domain := 0
+	next := func() int { domain++; return domain }
+	type figures struct{ ms, raw, rtA, rtB []float64 }
+	// link times one new link of ours and one raw connection.
+	link := func(f *figures, resume bool, rs *rawSessions) error {
+		i := next()
+		d, a, b, err := p.firstStanza(ctx, i)
 		if err != nil {
-			return nil, fmt.Errorf("first stanza over %s: %w", tlsName(tlsOn), err)
+			return fmt.Errorf("first stanza over %s: %w", tlsName(tlsOn), err)
 		}
-		ms = append(ms, float64(d)/float64(time.Millisecond))
-		if d, err = rawFirstStanza(e, tlsOn, messageFor(senderDomain(1+i))); err != nil {
-			return nil, fmt.Errorf("raw first stanza over %s: %w", tlsName(tlsOn), err)
+		if tlsOn {
+			if got, err := p.resumed(i); err != nil {
+				return err
+			} else if got != resume {
+				return fmt.Errorf("bench: new link %d resumed its TLS session: %v, want %v", i, got, resume)
+			}
 		}
-		rawMS = append(rawMS, float64(d)/float64(time.Millisecond))
-		rtA = append(rtA, float64(a))
-		rtB = append(rtB, float64(b))
+		f.ms = append(f.ms, float64(d)/float64(time.Millisecond))
+		if d, err = rawFirstStanza(e, tlsOn, messageFor(senderDomain(i)), rs); err != nil {
+			return fmt.Errorf("raw first stanza over %s: %w", tlsName(tlsOn), err)
+		}
+		f.raw = append(f.raw, float64(d)/float64(time.Millisecond))
+		f.rtA = append(f.rtA, float64(a))
+		f.rtB = append(f.rtB, float64(b))
+		return nil
+	}
+	row := func(name, unit string, ours, raw []float64) Row {
+		r := Row{Name: name, Unit: unit, Ours: median(ours), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan}
+		if raw != nil {
+			r.Raw = median(raw)
+		}
+		return r
+	}
+	var first, again figures
+	if !tlsOn {
+		for range c.FirstStanza {
+			if err := link(&first, false, nil); err != nil {
+				return nil, err
+			}
+		}
+		return []Row{
+			row("first stanza on a new link, TCP", "ms", first.ms, first.raw),
+			row("round trips of the new link, TCP", "round trips", first.rtA, nil),
+			row("round trips of the verification stream, TCP", "round trips", first.rtB, nil),
+		}, nil
+	}
+	// The certificates of the first contacts are made before the clock
+	// runs; the repeated links present the pair's own, whose session the
+	// first link below makes (and a raw connection the raw one's).
+	warm := p.certA.Load()
+	fresh := make([]*testcert.Leaf, c.FirstStanza)
+	for k := range fresh {
+		if fresh[k], err = e.ca.Leaf(testcert.Options{DNSNames: []string{"*." + senderZone}}); err != nil {
+			return nil, err
+		}
+	}
+	var discard figures
+	rs := &rawSessions{}
+	if err := link(&discard, false, rs); err != nil {
+		return nil, err
+	}
+	for k := range c.FirstStanza {
+		p.presentAs(fresh[k])
+		if err := link(&first, false, nil); err != nil {
+			return nil, err
+		}
+		p.certA.Store(warm)
+		if err := link(&again, true, rs); err != nil {
+			return nil, err
+		}
 	}
 	return []Row{
-		{Name: "first stanza on a new link, " + tlsName(tlsOn), Unit: "ms", Ours: median(ms), Raw: median(rawMS), TwoProc: nan, Prosody: nan, Ejabberd: nan},
-		{Name: "round trips of the new link, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtA), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
-		{Name: "round trips of the verification stream, " + tlsName(tlsOn), Unit: "round trips", Ours: median(rtB), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
+		row("first stanza on a new link, TLS, first contact (full handshake)", "ms", first.ms, first.raw),
+		row("round trips of the new link, TLS, first contact", "round trips", first.rtA, nil),
+		row("first stanza on a new link, TLS, repeated (resumed session)", "ms", again.ms, again.raw),
+		row("round trips of the new link, TLS, repeated", "round trips", again.rtA, nil),
+		row("round trips of the verification stream, TLS", "round trips", append(first.rtB, again.rtB...), nil),
 	}, nil
 }
 
