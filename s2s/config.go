@@ -141,9 +141,11 @@ type Config struct {
 	// session carries, and a session is resumed only by a link that would
 	// present the same certificate of ours to the same remote domain.
 	// Incoming streams issue tickets sealed with keys drawn at random for
-	// the Manager's TLS settings, kept in memory only and rotated; Reload
-	// draws new ones and starts an empty session cache, so nothing made
-	// under the old settings resumes under the new.
+	// the Manager's TLS settings, kept in memory only and rotated. Reload
+	// keeps the keys and the session cache when use_starttls, ciphers and
+	// RootCAs are unchanged (starttls.Config.ShareSessions), and otherwise
+	// starts afresh, so that nothing made under the old rules resumes
+	// under the new.
 	DisableTLSResumption bool
 
 	// DisablePiggyback turns dialback piggybacking off for the pairs we
@@ -354,6 +356,9 @@ func (c *Config) newSettings(s config.S2S, old *settings) (*settings, error) {
 	}
 	if err := tc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if old != nil {
+		tc.ShareSessions(old.tls)
 	}
 	st.tls = tc
 

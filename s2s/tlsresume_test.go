@@ -128,7 +128,8 @@ func testTLSResumptionExternal(t *testing.T, mode string) {
 // certificate is not bypassed by a session resumed from before it, on
 // either side: the new settings have their own ticket keys and session
 // cache, so the next link makes a full handshake, which the new mode
-// refuses.
+// refuses. A Reload that leaves the TLS settings alone (here, a policy
+// for another host) keeps the sessions: the next link resumes.
 func TestTLSResumptionReload(t *testing.T) {
 	other, err := testcert.NewCA("another CA")
 	if err != nil {
@@ -136,7 +137,7 @@ func TestTLSResumptionReload(t *testing.T) {
 	}
 	for _, reloads := range []string{"receiver", "sender"} {
 		t.Run(reloads, func(t *testing.T) {
-			domains := []string{"a1.test", "a2.test", "a3.test"}
+			domains := []string{"a1.test", "a2.test", "a3.test", "a4.test"}
 			// The side that reloads trusts the test CA; its peer's
 			// certificate is from another CA, which "required" accepts
 			// and "required_trusted" does not.
@@ -175,14 +176,24 @@ func TestTLSResumptionReload(t *testing.T) {
 			if reloads == "sender" {
 				n = a
 			}
+			n.reload(func(s *config.S2S) {
+				s.HostPolicy = []config.HostPolicy{{Host: "elsewhere.test", Policy: "deny"}}
+			})
+			a.send("<message from='x@a3.test' to='y@b.test' id='r1b'><body>hi</body></message>")
+			if got := b.nextDelivered(); got.ID != "r1b" {
+				t.Fatalf("a3.test after a Reload of the policy: delivered %+v", got)
+			}
+			if l := pairLink(t, a, Outgoing, "a3.test", "b.test"); !l.TLSResumed {
+				t.Fatal("a3.test after a Reload of the policy: not resumed")
+			}
 			n.reload(func(s *config.S2S) { s.UseStartTLS = "required_trusted" })
-			a.send("<message from='x@a3.test' to='y@b.test' id='r2'><body>hi</body></message>")
+			a.send("<message from='x@a4.test' to='y@b.test' id='r2'><body>hi</body></message>")
 			if got := a.nextBounce(); got.Condition != "remote-server-not-found" {
 				t.Fatalf("after the Reload: bounced %s (%s), want remote-server-not-found", got.Condition, got.Text)
 			}
 			for _, l := range b.m.Links() {
-				if l.Remote == "a3.test" {
-					t.Fatalf("after the Reload, a3.test linked: %+v", l)
+				if l.Remote == "a4.test" {
+					t.Fatalf("after the Reload, a4.test linked: %+v", l)
 				}
 			}
 		})

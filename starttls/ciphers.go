@@ -343,3 +343,8 @@ func (c Ciphers) apply(cfg *tls.Config) {
 		cfg.CipherSuites = slices.Clone(c.Suites)
 	}
 }
+
+// equal reports whether c and o allow the same versions and suites.
+func (c Ciphers) equal(o Ciphers) bool {
+	return c.MinVersion == o.MinVersion && c.MaxVersion == o.MaxVersion && slices.Equal(c.Suites, o.Suites)
+}

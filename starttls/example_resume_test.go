@@ -77,3 +77,29 @@ func ExampleConfig_resumption() {
 	// resumed: false false
 	// resumed: true true
 }
+
+// A host that rebuilds its Config on a reload hands the old one's sessions
+// to the new one, which takes them only when it judges certificates alike.
+func ExampleConfig_ShareSessions() {
+	ca, err := testcert.NewCA("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	leaf, err := ca.Leaf(testcert.Options{DNSNames: []string{"a.example"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	old := &starttls.Config{Mode: starttls.RequiredTrusted, Cert: starttls.StaticCert(leaf.TLS), Roots: ca.Pool()}
+
+	// The certfile was renewed: same rules, the sessions carry over (each
+	// stays bound to the certificate that made it).
+	renewed := &starttls.Config{Mode: starttls.RequiredTrusted, Cert: starttls.StaticCert(leaf.TLS), Roots: ca.Pool()}
+	fmt.Println(renewed.ShareSessions(old))
+
+	// use_starttls changed: nothing made under the old rules resumes.
+	relaxed := &starttls.Config{Mode: starttls.Required, Cert: starttls.StaticCert(leaf.TLS), Roots: ca.Pool()}
+	fmt.Println(relaxed.ShareSessions(old))
+	// Output:
+	// true
+	// false
+}

@@ -354,3 +354,29 @@ func (c *sessionCache) len() int {
 	defer c.mu.Unlock()
 	return c.order.Len()
 }
+
+// ShareSessions lets c resume what old issued and kept: its ticket keys
+// and its session cache, when c judges certificates exactly as old does:
+// the same Mode, Ciphers and Roots (x509.CertPool.Equal; nil, the system
+// pool, equals only nil). A host that rebuilds its Config to reload other
+// settings (a policy, a certfile) so keeps its peers' sessions; a Config
+// with other roots, mode or ciphers starts with none, so that nothing made
+// under the old rules resumes under the new. The certificate may differ:
+// what is shared is bound to the certificate of ours that made it. The
+// cache keeps old's size and rotation follows old's Time.
+//
+// It reports whether the state is shared: false when the settings differ,
+// either Config has DisableResumption, or c was used already (call it
+// before c makes its first tls.Config). old may be in use.
+func (c *Config) ShareSessions(old *Config) bool {
+	if old == nil || c == old || c.DisableResumption || old.DisableResumption ||
+		c.Mode != old.Mode || !c.Roots.Equal(old.Roots) || !c.Ciphers.equal(old.Ciphers) {
+		return false
+	}
+	s := old.resumption()
+	shared := false
+	c.resumeOnce.Do(func() {
+		c.resume, shared = s, true
+	})
+	return shared
+}

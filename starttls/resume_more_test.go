@@ -453,3 +453,74 @@ func TestSessionCacheBound(t *testing.T) {
 		t.Fatalf("default cache of %d", got)
 	}
 }
+
+// TestShareSessions: a Config rebuilt with the same mode, roots and
+// ciphers (a reload of other settings) resumes the sessions of the one it
+// replaces, in both roles; one with other rules starts with none. With
+// another certificate the state is shared, but what it holds is bound to
+// the old certificate: nothing resumes until a link made with the new one.
+func TestShareSessions(t *testing.T) {
+	f := newFixture(t)
+	tls12, err := ParseCiphers("TLSv1.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		change  func(*Config)
+		shared  bool
+		resumes bool
+	}{
+		{"same settings", func(*Config) {}, true, true},
+		{"other certificate", func(c *Config) {
+			c.Cert = StaticCert(f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainA, domainB}}).TLS)
+		}, true, false},
+		{"roots equal, another pool", func(c *Config) { c.Roots = f.ca.Pool() }, true, true},
+		{"other mode", func(c *Config) { c.Mode = Required }, false, false},
+		{"other roots", func(c *Config) { c.Roots = f.otherCA.Pool() }, false, false},
+		{"system roots", func(c *Config) { c.Roots = nil }, false, false},
+		{"other ciphers", func(c *Config) { c.Ciphers = tls12 }, false, false},
+		{"resumption off", func(c *Config) { c.DisableResumption = true }, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, in := f.config(RequiredTrusted, f.a), f.config(RequiredTrusted, f.b)
+			if h := link(t, out, in, domainB, domainA); h.clientErr != nil || h.serverErr != nil {
+				t.Fatalf("first link: %v %v", h.clientErr, h.serverErr)
+			}
+			// Each side reloads in turn; the side that did not keeps its
+			// Config, so a resumption needs the reloaded one's state.
+			for _, side := range []string{"client", "server"} {
+				old := out
+				if side == "server" {
+					old = in
+				}
+				n := f.config(old.Mode, nil)
+				n.Cert = old.Cert
+				tc.change(n)
+				if got := n.ShareSessions(old); got != tc.shared {
+					t.Fatalf("%s: ShareSessions = %v, want %v", side, got, tc.shared)
+				}
+				o, i := out, in
+				if side == "client" {
+					o = n
+				} else {
+					i = n
+				}
+				h := link(t, o, i, domainB, domainA)
+				// Other roots refuse the peer: only the resumption counts.
+				failed := tc.shared && (h.clientErr != nil || h.serverErr != nil)
+				if failed || h.client.DidResume != tc.resumes || h.server.DidResume != tc.resumes {
+					t.Fatalf("%s reloaded: %v %v, resumed %v/%v; want %v", side, h.clientErr, h.serverErr, h.client.DidResume, h.server.DidResume, tc.resumes)
+				}
+				if !tc.resumes {
+					return // the state differs from here on
+				}
+			}
+		})
+	}
+	c := f.config(RequiredTrusted, f.a)
+	c.ClientConfig(domainB)
+	if c.ShareSessions(f.config(RequiredTrusted, f.a)) {
+		t.Fatal("ShareSessions on a Config in use reported true")
+	}
+}
