@@ -162,13 +162,12 @@ func (c *Config) ClientConfig(remote string) (*tls.Config, error) {
 		Time:                 c.Time,
 	}
 	c.Ciphers.apply(cfg)
-	var check func(tls.ConnectionState) error
-	if c.Mode == RequiredTrusted {
-		check = func(cs tls.ConnectionState) error {
+	trusted := c.Mode == RequiredTrusted
+	if trusted {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 			return c.verify(name, cs, serverUsage)
 		}
 	}
-	cfg.VerifyConnection = check
 	s := c.resumption()
 	if s == nil {
 		return cfg, nil
@@ -192,11 +191,16 @@ func (c *Config) ClientConfig(remote string) (*tls.Config, error) {
 		return ours, nil
 	}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		var w window
 		var err error
-		if check != nil {
-			err = check(cs)
+		if trusted {
+			var known window
+			if cs.DidResume {
+				known = sc.offered
+			}
+			w, err = c.check(name, cs, serverUsage, known)
 		}
-		sc.seen(name, cs, err)
+		sc.seen(name, cs, w, err)
 		return err
 	}
 	return cfg, nil
@@ -243,10 +247,11 @@ func (c *Config) ServerConfig(peer string) (*tls.Config, error) {
 		Time:           c.Time,
 	}
 	c.Ciphers.apply(cfg)
+	st := &serverStream{}
 	if s := c.resumption(); s != nil {
 		// Tickets are sealed with the keys of c, not of this stream's
 		// tls.Config, so that a later stream can redeem them.
-		s.serverResumption(cfg, c.Cert)
+		s.serverResumption(cfg, c.Cert, st)
 	} else {
 		cfg.SessionTicketsDisabled = true
 	}
@@ -256,7 +261,13 @@ func (c *Config) ServerConfig(peer string) (*tls.Config, error) {
 		// issuing, cannot check XMPP names, and would fail a peer without a
 		// certificate with an untyped error; verify says ErrNoPeerCertificate.
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return c.verify(name, cs, clientUsage)
+			var known window
+			if cs.DidResume {
+				known = st.verified
+			}
+			var err error
+			st.verified, err = c.check(name, cs, clientUsage, known)
+			return err
 		}
 	}
 	return cfg, nil
@@ -298,31 +309,46 @@ var (
 
 // verify checks the chain and, when name is not "", the name.
 func (c *Config) verify(name string, cs tls.ConnectionState, usages []x509.ExtKeyUsage) error {
+	_, err := c.check(name, cs, usages, window{})
+	return err
+}
+
+// check is verify for a handshake: when known covers now, the peer's chain
+// is one that a handshake under the same rules verified (the session this
+// connection resumed), and only the name is checked, as crypto/tls does
+// for its own resumed sessions; otherwise the chain is verified and its
+// window returned, for the session to carry.
+func (c *Config) check(name string, cs tls.ConnectionState, usages []x509.ExtKeyUsage, known window) (window, error) {
 	if len(cs.PeerCertificates) == 0 {
-		return &VerifyError{Domain: name, Err: ErrNoPeerCertificate}
-	}
-	opts := x509.VerifyOptions{
-		Roots:         c.Roots,
-		Intermediates: x509.NewCertPool(),
-		KeyUsages:     usages,
-	}
-	if c.Time != nil {
-		opts.CurrentTime = c.Time()
-	}
-	for _, ic := range cs.PeerCertificates[1:] {
-		opts.Intermediates.AddCert(ic)
+		return window{}, &VerifyError{Domain: name, Err: ErrNoPeerCertificate}
 	}
 	leaf := cs.PeerCertificates[0]
-	if _, err := leaf.Verify(opts); err != nil {
-		return &VerifyError{Domain: name, Err: fmt.Errorf("%w: %w", ErrUntrusted, err)}
+	w := known
+	if !known.covers(c.now()) {
+		opts := x509.VerifyOptions{
+			Roots:         c.Roots,
+			Intermediates: x509.NewCertPool(),
+			KeyUsages:     usages,
+		}
+		if c.Time != nil {
+			opts.CurrentTime = c.Time()
+		}
+		for _, ic := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(ic)
+		}
+		chains, err := leaf.Verify(opts)
+		if err != nil {
+			return window{}, &VerifyError{Domain: name, Err: fmt.Errorf("%w: %w", ErrUntrusted, err)}
+		}
+		w = windowOf(chains[0])
 	}
 	if name == "" {
-		return nil
+		return w, nil
 	}
 	if err := VerifyName(leaf, name); err != nil {
-		return &VerifyError{Domain: name, Err: err}
+		return window{}, &VerifyError{Domain: name, Err: err}
 	}
-	return nil
+	return w, nil
 }
 
 // clientCert presents Cert when a server asks; with none configured it

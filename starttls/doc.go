@@ -50,8 +50,10 @@
 // no certificates are sent and no signatures made or checked, but the
 // key exchange is made again (forward secrecy), and crypto/tls calls
 // VerifyConnection on the resumed connection too, on both sides, with
-// the certificates the session carries, so RequiredTrusted checks them
-// at the current Time as after a full handshake. The state is a
+// the certificates the session carries, so RequiredTrusted checks their
+// names and their validity at the current Time as after a full handshake;
+// only the chain's signatures, which the session's first handshake
+// verified under the same rules, are not checked again. The state is a
 // Config's, shared by every tls.Config it makes: ServerConfig seals
 // tickets with keys drawn at random, in memory only, a new one every 12
 // hours and each kept for 24; ClientConfig files sessions, at most

@@ -59,11 +59,53 @@ const (
 
 // bindingTag starts the entry that WrapSession appends to a session's
 // Extra: the tag, the TLS version, the SHA-256 of the certificate chain we
-// presented, and the earliest NotAfter of the peer's chain (Unix seconds,
-// 0 for no certificate).
-var bindingTag = []byte("xmpp-s2s-starttls/1")
+// presented, the earliest NotAfter of the peer's chain (Unix seconds, 0
+// for no certificate), and the window of the peer's chain as verified
+// (zero when it was not: see window).
+var bindingTag = []byte("xmpp-s2s-starttls/2")
 
-const bindingLen = 19 + 2 + sha256.Size + 8 // len(bindingTag) + version + print + time
+const bindingLen = 19 + 2 + sha256.Size + 8 + 16 // len(bindingTag) + version + print + time + window
+
+// window is when a verified chain is valid, in Unix seconds: from the
+// latest NotBefore to the earliest NotAfter of its certificates, root
+// included; the zero window is a chain never verified. A session carries
+// the window of the chain its first handshake verified, so that a
+// resumption under the same rules checks the chain's validity at the
+// current time and the name, not its signatures again: crypto/tls does the
+// same for sessions it verified itself (with InsecureSkipVerify it keeps
+// no verified chains, so ours is kept here).
+type window struct{ from, until int64 }
+
+func windowOf(chain []*x509.Certificate) window {
+	var w window
+	for i, c := range chain {
+		from, until := c.NotBefore.Unix(), c.NotAfter.Unix()
+		if i == 0 || from > w.from {
+			w.from = from
+		}
+		if i == 0 || until < w.until {
+			w.until = until
+		}
+	}
+	return w
+}
+
+// covers reports whether now is inside w, erring to the side of a full
+// check within the second of either end.
+func (w window) covers(now time.Time) bool {
+	t := now.Unix()
+	return w.until != 0 && t > w.from && t < w.until
+}
+
+// serverStream is what one incoming stream's handshake knows beyond its
+// tls.Config: the certificate of ours it uses, and the window of the
+// peer's chain as verified (by this handshake, or by the first handshake
+// of the session it resumed). Written and read on the handshake's
+// goroutine.
+type serverStream struct {
+	ours     *tls.Certificate
+	verified window
+}
 
 // sessions is the resumption state of one Config, made on first use.
 type sessions struct {
@@ -168,13 +210,15 @@ func (s *sessions) ticketSealer() *tls.Config {
 
 // wrap seals a session for a ticket, bound to the certificate we presented
 // (ours) and the peer's chain.
-func (s *sessions) wrap(cs tls.ConnectionState, ss *tls.SessionState, ours *tls.Certificate) ([]byte, error) {
+func (s *sessions) wrap(cs tls.ConnectionState, ss *tls.SessionState, st *serverStream) ([]byte, error) {
 	b := make([]byte, 0, bindingLen)
 	b = append(b, bindingTag...)
 	b = binary.BigEndian.AppendUint16(b, cs.Version)
-	sum := s.print(ours)
+	sum := s.print(st.ours)
 	b = append(b, sum[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(earliestExpiry(cs.PeerCertificates)))
+	b = binary.BigEndian.AppendUint64(b, uint64(st.verified.from))
+	b = binary.BigEndian.AppendUint64(b, uint64(st.verified.until))
 	ss.Extra = append(ss.Extra, b)
 	return s.ticketSealer().EncryptTicket(cs, ss)
 }
@@ -183,28 +227,30 @@ func (s *sessions) wrap(cs tls.ConnectionState, ss *tls.SessionState, ours *tls.
 // one of ours, or would resume what a full handshake would not give: a
 // session of TLS 1.2, of another certificate of ours, or whose peer chain
 // has expired.
-func (s *sessions) unwrap(identity []byte, cs tls.ConnectionState, ours *tls.Certificate) *tls.SessionState {
+func (s *sessions) unwrap(identity []byte, cs tls.ConnectionState, ours *tls.Certificate) (*tls.SessionState, window) {
 	ss, err := s.ticketSealer().DecryptTicket(identity, cs)
 	if err != nil || ss == nil || len(ss.Extra) == 0 {
-		return nil
+		return nil, window{}
 	}
 	b := ss.Extra[len(ss.Extra)-1]
 	if len(b) != bindingLen || !bytes.HasPrefix(b, bindingTag) {
-		return nil
+		return nil, window{}
 	}
 	b = b[len(bindingTag):]
 	if binary.BigEndian.Uint16(b) != tls.VersionTLS13 {
-		return nil
+		return nil, window{}
 	}
 	b = b[2:]
 	if sum := s.print(ours); !bytes.Equal(b[:sha256.Size], sum[:]) {
-		return nil
+		return nil, window{}
 	}
-	if exp := int64(binary.BigEndian.Uint64(b[sha256.Size:])); exp != 0 && s.now().Unix() > exp {
-		return nil
+	b = b[sha256.Size:]
+	if exp := int64(binary.BigEndian.Uint64(b)); exp != 0 && s.now().Unix() > exp {
+		return nil, window{}
 	}
+	w := window{from: int64(binary.BigEndian.Uint64(b[8:])), until: int64(binary.BigEndian.Uint64(b[16:]))}
 	ss.Extra = ss.Extra[:len(ss.Extra)-1]
-	return ss
+	return ss, w
 }
 
 // earliestExpiry is the earliest NotAfter of certs in Unix seconds, or 0.
@@ -222,24 +268,23 @@ func earliestExpiry(certs []*x509.Certificate) int64 {
 // and accept tickets of the Config's keys, bound to the certificate of ours
 // the stream uses: the one it presents, or on resumption the one of the
 // session, which unwrap checks is the one a full handshake would present.
-func (s *sessions) serverResumption(cfg *tls.Config, source CertSource) {
-	var ours *tls.Certificate // written and read on the handshake's goroutine
+func (s *sessions) serverResumption(cfg *tls.Config, source CertSource, st *serverStream) {
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		cert, err := source.Certificate()
-		ours = cert
+		st.ours = cert
 		return cert, err
 	}
 	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		return s.wrap(cs, ss, ours)
+		return s.wrap(cs, ss, st)
 	}
 	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
 		cert, err := source.Certificate()
 		if err != nil {
 			return nil, nil
 		}
-		ss := s.unwrap(identity, cs, cert)
+		ss, w := s.unwrap(identity, cs, cert)
 		if ss != nil {
-			ours = cert
+			st.ours, st.verified = cert, w
 		}
 		return ss, nil
 	}
@@ -255,17 +300,23 @@ type clientSessions struct {
 	prefix string
 	now    func() time.Time
 
+	// offered is the window of the session Get returned, which a resumed
+	// handshake resumes.
+	offered window
 	// Set by VerifyConnection, on the handshake's goroutine, before the
 	// session tickets that Put stores are read.
-	version uint16
-	expiry  int64
+	version  uint16
+	expiry   int64
+	verified window
 }
 
 func (c *clientSessions) key(serverName string) string { return c.prefix + serverName }
 
 // Get implements tls.ClientSessionCache.
 func (c *clientSessions) Get(serverName string) (*tls.ClientSessionState, bool) {
-	return c.cache.get(c.key(serverName), c.now().Unix())
+	cs, w, ok := c.cache.get(c.key(serverName), c.now().Unix())
+	c.offered = w
+	return cs, ok
 }
 
 // Put implements tls.ClientSessionCache. crypto/tls puts nil to drop a
@@ -275,17 +326,17 @@ func (c *clientSessions) Put(serverName string, cs *tls.ClientSessionState) {
 		c.cache.remove(c.key(serverName))
 		return
 	}
-	c.cache.put(c.key(serverName), cs, c.expiry)
+	c.cache.put(c.key(serverName), cs, c.expiry, c.verified)
 }
 
 // seen records the connection that VerifyConnection is given; a resumed
 // connection that our checks refuse drops its session, so that the next
 // attempt makes a full handshake rather than fail the same way.
-func (c *clientSessions) seen(serverName string, cs tls.ConnectionState, err error) {
+func (c *clientSessions) seen(serverName string, cs tls.ConnectionState, verified window, err error) {
 	if err != nil && cs.DidResume {
 		c.cache.remove(c.key(serverName))
 	}
-	c.version, c.expiry = cs.Version, earliestExpiry(cs.PeerCertificates)
+	c.version, c.expiry, c.verified = cs.Version, earliestExpiry(cs.PeerCertificates), verified
 }
 
 // sessionCache is a least-recently-used map of client sessions.
@@ -297,42 +348,43 @@ type sessionCache struct {
 }
 
 type cacheEntry struct {
-	key    string
-	state  *tls.ClientSessionState
-	expiry int64 // earliest NotAfter of the peer's chain, Unix; 0: none
+	key      string
+	state    *tls.ClientSessionState
+	expiry   int64  // earliest NotAfter of the peer's chain, Unix; 0: none
+	verified window // of the peer's chain as verified
 }
 
 func newSessionCache(max int) *sessionCache {
 	return &sessionCache{max: max, items: make(map[string]*list.Element)}
 }
 
-func (c *sessionCache) get(key string, now int64) (*tls.ClientSessionState, bool) {
+func (c *sessionCache) get(key string, now int64) (*tls.ClientSessionState, window, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
 	if !ok {
-		return nil, false
+		return nil, window{}, false
 	}
 	e := el.Value.(*cacheEntry)
 	if e.expiry != 0 && now > e.expiry {
 		c.order.Remove(el)
 		delete(c.items, key)
-		return nil, false
+		return nil, window{}, false
 	}
 	c.order.MoveToFront(el)
-	return e.state, true
+	return e.state, e.verified, true
 }
 
-func (c *sessionCache) put(key string, cs *tls.ClientSessionState, expiry int64) {
+func (c *sessionCache) put(key string, cs *tls.ClientSessionState, expiry int64, verified window) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
 		e := el.Value.(*cacheEntry)
-		e.state, e.expiry = cs, expiry
+		e.state, e.expiry, e.verified = cs, expiry, verified
 		c.order.MoveToFront(el)
 		return
 	}
-	c.items[key] = c.order.PushFront(&cacheEntry{key: key, state: cs, expiry: expiry})
+	c.items[key] = c.order.PushFront(&cacheEntry{key: key, state: cs, expiry: expiry, verified: verified})
 	for c.order.Len() > c.max {
 		last := c.order.Back()
 		c.order.Remove(last)

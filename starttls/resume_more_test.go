@@ -427,22 +427,22 @@ func TestTicketKeyRotation(t *testing.T) {
 func TestSessionCacheBound(t *testing.T) {
 	c := newSessionCache(2)
 	st := &tls.ClientSessionState{}
-	c.put("a", st, 0)
-	c.put("b", st, 0)
-	if _, ok := c.get("a", 0); !ok {
+	c.put("a", st, 0, window{})
+	c.put("b", st, 0, window{})
+	if _, _, ok := c.get("a", 0); !ok {
 		t.Fatal("a missing")
 	}
-	c.put("c", st, 0) // b is the least recently used
-	if _, ok := c.get("b", 0); ok || c.len() != 2 {
+	c.put("c", st, 0, window{}) // b is the least recently used
+	if _, _, ok := c.get("b", 0); ok || c.len() != 2 {
 		t.Fatalf("after a third session: b kept %v, %d held; want b dropped, 2 held", ok, c.len())
 	}
 	for _, k := range []string{"a", "c"} {
-		if _, ok := c.get(k, 0); !ok {
+		if _, _, ok := c.get(k, 0); !ok {
 			t.Fatalf("%s dropped", k)
 		}
 	}
-	c.put("d", st, 100)
-	if _, ok := c.get("d", 101); ok || c.len() != 1 {
+	c.put("d", st, 100, window{})
+	if _, _, ok := c.get("d", 101); ok || c.len() != 1 {
 		t.Fatalf("an expired session was returned, or kept (%d held)", c.len())
 	}
 	cfg := &Config{SessionCacheSize: 3}
@@ -522,5 +522,67 @@ func TestShareSessions(t *testing.T) {
 	c.ClientConfig(domainB)
 	if c.ShareSessions(f.config(RequiredTrusted, f.a)) {
 		t.Fatal("ShareSessions on a Config in use reported true")
+	}
+}
+
+// TestCheckReusesVerifiedChain: inside the window of a chain a handshake
+// under the same rules verified (what a resumed session carries), check
+// does not verify the chain again but still checks the name; outside it,
+// or with no window, the chain is verified in full.
+func TestCheckReusesVerifiedChain(t *testing.T) {
+	f := newFixture(t)
+	clk := newClock()
+	c := f.config(RequiredTrusted, f.b)
+	c.Time = clk.now
+	good := tls.ConnectionState{PeerCertificates: []*x509.Certificate{f.a.Cert}}
+	w, err := c.check(domainA, good, clientUsage, window{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := windowOf([]*x509.Certificate{f.a.Cert, f.ca.Cert}); w != want || !w.covers(clk.now()) {
+		t.Fatalf("window %+v, want %+v (the leaf's and the root's validity), covering now", w, want)
+	}
+	// A chain no root here signed, given the window: the signatures are
+	// not checked again (only a session of ours carries a window)...
+	untrusted := tls.ConnectionState{PeerCertificates: []*x509.Certificate{
+		f.leaf(t, f.otherCA, testcert.Options{DNSNames: []string{domainA}}).Cert,
+	}}
+	if _, err := c.check(domainA, untrusted, clientUsage, w); err != nil {
+		t.Fatalf("inside the window: %v", err)
+	}
+	// ...but the name is.
+	if _, err := c.check("c.example.net", untrusted, clientUsage, w); !errors.Is(err, ErrNameMismatch) {
+		t.Fatalf("inside the window, another name: %v, want ErrNameMismatch", err)
+	}
+	// Without a window, or past its end, the chain is checked.
+	if _, err := c.check(domainA, untrusted, clientUsage, window{}); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("no window: %v, want ErrUntrusted", err)
+	}
+	clk.t = time.Unix(w.until, 0)
+	if _, err := c.check(domainA, untrusted, clientUsage, w); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("at the window's end: %v, want ErrUntrusted", err)
+	}
+	clk.t = time.Unix(w.from, 0)
+	if _, err := c.check(domainA, untrusted, clientUsage, w); !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("at the window's start: %v, want ErrUntrusted", err)
+	}
+}
+
+// TestResumedWindowCarried: a resumed handshake carries the window of the
+// session's first handshake on both sides, so that the next ticket and
+// the next cached session have it too (a chain of resumptions never
+// checks the chain again inside its window, and always does after it).
+func TestResumedWindowCarried(t *testing.T) {
+	f := newFixture(t)
+	out, in := f.config(RequiredTrusted, f.a), f.config(RequiredTrusted, f.b)
+	for i := range 3 {
+		if h := link(t, out, in, domainB, domainA); h.clientErr != nil || h.serverErr != nil || h.client.DidResume != (i > 0) {
+			t.Fatalf("link %d: %v %v, resumed %v", i, h.clientErr, h.serverErr, h.client.DidResume)
+		}
+	}
+	sum := out.resumption().print(&f.a.TLS)
+	_, w, ok := out.resumption().cache.get(string(sum[:])+domainB, time.Now().Unix())
+	if want := windowOf([]*x509.Certificate{f.b.Cert, f.ca.Cert}); !ok || w != want {
+		t.Fatalf("the client's session after two resumptions: window %+v (found %v), want %+v", w, ok, want)
 	}
 }
