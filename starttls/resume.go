@@ -21,9 +21,10 @@ import (
 // traffic). What it must not skip is our policy: crypto/tls calls
 // VerifyConnection on resumed connections too, on both sides, with the
 // peer's certificates restored from the session (see TestResumptionFacts),
-// so required_trusted's chain and name checks run at the current Time on
-// every link, resumed or not. What this file adds is what crypto/tls
-// cannot know:
+// so required_trusted's name and validity checks run at the current Time
+// on every link, resumed or not (the chain's signatures, verified by the
+// session's first handshake under the same rules, are not checked again:
+// see window). What this file adds is what crypto/tls cannot know:
 //
 //   - On resumption the client sends no certificate: the server sees the
 //     one of the first handshake. crypto/tls keys its client cache by
@@ -35,8 +36,9 @@ import (
 //     handshake).
 //   - Tickets are sealed with keys of the Config (shared by all its
 //     streams, random, in memory only, rotated) and bound to the
-//     certificate we presented: after a renewal, or under another Config
-//     (a Reload), a ticket does not resume and a full handshake runs.
+//     certificate we presented: after a renewal, or under a Config with
+//     other rules (a Reload; see ShareSessions), a ticket does not resume
+//     and a full handshake runs.
 //   - A session whose peer chain has a certificate past its NotAfter is
 //     not offered or accepted: a full handshake fetches the peer's
 //     current chain instead of failing the link on the old one.
