@@ -565,7 +565,7 @@ func (s *inStream) pairUpAuth(local, remote string, auth Auth) bool {
 	for _, info := range s.infos() {
 		if info.Local == local && info.Remote == remote {
 			m.log.Info("s2s: link up", "direction", "in", "local", local, "remote", remote,
-				"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
+				"tls", info.TLS(), "cipher", info.Cipher(), "tls_resumed", info.TLSResumed, "auth", info.Auth)
 			m.observe(Event{Kind: LinkUp, Link: info, Setup: info.Since.Sub(s.began)})
 		}
 	}

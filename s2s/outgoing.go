@@ -496,7 +496,7 @@ func (l *outLink) connect() {
 	info := l.infoOf(ls, l.since, len(l.queue))
 	l.mu.Unlock()
 	m.log.Info("s2s: link up", "direction", "out", "local", l.pair.local, "remote", l.pair.remote,
-		"tls", info.TLS(), "cipher", info.Cipher(), "auth", info.Auth)
+		"tls", info.TLS(), "cipher", info.Cipher(), "tls_resumed", info.TLSResumed, "auth", info.Auth)
 	m.observe(Event{Kind: LinkUp, Link: info, Setup: info.Since.Sub(began)})
 	for _, rev := range reverseInfos(ls, l.pair) {
 		m.observe(Event{Kind: LinkUp, Link: rev, Setup: info.Since.Sub(began)})
