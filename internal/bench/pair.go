@@ -269,6 +269,12 @@ type seenConn struct {
 	p *libPair
 }
 
+// SyscallConn is the socket's, as for turnConn: seenConn keeps no bytes
+// of its own, so a parked reader of b's may wait on the socket.
+func (c seenConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
 func (c seenConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
