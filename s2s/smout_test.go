@@ -75,11 +75,16 @@ func TestKeepAliveAnswered(t *testing.T) {
 			b.send(msgBA)
 			a.nextDelivered()
 			if smOn {
-				// The <r/> that went with a's message must be answered
+				// The <r/> that followed a's message must be answered
 				// before the clock moves: one still out when it moves a
 				// whole interval is a dead link, rightly (it failed so
-				// under load).
+				// under load). So must the one b asks for what it sent
+				// back, which goes out as b's owner parks, a moment after
+				// the message: read by a after the clock moved, it would
+				// be life heard at the new time, and the check of the
+				// first interval would find a's link not silent.
 				waitAcked(t, a)
+				waitAcked(t, b)
 			}
 			for len(answered) > 0 {
 				<-answered // the acknowledgements of the two messages
