@@ -27,7 +27,7 @@ type fastParser struct {
 	stack  []span // open elements' qualified names
 	scope  []fastBinding
 	inject []string
-	attrs  []span          // the current tag's attribute names, for duplicates
+	attrs  []span          // the current tag's other attribute names, for repeats
 	env    [envFields]span // the top element's from, to, id and type values
 	// envLo and envHi bound the values in env; envLen is their length.
 	envLo, envHi, envLen int
@@ -225,8 +225,8 @@ func (p *fastParser) parseElement(rec []byte, e *Element) (n int, ok bool) {
 // for the end of the tag, when every declaration of the tag is in scope.
 //
 // Most attributes are a stanza's from, to, id and type and a child's
-// xmlns, written name='value' after one space: those are matched eight
-// bytes at a time (knownAttr) and checked for repeats with a bit each;
+// xmlns, written name='value' after one space: attributes matches those
+// eight bytes at a time and checks them for repeats with a bit each;
 // anything else takes the general path, which gives the same result.
 func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClose, ok bool) {
 	nameAt := i + 1
@@ -539,10 +539,12 @@ func scanName(rec []byte, i int) (end, colon int) {
 	return i, colon
 }
 
-// The names knownAttr and knownName know, by their bit in startTag's seen;
-// the first four are also indices of fastParser.env.
+// The names attributes knows, by their bit in its flags; the first four
+// are also indices of fastParser.env.
 const attrXMLNS = envFields
 
+// The known names with their '=', as little-endian words, and the masks
+// of their lengths.
 const (
 	m3, m5, m6 = 1<<24 - 1, 1<<40 - 1, 1<<48 - 1
 	attrFrom   = 'f' | 'r'<<8 | 'o'<<16 | 'm'<<24 | '='<<32
@@ -552,8 +554,8 @@ const (
 	attrXmlns  = 'x' | 'm'<<8 | 'l'<<16 | 'n'<<24 | 's'<<32 | '='<<40
 )
 
-// knownName is the index of a name that startTag scanned in full, or -1:
-// the same names as the words above match, spelled with space around '='.
+// knownName is the index of a name that attributes scanned in full, or -1:
+// the names the words above match, written otherwise ("from = 'a'").
 func knownName(n []byte) int {
 	switch string(n) {
 	case "from":

@@ -141,9 +141,9 @@ func FuzzFastParser(f *testing.F) {
 	})
 }
 
-// knownAttrSeeds reach the envelope's quick paths (knownAttr, the end tag
-// matched against the open name, the envelope's one string) and the
-// general paths beside them.
+// knownAttrSeeds reach the quick paths (the known names matched in one
+// word, the end tag matched against the open name, the envelope's one
+// string) and the general paths beside them.
 var knownAttrSeeds = []string{
 	`<iq from='a.example' to='b.example' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`,
 	`<iq from = 'a.example' to= "b.example" type ='get' id="p1"/>`,
