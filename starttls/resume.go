@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,8 +132,25 @@ type ticketKey struct {
 }
 
 type certPrint struct {
-	cert *tls.Certificate
-	sum  [sha256.Size]byte
+	cert  *tls.Certificate
+	chain [][]byte // cert.Certificate when it was hashed
+	sum   [sha256.Size]byte
+}
+
+// same reports whether cert is the certificate p was made of: the same
+// pointer holding the same DER buffers, so that a source that replaces the
+// certificate in place (same pointer, new chain) is hashed again.
+func (p *certPrint) same(cert *tls.Certificate) bool {
+	if p.cert != cert || len(p.chain) != len(cert.Certificate) {
+		return false
+	}
+	for i, der := range cert.Certificate {
+		old := p.chain[i]
+		if len(old) != len(der) || len(der) == 0 || &old[0] != &der[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // resumption returns the Config's resumption state, or nil when resumption
@@ -164,7 +182,7 @@ func (s *sessions) print(cert *tls.Certificate) [sha256.Size]byte {
 	if cert == nil || len(cert.Certificate) == 0 {
 		return [sha256.Size]byte{}
 	}
-	if p := s.own.Load(); p != nil && p.cert == cert {
+	if p := s.own.Load(); p != nil && p.same(cert) {
 		return p.sum
 	}
 	h := sha256.New()
@@ -174,13 +192,13 @@ func (s *sessions) print(cert *tls.Certificate) [sha256.Size]byte {
 		h.Write(n[:])
 		h.Write(der)
 	}
-	p := &certPrint{cert: cert}
+	p := &certPrint{cert: cert, chain: slices.Clone(cert.Certificate)}
 	h.Sum(p.sum[:0])
 	s.own.Store(p)
 	return p.sum
 }
 
-// ticketKeys returns the sealer with its keys rotated as due.
+// ticketSealer returns the sealer with its keys rotated as due.
 func (s *sessions) ticketSealer() *tls.Config {
 	now := s.now()
 	s.mu.Lock()

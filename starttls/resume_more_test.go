@@ -586,3 +586,61 @@ func TestResumedWindowCarried(t *testing.T) {
 		t.Fatalf("the client's session after two resumptions: window %+v (found %v), want %+v", w, ok, want)
 	}
 }
+
+// inPlaceCert is a CertSource that replaces its certificate in place: the
+// same pointer, another chain.
+type inPlaceCert struct {
+	mu   sync.Mutex
+	cert tls.Certificate
+}
+
+func (s *inPlaceCert) set(l *testcert.Leaf) {
+	s.mu.Lock()
+	s.cert = l.TLS
+	s.mu.Unlock()
+}
+
+func (s *inPlaceCert) Certificate() (*tls.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &s.cert, nil
+}
+
+// TestResumptionCertReplacedInPlace: a source that hands out the same
+// pointer with another certificate in it is seen to have changed: the
+// client does not offer the old certificate's session, and the server does
+// not resume a ticket bound to its old certificate.
+func TestResumptionCertReplacedInPlace(t *testing.T) {
+	f := newFixture(t)
+	other := f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainA, "c.example.net"}})
+	for _, side := range []string{"client", "server"} {
+		t.Run(side, func(t *testing.T) {
+			src := &inPlaceCert{}
+			out, in := f.config(RequiredTrusted, f.a), f.config(RequiredTrusted, f.b)
+			first, second := f.a, other
+			if side == "client" {
+				out.Cert = src
+			} else {
+				in.Cert = src
+				first, second = f.b, f.leaf(t, f.ca, testcert.Options{DNSNames: []string{domainB}})
+			}
+			src.set(first)
+			link(t, out, in, domainB, domainA)
+			if h := link(t, out, in, domainB, domainA); !h.resumed() {
+				t.Fatalf("same certificate: not resumed (%v %v)", h.clientErr, h.serverErr)
+			}
+			src.set(second)
+			h := link(t, out, in, domainB, domainA)
+			if h.clientErr != nil || h.serverErr != nil || h.client.DidResume || h.server.DidResume {
+				t.Fatalf("certificate replaced in place: %v %v, resumed %v/%v; want a full handshake", h.clientErr, h.serverErr, h.client.DidResume, h.server.DidResume)
+			}
+			peer := h.server.PeerCertificates
+			if side == "server" {
+				peer = h.client.PeerCertificates
+			}
+			if len(peer) == 0 || !peer[0].Equal(second.Cert) {
+				t.Fatal("the peer did not get the new certificate")
+			}
+		})
+	}
+}
