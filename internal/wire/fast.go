@@ -328,7 +328,9 @@ func (p *fastParser) attributes(rec []byte, j int, isTop bool) (next int, flags 
 		}
 		f, q := -1, byte(0)
 		if k+8 <= len(rec) {
-			w := binary.LittleEndian.Uint64(rec[k:])
+			// rec[k:k+8], not rec[k:]: a word the compiler can see
+			// is in bounds, with no check left in Uint64.
+			w := binary.LittleEndian.Uint64(rec[k : k+8])
 			n := 0
 			switch {
 			case w&m5 == attrFrom:
@@ -374,7 +376,7 @@ func (p *fastParser) attributes(rec []byte, j int, isTop bool) (next int, flags 
 		v := span{start: k}
 		var end int
 		if k+8 <= len(rec) {
-			if m := specialBytes(binary.LittleEndian.Uint64(rec[k:]), q); m != 0 {
+			if m := specialBytes(binary.LittleEndian.Uint64(rec[k:k+8]), q); m != 0 {
 				end = k + bits.TrailingZeros64(m)>>3
 			} else {
 				end = skipPlain(rec, k+8, q)
