@@ -1,8 +1,10 @@
 package s2s
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -378,6 +380,39 @@ func waitEvent(t *testing.T, n *node, kind EventKind) Event {
 			}
 		case <-timeout:
 			t.Fatalf("no %s event", kind)
+		}
+	}
+}
+
+// TestSendSpellings: Send takes the domains of a stanza in any spelling
+// to the link of their normal form, before and after a Send that wrote
+// them so (which skips checking them again), and refuses a domain that
+// has none, whatever link the last Send used.
+func TestSendSpellings(t *testing.T) {
+	a, b := pairNodes(t, nil, nil)
+	for i, env := range []string{
+		"from='alice@a.test' to='bob@b.test'",
+		"from='alice@A.Test' to='bob@B.TEST.'",
+		"from='alice@a.test' to='bob@b.test'",
+		"from='a.test' to='b.test'",
+		"from='alice@a.test.' to='bob@b.test/r'",
+	} {
+		id := fmt.Sprint("s", i)
+		a.send("<message " + env + " id='" + id + "'/>")
+		if got := b.nextDelivered(); got.ID != id {
+			t.Fatalf("%s: delivered %q", env, got.ID)
+		}
+	}
+	// (A write is counted in StanzasOut once it returned, which may be
+	// after the peer read it.)
+	waitLinks(t, a, "one link, five stanzas", func(ls []LinkInfo) bool {
+		out := outgoing(ls)
+		return len(out) == 1 && out[0].Local == "a.test" && out[0].Remote == "b.test" && out[0].StanzasOut == 5
+	})
+	for _, env := range []string{"from='alice@a.test' to='bob@b..test'", "from='alice@a..test' to='bob@b.test'"} {
+		err := a.m.Send(context.Background(), []byte("<message "+env+" id='bad'/>"))
+		if !errors.Is(err, ErrNotStanza) {
+			t.Errorf("%s: Send = %v, want ErrNotStanza", env, err)
 		}
 	}
 }

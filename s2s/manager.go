@@ -188,13 +188,18 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 	if s.From == "" || s.To == "" {
 		return fmt.Errorf("%w: a stanza between servers needs both 'from' and 'to'", ErrNotStanza)
 	}
-	local, err := domain.Normalize(domainpart(s.From))
-	if err != nil {
-		return fmt.Errorf("%w: from: %w", ErrNotStanza, err)
-	}
-	remote, err := domain.Normalize(domainpart(s.To))
-	if err != nil {
-		return fmt.Errorf("%w: to: %w", ErrNotStanza, err)
+	local, remote := domainpart(s.From), domainpart(s.To)
+	if l := m.lastOut.Load(); l == nil || l.pair.local != local || l.pair.remote != remote {
+		// Written as the last link's key, the two are in normal form
+		// already (a normal form is its own), and checking them again
+		// was two of the domain checks of a Send; otherwise normalise.
+		var err error
+		if local, err = domain.Normalize(local); err != nil {
+			return fmt.Errorf("%w: from: %w", ErrNotStanza, err)
+		}
+		if remote, err = domain.Normalize(remote); err != nil {
+			return fmt.Errorf("%w: to: %w", ErrNotStanza, err)
+		}
 	}
 	if !m.cfg.IsLocal(local) {
 		m.bounce(s, stanza.NotAllowed, fmt.Sprintf("%s is not a local domain", local), nil)
