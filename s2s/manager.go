@@ -316,6 +316,8 @@ func (m *Manager) isLocal(d string) (string, bool) {
 // Serve accepts incoming s2s streams on ln until the Manager is shut down or
 // ln fails, and returns the error (ErrClosed after Shutdown or Close). ln
 // is closed when Serve returns. Serve may be called for several listeners.
+// A listener whose connections wrap sockets should let them offer theirs
+// (syscall.Conn), as Config.DialContext says.
 func (m *Manager) Serve(ln net.Listener) error {
 	ln = m.limitListener(ln)
 	m.mu.Lock()
