@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,13 +180,29 @@ func runProxyFault(t *testing.T, f proxyFault, smOn, reverse bool, extra ...node
 			}
 		}
 	})
+	// What the sender reads through the proxy is counted (heardBytes): on
+	// a's connections to the proxy, or on b's from it in reverse.
+	heard := &heardBytes{more: make(chan struct{}, 1)}
 	aOpt, bOpt := sender, withConfig(opts)
-	dir := faultproxy.Up
+	dir, toSender := faultproxy.Up, faultproxy.Down
+	var bln net.Listener = lb
+	counted := withConfig(func(c *Config) {
+		c.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &heardConn{Conn: conn, h: heard}, nil
+		}
+	})
 	if reverse {
-		aOpt, bOpt, dir = bOpt, sender, faultproxy.Down
+		aOpt, bOpt, dir, toSender = bOpt, sender, faultproxy.Down, faultproxy.Up
+		bln = &heardListener{Listener: lb, h: heard}
+		counted = func(*Config) {}
 	}
-	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": p.Addr()}, append([]nodeOpt{aOpt}, extra...)...)
-	b := newNode(t, lb, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, append([]nodeOpt{bOpt}, extra...)...)
+	a := newNode(t, la, []string{"a.test"}, map[string]netip.AddrPort{"b.test": p.Addr()}, append([]nodeOpt{aOpt, counted}, extra...)...)
+	b := newNode(t, bln, []string{"b.test"}, map[string]netip.AddrPort{"a.test": addrOf(la)}, append([]nodeOpt{bOpt}, extra...)...)
 	from, to, local, remote := a, b, "a.test", "b.test"
 	if reverse {
 		from, to, local, remote = b, a, "b.test", "a.test"
@@ -256,7 +275,12 @@ func runProxyFault(t *testing.T, f proxyFault, smOn, reverse bool, extra ...node
 		// owes us no answer): nothing finds the silent stream b.test's
 		// link writes to, and what it writes there is lost.
 		if f.silent && i == n/2+window/2 && (smOn || !reverse) {
-			// Traffic went on into the silent link for a while.
+			// Traffic went on into the silent link for a while. The
+			// clock moves once the sender has read all that came
+			// before the silence: a read after the move would be life
+			// at the new time, and rightly no probe would follow in
+			// that interval.
+			heard.upTo(t, p.Forwarded(toSender))
 			detect(t, clk, probed, downs)
 		}
 		take(false)
@@ -300,4 +324,58 @@ func detect(t *testing.T, clk *fakeClock, probed <-chan struct{}, downs <-chan E
 			t.Fatalf("nothing %d intervals after the link went silent", step)
 		}
 	}
+}
+
+// heardBytes counts the bytes a sender read through the proxy, for
+// runProxyFault's wait before detect.
+type heardBytes struct {
+	n    atomic.Int64
+	more chan struct{} // a read happened (one pending at most)
+}
+
+// upTo waits until n bytes were read.
+func (h *heardBytes) upTo(t *testing.T, n int64) {
+	t.Helper()
+	for h.n.Load() < n {
+		select {
+		case <-h.more:
+		case <-time.After(wait):
+			t.Fatalf("the sender read %d of the %d bytes the proxy forwarded to it", h.n.Load(), n)
+		}
+	}
+}
+
+// heardConn counts what is read from it into h. It keeps no bytes of its
+// own, and offers its socket, so that parked readers wait as usual.
+type heardConn struct {
+	net.Conn
+	h *heardBytes
+}
+
+func (c *heardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.h.n.Add(int64(n))
+		select {
+		case c.h.more <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+func (c *heardConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
+
+// heardListener counts what is read from the connections it accepts.
+type heardListener struct {
+	net.Listener
+	h *heardBytes
+}
+
+func (l *heardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &heardConn{Conn: c, h: l.h}, nil
 }
