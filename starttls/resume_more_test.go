@@ -300,57 +300,49 @@ func TestResumptionAfterReload(t *testing.T) {
 	otherRoots := f.otherCA.Pool()
 
 	t.Run("client, mode", func(t *testing.T) {
-		in := f.config(Required, untrustedB)
-		old := f.config(Required, f.a)
-		link(t, old, in, domainB, domainA)
-		if h := link(t, old, in, domainB, domainA); !h.resumed() {
-			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
-		}
-		h := link(t, f.config(RequiredTrusted, f.a), in, domainB, domainA)
-		if h.client.DidResume || !errors.Is(h.clientErr, ErrUntrusted) {
-			t.Fatalf("required_trusted after required: resumed %v, %v; want a full handshake refused", h.client.DidResume, h.clientErr)
-		}
+		reloadRefuses(t, f.config(Required, f.a), f.config(Required, untrustedB),
+			f.config(RequiredTrusted, f.a), false, "required_trusted after required")
 	})
 	t.Run("client, roots", func(t *testing.T) {
-		in := f.config(RequiredTrusted, f.b)
-		old := f.config(RequiredTrusted, f.a)
-		link(t, old, in, domainB, domainA)
-		if h := link(t, old, in, domainB, domainA); !h.resumed() {
-			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
-		}
 		reloaded := f.config(RequiredTrusted, f.a)
 		reloaded.Roots = otherRoots
-		h := link(t, reloaded, in, domainB, domainA)
-		if h.client.DidResume || !errors.Is(h.clientErr, ErrUntrusted) {
-			t.Fatalf("other roots: resumed %v, %v; want a full handshake refused", h.client.DidResume, h.clientErr)
-		}
+		reloadRefuses(t, f.config(RequiredTrusted, f.a), f.config(RequiredTrusted, f.b),
+			reloaded, false, "other roots")
 	})
 	t.Run("server, mode", func(t *testing.T) {
-		out := f.config(Required, untrustedA)
-		old := f.config(Required, f.b)
-		link(t, out, old, domainB, domainA)
-		if h := link(t, out, old, domainB, domainA); !h.resumed() {
-			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
-		}
-		h := link(t, out, f.config(RequiredTrusted, f.b), domainB, domainA)
-		if h.server.DidResume || !errors.Is(h.serverErr, ErrUntrusted) {
-			t.Fatalf("required_trusted after required: server resumed %v, %v; want a full handshake refused", h.server.DidResume, h.serverErr)
-		}
+		reloadRefuses(t, f.config(Required, untrustedA), f.config(Required, f.b),
+			f.config(RequiredTrusted, f.b), true, "required_trusted after required")
 	})
 	t.Run("server, roots", func(t *testing.T) {
-		out := f.config(RequiredTrusted, f.a)
-		old := f.config(RequiredTrusted, f.b)
-		link(t, out, old, domainB, domainA)
-		if h := link(t, out, old, domainB, domainA); !h.resumed() {
-			t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
-		}
 		reloaded := f.config(RequiredTrusted, f.b)
 		reloaded.Roots = otherRoots
-		h := link(t, out, reloaded, domainB, domainA)
-		if h.server.DidResume || !errors.Is(h.serverErr, ErrUntrusted) {
-			t.Fatalf("other roots: server resumed %v, %v; want a full handshake refused", h.server.DidResume, h.serverErr)
-		}
+		reloadRefuses(t, f.config(RequiredTrusted, f.a), f.config(RequiredTrusted, f.b),
+			reloaded, true, "other roots")
 	})
+}
+
+// reloadRefuses links out to in twice, the second time resuming, then
+// once more with reloaded in place of in (server) or of out, and wants
+// that side's handshake a full one, refused as untrusted.
+func reloadRefuses(t *testing.T, out, in, reloaded *Config, server bool, what string) {
+	t.Helper()
+	link(t, out, in, domainB, domainA)
+	if h := link(t, out, in, domainB, domainA); !h.resumed() {
+		t.Fatalf("the old Config did not resume: %v %v", h.clientErr, h.serverErr)
+	}
+	side := "client"
+	var resumed bool
+	var err error
+	if server {
+		h := link(t, out, reloaded, domainB, domainA)
+		side, resumed, err = "server", h.server.DidResume, h.serverErr
+	} else {
+		h := link(t, reloaded, in, domainB, domainA)
+		resumed, err = h.client.DidResume, h.clientErr
+	}
+	if resumed || !errors.Is(err, ErrUntrusted) {
+		t.Fatalf("%s: %s resumed %v, %v; want a full handshake refused", what, side, resumed, err)
+	}
 }
 
 // TestResumptionDisabled: DisableResumption on either side means full

@@ -3,7 +3,6 @@ package starttls
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"testing"
 
 	"github.com/xmpp-s2s/federation/internal/testcert"
@@ -58,43 +57,11 @@ func TestResumptionFacts(t *testing.T) {
 			server = seen{resumed: cs.DidResume, peer: cs.PeerCertificates, verifyCalled: true}
 			return verifyS(cs)
 		}
-		// Real loopback TCP, not net.Pipe: a resumed handshake has both
-		// sides writing at once, which an unbuffered pipe deadlocks on.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		c1, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c1.Close()
-		c2, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c2.Close()
-		done := make(chan error, 1)
-		go func() {
-			sc := tls.Server(c2, s)
-			if err := sc.Handshake(); err != nil {
-				done <- err
-				return
-			}
-			// The client reads the session ticket with its first read.
-			_, err := sc.Write([]byte{'x'})
-			done <- err
-		}()
-		cc := tls.Client(c1, ccfg)
-		if err := cc.Handshake(); err != nil {
-			t.Fatalf("client handshake: %v", err)
-		}
-		if _, err := cc.Read(make([]byte, 1)); err != nil {
-			t.Fatalf("client read: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Fatalf("server: %v", err)
+		// handshake: real loopback TCP, not net.Pipe (a resumed handshake
+		// has both sides writing at once, which an unbuffered pipe
+		// deadlocks on), and the client reads the session ticket.
+		if h := handshake(t, ccfg, s); h.clientErr != nil || h.serverErr != nil {
+			t.Fatalf("client: %v; server: %v", h.clientErr, h.serverErr)
 		}
 		return client, server
 	}
