@@ -58,6 +58,18 @@ func park(t *testing.T, n *node, ch chan struct{}, what string) {
 	}
 }
 
+// parkingPair is pairNodes in TLS mode mode, both nodes on one fake clock
+// and their parks reported to pa and pb.
+func parkingPair(t *testing.T, mode string) (a, b *node, pa, pb *parks) {
+	t.Helper()
+	clk := newFakeClock()
+	pa, pb = newParks(), newParks()
+	a, b = pairNodes(t,
+		[]nodeOpt{withMode(mode), withParks(pa), withConfig(func(c *Config) { c.clock = clk })},
+		[]nodeOpt{withMode(mode), withParks(pb), withConfig(func(c *Config) { c.clock = clk })})
+	return a, b, pa, pb
+}
+
 // noPark checks that no park is pending on ch.
 func noPark(t *testing.T, ch chan struct{}, what string) {
 	t.Helper()
@@ -77,11 +89,7 @@ func noPark(t *testing.T, ch chan struct{}, what string) {
 func TestParkedLinkDelivers(t *testing.T) {
 	for _, mode := range []string{"false", "required"} {
 		t.Run("tls="+mode, func(t *testing.T) {
-			clk := newFakeClock()
-			pa, pb := newParks(), newParks()
-			a, b := pairNodes(t,
-				[]nodeOpt{withMode(mode), withParks(pa), withConfig(func(c *Config) { c.clock = clk })},
-				[]nodeOpt{withMode(mode), withParks(pb), withConfig(func(c *Config) { c.clock = clk })})
+			a, b, pa, pb := parkingPair(t, mode)
 			a.send(msgAB)
 			b.nextDelivered()
 			waitAcked(t, a)
@@ -119,11 +127,7 @@ func TestParkedLinkDelivers(t *testing.T) {
 func TestParkedReadersWaitOnSocket(t *testing.T) {
 	for _, mode := range []string{"false", "required"} {
 		t.Run("tls="+mode, func(t *testing.T) {
-			clk := newFakeClock()
-			pa, pb := newParks(), newParks()
-			a, b := pairNodes(t,
-				[]nodeOpt{withMode(mode), withParks(pa), withConfig(func(c *Config) { c.clock = clk })},
-				[]nodeOpt{withMode(mode), withParks(pb), withConfig(func(c *Config) { c.clock = clk })})
+			a, b, pa, pb := parkingPair(t, mode)
 			if b.m.cfg.MaxIncoming <= 0 {
 				t.Fatalf("MaxIncoming %d: the bound's layer is not tested", b.m.cfg.MaxIncoming)
 			}
