@@ -55,3 +55,28 @@ func BenchmarkPing(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPingHost is BenchmarkPing with one Manager: the receiving one,
+// answering the raw load generator of examples/bench's host rows (pings
+// written in batches on a hand-negotiated bidi stream, results read as
+// bytes). Its CPU is the answering Manager's ping path and the load
+// generator's, which costs what it costs against a bare TLS echo.
+func BenchmarkPingHost(b *testing.B) {
+	for _, tls := range []bool{true, false} {
+		for _, window := range []int{100, 1000} {
+			b.Run("tls="+strconv.FormatBool(tls)+"/window="+strconv.Itoa(window), func(b *testing.B) {
+				p, err := bench.NewPair(tls)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close()
+				b.ReportAllocs()
+				b.ResetTimer()
+				if _, err := p.HostPings(context.Background(), b.N, window); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "round-trips/s")
+			})
+		}
+	}
+}

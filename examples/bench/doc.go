@@ -2,7 +2,9 @@
 // one Markdown table: our Manager to our Manager on loopback, raw crypto/tls
 // pushing the same bytes (the ceiling), the same Managers with the receiver
 // in a child process (this command started again: main's first call serves
-// it), and with -peers Prosody and ejabberd. Each cell is the median of
+// it), and with -peers Prosody and ejabberd. The ping rows are also run
+// with one Manager, the receiving one, answering the raw rows' load
+// generator (the "pings to one Manager" rows). Each cell is the median of
 // -runs runs; the ratio columns say how many times better ours is than the
 // other column, and the two-process run than the in-process one.
 //

@@ -53,12 +53,17 @@ type libPair struct {
 	// new one makes a's next link a first contact, whose TLS session
 	// nothing can resume.
 	certA atomic.Pointer[tls.Certificate]
+	// ca issued both sides' certificates; sharedA is a's dialback
+	// secret, with which the host rows' load generator authenticates a
+	// domain of a's zone to b (host.go).
+	ca      *testcert.CA
+	sharedA string
 }
 
 // newLibPair starts two Managers; tlsOn selects use_starttls required_trusted
 // (TLS 1.3) or false.
 func newLibPair(ca *testcert.CA, tlsOn bool) (*libPair, error) {
-	p := &libPair{}
+	p := &libPair{ca: ca}
 	var err error
 	if p.lnA, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		return nil, err
@@ -83,7 +88,9 @@ func newLibPair(ca *testcert.CA, tlsOn bool) (*libPair, error) {
 	isB := func(d string) bool { return d == receiverDomain }
 	p.presentAs(leafA)
 	srcA := starttls.CertFunc(func() (*tls.Certificate, error) { return p.certA.Load(), nil })
-	p.a, err = s2s.New(p.config(ca, mode, srcA, isA, &p.onA, &p.turnsA))
+	cfgA := p.config(ca, mode, srcA, isA, &p.onA, &p.turnsA)
+	p.sharedA = string(cfgA.S2S.Shared)
+	p.a, err = s2s.New(cfgA)
 	if err != nil {
 		p.close()
 		return nil, err

@@ -9,7 +9,8 @@ import (
 // (s2s's own -bench runs drive it with b.N). One domain sends, the other
 // receives and answers pings. A Pair is not safe for concurrent use.
 type Pair struct {
-	p *libPair
+	p   *libPair
+	tls bool
 }
 
 // NewPair starts the two Managers, with use_starttls = "required_trusted"
@@ -23,7 +24,7 @@ func NewPair(tls bool) (*Pair, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Pair{p: p}, nil
+	return &Pair{p: p, tls: tls}, nil
 }
 
 // Messages sends n ~200-byte messages over one link, at most window
@@ -38,6 +39,15 @@ func (p *Pair) Messages(ctx context.Context, n, window int) (time.Duration, erro
 // the time they took. Both links are brought up before the clock starts.
 func (p *Pair) Pings(ctx context.Context, n, window int) (time.Duration, error) {
 	return p.p.pings(ctx, n, window)
+}
+
+// HostPings runs n XEP-0199 round trips with window outstanding from the
+// raw load generator (a TLS or TCP connection negotiated by hand, the raw
+// rows' client) to the receiving Manager alone, and returns the time they
+// took. The load generator's stream is opened, and one ping answered,
+// before the clock starts.
+func (p *Pair) HostPings(ctx context.Context, n, window int) (time.Duration, error) {
+	return p.p.hostPings(ctx, p.tls, n, window)
 }
 
 // Close shuts both Managers down.

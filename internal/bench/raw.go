@@ -130,48 +130,10 @@ func rawPings(ctx context.Context, e *env, tlsOn bool, n, window int, ping, resu
 	served := make(chan error, 1)
 	go func() { served <- echo(server, n, len(ping), result) }()
 
-	sem := make(chan struct{}, window)
-	answered := make(chan error, 1)
-	start := time.Now()
-	go func() {
-		r := bufio.NewReaderSize(client, 16<<10)
-		buf := make([]byte, len(result))
-		for range n {
-			if _, err := io.ReadFull(r, buf); err != nil {
-				answered <- err
-				return
-			}
-			<-sem
-		}
-		answered <- nil
-	}()
-	w := bufio.NewWriterSize(client, 16<<10)
-	for range n {
-		select {
-		case sem <- struct{}{}:
-		default:
-			// The window is full: send what is buffered, then wait.
-			if err := w.Flush(); err != nil {
-				return 0, err
-			}
-			sem <- struct{}{}
-		}
-		if _, err := w.Write(ping); err != nil {
-			return 0, err
-		}
-		if len(sem) < window && w.Buffered() >= 16<<10-len(ping) {
-			if err := w.Flush(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if err := w.Flush(); err != nil {
+	d, err := pingClient(client, n, window, ping, result)
+	if err != nil {
 		return 0, err
 	}
-	if err := <-answered; err != nil {
-		return 0, err
-	}
-	d := time.Since(start)
 	if err := <-served; err != nil {
 		return 0, err
 	}

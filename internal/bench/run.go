@@ -170,14 +170,19 @@ func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error
 		{Name: "allocations per message (both ends), " + tlsName(tlsOn), Unit: "allocs", Ours: median(allocs), Raw: nan, TwoProc: nan, Prosody: nan, Ejabberd: nan},
 	}
 	ping, result := pingFor(senderDomain(0))
+	var hostRows []Row
 	for _, w := range c.Windows {
-		var ours, raw []float64
+		var ours, host, raw []float64
 		for range c.Runs {
 			d, err := p.pings(ctx, c.Pings, w)
 			if err != nil {
 				return rows, fmt.Errorf("pings over %s: %w", tlsName(tlsOn), err)
 			}
 			ours = append(ours, float64(c.Pings)/d.Seconds())
+			if d, err = p.hostPings(ctx, tlsOn, c.Pings, w); err != nil {
+				return rows, fmt.Errorf("pings to one Manager over %s: %w", tlsName(tlsOn), err)
+			}
+			host = append(host, float64(c.Pings)/d.Seconds())
 			d, err = rawPings(ctx, e, tlsOn, c.Pings, w, ping, result)
 			if err != nil {
 				return rows, fmt.Errorf("raw pings over %s: %w", tlsName(tlsOn), err)
@@ -186,8 +191,12 @@ func throughput(ctx context.Context, e *env, c Config, tlsOn bool) ([]Row, error
 		}
 		rows = append(rows, Row{Name: "pings, window " + strconv.Itoa(w) + ", " + tlsName(tlsOn), Unit: "round trips/s",
 			HigherBetter: true, Ours: median(ours), Raw: median(raw), TwoProc: nan, Prosody: nan, Ejabberd: nan})
+		hostRows = append(hostRows, Row{Name: "pings to one Manager from the raw load generator, window " + strconv.Itoa(w) + ", " + tlsName(tlsOn),
+			Unit: "round trips/s", HigherBetter: true, Ours: median(host), Raw: median(raw), TwoProc: nan, Prosody: nan, Ejabberd: nan})
 	}
-	return rows, nil
+	// The host rows come after all the rows of two Managers, with which
+	// the two-process and peer columns line up.
+	return append(rows, hostRows...), nil
 }
 
 // latency times the first stanza on new links. With TLS it times two

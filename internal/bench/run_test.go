@@ -36,9 +36,15 @@ func TestQuick(t *testing.T) {
 		if strings.HasPrefix(r.Name, "first stanza") && math.IsNaN(r.Raw) {
 			t.Errorf("%s: raw = %v", r.Name, r.Raw)
 		}
+		// The host rows are one Manager against the raw load generator,
+		// and measured against the raw echo.
+		host := strings.HasPrefix(r.Name, "pings to one Manager")
+		if host && (math.IsNaN(r.Raw) || r.Ours <= 0) {
+			t.Errorf("%s: ours %v, raw %v", r.Name, r.Ours, r.Raw)
+		}
 		// Throughput and idle rows have a two-process figure, the others
-		// none.
-		if want := r.HigherBetter || strings.Contains(r.Name, " idle links, "); want == math.IsNaN(r.TwoProc) {
+		// (and the host rows, which have no second Manager) none.
+		if want := (r.HigherBetter && !host) || strings.Contains(r.Name, " idle links, "); want == math.IsNaN(r.TwoProc) {
 			t.Errorf("%s: two processes = %v", r.Name, r.TwoProc)
 		}
 	}
@@ -46,8 +52,10 @@ func TestQuick(t *testing.T) {
 	if err := rep.Print(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "| messages, one link, TLS |") {
-		t.Errorf("table lacks the TLS message row:\n%s", b.String())
+	for _, row := range []string{"| messages, one link, TLS |", "| pings to one Manager from the raw load generator, window 100, TLS |", "| pings to one Manager from the raw load generator, window 100, TCP |"} {
+		if !strings.Contains(b.String(), row) {
+			t.Errorf("table lacks the row %s\n%s", row, b.String())
+		}
 	}
 }
 
