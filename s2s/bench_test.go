@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/xmpp-s2s/federation/internal/bench"
 )
@@ -37,23 +38,7 @@ func BenchmarkSendDeliver(b *testing.B) {
 // and the Manager's reply routing. Window 100 is bound by the hand-offs of
 // a round trip (latency), window 1000 by the CPU per stanza.
 func BenchmarkPing(b *testing.B) {
-	for _, tls := range []bool{true, false} {
-		for _, window := range []int{100, 1000} {
-			b.Run("tls="+strconv.FormatBool(tls)+"/window="+strconv.Itoa(window), func(b *testing.B) {
-				p, err := bench.NewPair(tls)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer p.Close()
-				b.ReportAllocs()
-				b.ResetTimer()
-				if _, err := p.Pings(context.Background(), b.N, window); err != nil {
-					b.Fatal(err)
-				}
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "round-trips/s")
-			})
-		}
-	}
+	benchPings(b, (*bench.Pair).Pings)
 }
 
 // BenchmarkPingHost is BenchmarkPing with one Manager: the receiving one,
@@ -62,6 +47,10 @@ func BenchmarkPing(b *testing.B) {
 // bytes). Its CPU is the answering Manager's ping path and the load
 // generator's, which costs what it costs against a bare TLS echo.
 func BenchmarkPingHost(b *testing.B) {
+	benchPings(b, (*bench.Pair).HostPings)
+}
+
+func benchPings(b *testing.B, pings func(p *bench.Pair, ctx context.Context, n, window int) (time.Duration, error)) {
 	for _, tls := range []bool{true, false} {
 		for _, window := range []int{100, 1000} {
 			b.Run("tls="+strconv.FormatBool(tls)+"/window="+strconv.Itoa(window), func(b *testing.B) {
@@ -72,7 +61,7 @@ func BenchmarkPingHost(b *testing.B) {
 				defer p.Close()
 				b.ReportAllocs()
 				b.ResetTimer()
-				if _, err := p.HostPings(context.Background(), b.N, window); err != nil {
+				if _, err := pings(p, context.Background(), b.N, window); err != nil {
 					b.Fatal(err)
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "round-trips/s")
