@@ -273,3 +273,55 @@ func TestOwnerLingers(t *testing.T) {
 		}
 	}
 }
+
+// TestIncomingIdleCountsPeerStanzas: an incoming stream whose peer keeps
+// sending, at intervals well under IdleTimeout, stays up for several times
+// IdleTimeout and delivers everything; once the peer stops, it ends as
+// idle. Nothing else moves on it: no XEP-0198, no bidi, no keepalive, and
+// the sender never idles. The reader moves its deadline once per read
+// that brought bytes, not per element (incoming.go): each of these
+// stanzas comes in a read of its own.
+func TestIncomingIdleCountsPeerStanzas(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	quiet := func(idle time.Duration) nodeOpt {
+		return withConfig(func(c *Config) {
+			c.DisableStreamManagement, c.DisableBidi, c.KeepAlive, c.IdleTimeout = true, true, -1, idle
+		})
+	}
+	a, b := pairNodes(t, []nodeOpt{quiet(-1)}, []nodeOpt{quiet(idle)})
+	tick := time.NewTicker(idle / 8)
+	defer tick.Stop()
+	end := time.Now().Add(4 * idle)
+	for i := 0; time.Now().Before(end); i++ {
+		<-tick.C
+		a.send(fmt.Sprintf("<message from='alice@a.test' to='bob@b.test' id='ab%d'/>", i))
+		if got := b.nextDelivered(); got.ID != fmt.Sprintf("ab%d", i) {
+			t.Fatalf("b got %s", got.ID)
+		}
+	}
+	for drained := false; !drained; {
+		select {
+		case e := <-b.events:
+			if e.Kind == LinkDown {
+				t.Fatalf("while a.test wrote: b.test's %s link down: %v", e.Link.Direction, e.Err)
+			}
+		default:
+			drained = true
+		}
+	}
+	deadline := time.After(wait)
+	for {
+		select {
+		case e := <-b.events:
+			if e.Kind != LinkDown || e.Link.Direction != Incoming {
+				continue
+			}
+			if !errors.Is(e.Err, ErrIdle) {
+				t.Fatalf("the quiet stream ended with %v, not idle", e.Err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the quiet stream did not end")
+		}
+	}
+}
