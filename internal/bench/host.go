@@ -56,8 +56,9 @@ func (p *libPair) hostPings(ctx context.Context, tlsOn bool, n, window int) (tim
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	// A deadline in case the Manager answers somewhere else (or not at
-	// all): the run fails instead of hanging.
-	conn.SetDeadline(time.Now().Add(time.Minute))
+	// all): the run fails instead of hanging. A minute, and 50 µs a ping
+	// (20,000 round trips a second) for long runs.
+	conn.SetDeadline(time.Now().Add(time.Minute + time.Duration(n)*50*time.Microsecond))
 	// One round trip before the clock: the Manager's link back to the
 	// load generator's domain is made on the first answer.
 	if _, err := pingClient(conn, 1, 1, ping, reply.Raw); err != nil {
