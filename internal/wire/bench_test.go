@@ -2,8 +2,10 @@ package wire
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -36,13 +38,47 @@ func BenchmarkNext(b *testing.B) { benchNext(b, benchStanza, 1) }
 // BenchmarkNextPing reads pings and their answers (two elements per op).
 func BenchmarkNextPing(b *testing.B) { benchNext(b, benchPing, 2) }
 
+// BenchmarkNextPingIDs is BenchmarkNextPing with an id of its own for
+// each ping, as a server writes them: of a ping's envelope, only the id
+// differs from the last ping's, but each element follows one of the other
+// direction.
+func BenchmarkNextPingIDs(b *testing.B) {
+	var body []byte
+	for i := range 64 {
+		body = append(body, pingWithID(i)...)
+	}
+	benchNextBody(b, body, len(benchPing), 2)
+}
+
+// BenchmarkNextPings reads what one stream of the ping path carries:
+// pings from one server to another, each with its own id.
+func BenchmarkNextPings(b *testing.B) {
+	var body []byte
+	for i := range 64 {
+		p := pingWithID(i)
+		body = append(body, p[:strings.Index(p, "</iq>")+len("</iq>")]...)
+	}
+	benchNextBody(b, body, len(body)/64, 1)
+}
+
+// pingWithID is benchPing with the ids of ping i, eight hex digits.
+func pingWithID(i int) string {
+	id := fmt.Sprintf("%08x", uint32(i)*2654435761)
+	return strings.ReplaceAll(benchPing, "id='p1'", "id='"+id+"'")
+}
+
 func benchNext(b *testing.B, stanzas string, per int) {
-	body := bytes.Repeat([]byte(stanzas), 64)
+	benchNextBody(b, bytes.Repeat([]byte(stanzas), 64), len(stanzas), per)
+}
+
+// benchNextBody reads body over and over, per elements an op of size
+// bytes.
+func benchNextBody(b *testing.B, body []byte, size, per int) {
 	r := NewReader(io.MultiReader(bytes.NewReader([]byte(testHeader)), &loopReader{data: body}), DefaultLimits)
 	if _, err := r.ReadHeader(); err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(len(stanzas)))
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -53,6 +89,24 @@ func benchNext(b *testing.B, stanzas string, per int) {
 		}
 	}
 	b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "elements/s")
+}
+
+// BenchmarkParseStanzaIDs is ParseStanza of pings that differ in their
+// ids only, as a host sends them.
+func BenchmarkParseStanzaIDs(b *testing.B) {
+	var raws [][]byte
+	for i := range 64 {
+		p := pingWithID(i)
+		raws = append(raws, []byte(p[:strings.Index(p, "</iq>")+len("</iq>")]))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := ParseStanza(raws[i%len(raws)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
 
 func BenchmarkParseStanza(b *testing.B) {
