@@ -29,8 +29,24 @@ type fastParser struct {
 	inject []string
 	attrs  []span          // the current tag's other attribute names, for repeats
 	env    [envFields]span // the top element's from, to, id and type values
-	// envLo and envHi bound the values in env; envLen is their length.
+	// envLo and envHi bound the values in env that need a string (not
+	// hits, not the type); envLen is their length.
 	envLo, envHi, envLen int
+
+	// last holds the from and to strings of an earlier element, and hits
+	// has the bit of each of the two (1<<envFrom, 1<<envTo) that the
+	// element being parsed repeats: its string is then last's, and no
+	// byte of it is scanned or copied again. A stream's stanzas mostly
+	// name the same two servers or users one after the other. The
+	// strings are ones this parser handed out before (a Reader's, or a
+	// pooled one's for ParseStanza), never bytes of a buffer it reads.
+	last  [2]string
+	lastQ [2]byte // the quote each of last was written in
+	// lastW is the word of the record that each of last began, so that
+	// a value that is not last's is told in one comparison, with the
+	// word the value's scan reads anyway.
+	lastW [2]uint64
+	hits  uint8
 
 	defNS span // the top-level tag's xmlns value, when it has one
 
@@ -82,6 +98,7 @@ func (p *fastParser) parse(rec []byte, e *Element) (ok bool) {
 func (p *fastParser) parsePrefix(rec []byte, e *Element) (n int, ok bool) {
 	p.env = [envFields]span{}
 	p.envLo, p.envHi, p.envLen = len(rec), 0, 0
+	p.hits = 0
 	*e = Element{}
 	if n, ok = p.parseElement(rec, e); !ok {
 		*e = Element{}
@@ -91,19 +108,36 @@ func (p *fastParser) parsePrefix(rec []byte, e *Element) (n int, ok bool) {
 	return n, true
 }
 
-// setEnvelope gives e its envelope strings, sharing one allocation: a
-// stanza carries up to four of them, and a string each was the largest
-// share of the allocations on the stanza path. The values usually stand
-// together in the start tag, and the string is one copy of the bytes from
-// the first to the last, the names and quotes between them included; when
-// those are more than a few bytes (other attributes between), the values
-// are copied on their own. Whoever keeps one of them (a domain taken from
-// a dialback element's from, say) keeps all four, so they share only while
+// setEnvelope gives e its envelope strings. A from or to that repeats the
+// last one's bytes is the last one's string (p.last), and a type is one of
+// the constants of knownType when it can be: what is left, usually the id
+// alone, shares one allocation. The values usually stand together in the
+// start tag, and that string is one copy of the bytes from the first to the
+// last, the names and quotes between them included; when those are more
+// than a few bytes (other attributes between), the values are copied on
+// their own. Whoever keeps one of them (a domain taken from a dialback
+// element's from, say) keeps all that share it, so they share only while
 // that costs little: a peer must not pin a huge id by way of a from that a
 // link holds for its lifetime.
 func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 	env := &p.env
+	hits := p.hits
+	if hits&(1<<envFrom) != 0 {
+		e.From = p.last[envFrom]
+	}
+	if hits&(1<<envTo) != 0 {
+		e.To = p.last[envTo]
+	}
 	lo, hi, n := p.envLo, p.envHi, p.envLen
+	if t := env[envType]; t.end > t.start {
+		// A constant, or a value like the others.
+		if e.Type = knownType(t.of(rec)); e.Type != "" {
+			hits |= 1 << envType
+		} else {
+			lo, hi = min(lo, t.start), max(hi, t.end)
+			n += t.end - t.start
+		}
+	}
 	if n == 0 {
 		return
 	}
@@ -116,28 +150,130 @@ func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 			}
 			return ""
 		}
-		e.From, e.To, e.ID, e.Type = sub(env[envFrom]), sub(env[envTo]), sub(env[envID]), sub(env[envType])
-		return
+		if hits&(1<<envFrom) == 0 {
+			e.From = sub(env[envFrom])
+		}
+		if hits&(1<<envTo) == 0 {
+			e.To = sub(env[envTo])
+		}
+		e.ID = sub(env[envID])
+		if hits&(1<<envType) == 0 {
+			e.Type = sub(env[envType])
+		}
+	} else {
+		p.setApart(e, rec, n, hits)
 	}
+	// The new from and to are the ones to look for next, each with the
+	// quote that closed it (it has none of those inside).
+	if v := env[envFrom]; hits&(1<<envFrom) == 0 && v.end > v.start {
+		p.remember(envFrom, e.From, rec, v)
+	}
+	if v := env[envTo]; hits&(1<<envTo) == 0 && v.end > v.start {
+		p.remember(envTo, e.To, rec, v)
+	}
+}
+
+// setApart is setEnvelope for values that are far apart in the tag: they
+// share a string of their own bytes alone, or have one each when they are
+// long.
+func (p *fastParser) setApart(e *Element, rec []byte, n int, hits uint8) {
+	env := &p.env
 	dst := [envFields]*string{&e.From, &e.To, &e.ID, &e.Type}
 	if n > maxSharedEnvelope {
-		for i, v := range env {
-			*dst[i] = string(v.of(rec))
+		for f, v := range env {
+			if hits&(1<<f) == 0 {
+				*dst[f] = string(v.of(rec))
+			}
 		}
 		return
 	}
 	var b strings.Builder
 	b.Grow(n)
-	for _, v := range env {
-		b.Write(v.of(rec))
+	for f, v := range env {
+		if hits&(1<<f) == 0 {
+			b.Write(v.of(rec))
+		}
 	}
 	all := b.String()
 	off := 0
-	for i, v := range env {
-		l := v.end - v.start
-		*dst[i] = all[off : off+l]
-		off += l
+	for f, v := range env {
+		if l := v.end - v.start; hits&(1<<f) == 0 && l > 0 {
+			*dst[f] = all[off : off+l]
+			off += l
+		}
 	}
+}
+
+// remember makes s, the value of from or to (f) at v in rec, the one the
+// next elements are compared with.
+func (p *fastParser) remember(f int, s string, rec []byte, v span) {
+	if len(s) > maxRemembered || v.start+8 > len(rec) {
+		s = ""
+	}
+	p.last[f] = s
+	if s != "" {
+		p.lastQ[f] = rec[v.end]
+		p.lastW[f] = binary.LittleEndian.Uint64(rec[v.start : v.start+8])
+	}
+}
+
+// maxRemembered is the longest from or to that a parser keeps for the
+// next element (p.last): longer than any JID of the usual traffic, and
+// short enough that a quiet stream holds little.
+const maxRemembered = 128
+
+// repeats reports whether the value of from or to (f) at rec[k], in the
+// quote q, is p.last[f]; it sets p.env[f] when it is. The same bytes up to
+// the quote are a plain value: last has no byte q inside when it was
+// written in q too.
+func (p *fastParser) repeats(rec []byte, k, f int, q byte) bool {
+	l := p.last[f]
+	x := k + len(l)
+	if l == "" || x >= len(rec) || rec[x] != q || q != p.lastQ[f] || string(rec[k:x]) != l {
+		return false
+	}
+	p.env[f] = span{k, x}
+	return true
+}
+
+// knownType returns the values of type that stanzas and dialback elements
+// carry as constants; "" for others.
+func knownType(b []byte) string {
+	switch string(b) {
+	case "get":
+		return "get"
+	case "set":
+		return "set"
+	case "result":
+		return "result"
+	case "error":
+		return "error"
+	case "chat":
+		return "chat"
+	case "normal":
+		return "normal"
+	case "groupchat":
+		return "groupchat"
+	case "headline":
+		return "headline"
+	case "unavailable":
+		return "unavailable"
+	case "subscribe":
+		return "subscribe"
+	case "subscribed":
+		return "subscribed"
+	case "unsubscribe":
+		return "unsubscribe"
+	case "unsubscribed":
+		return "unsubscribed"
+	case "probe":
+		return "probe"
+	case "valid":
+		return "valid"
+	case "invalid":
+		return "invalid"
+	}
+	return ""
 }
 
 // maxEnvelopeGaps is the most bytes between the envelope's values that its
@@ -376,7 +512,20 @@ func (p *fastParser) attributes(rec []byte, j int, isTop bool) (next int, flags 
 		v := span{start: k}
 		var end int
 		if k+8 <= len(rec) {
-			if m := specialBytes(binary.LittleEndian.Uint64(rec[k:k+8]), q); m != 0 {
+			w := binary.LittleEndian.Uint64(rec[k : k+8])
+			if uint(f) < uint(len(p.lastW)) && w == p.lastW[f] && isTop && p.repeats(rec, k, f, q) {
+				// A from or to as the last one's: no byte of
+				// it is scanned or copied again.
+				bit := uint8(1) << uint(f)
+				if flags&bit != 0 {
+					return 0, 0, false
+				}
+				flags |= bit
+				p.hits |= bit
+				j = p.env[f].end + 1
+				continue
+			}
+			if m := specialBytes(w, q); m != 0 {
 				end = k + bits.TrailingZeros64(m)>>3
 			} else {
 				end = skipPlain(rec, k+8, q)
@@ -414,6 +563,10 @@ func (p *fastParser) attributes(rec []byte, j int, isTop bool) (next int, flags 
 			}
 			if f == attrXMLNS {
 				p.defNS = v
+			} else if f == envType {
+				// setEnvelope bounds it only when it is not a
+				// constant (knownType).
+				p.env[f] = v
 			} else if v.end > v.start {
 				p.env[f] = v
 				p.envLo, p.envHi = min(p.envLo, v.start), max(p.envHi, v.end)

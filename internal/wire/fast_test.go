@@ -74,3 +74,64 @@ func TestFastParserRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestFastParserRepeats: a from or to with the bytes of the last element's
+// is taken as the last one's string only when it is that value, closed by
+// the same quote, in a tag that is well formed; anything else is parsed as
+// it would be on its own.
+func TestFastParserRepeats(t *testing.T) {
+	outer := map[string]string{"stream": NSStream, "db": NSDialback}
+	for i, tc := range []struct {
+		first, rec string
+		refused    bool // by both parsers
+	}{
+		0: {first: `<iq from='a.example' to='b.example'/>`, rec: `<iq from='a.example' to='b.example' id='x'/>`},
+		// The last from has the other quote inside.
+		1: {first: `<iq from="o'hara@a.example" to='b.example'/>`, rec: `<iq from='o'hara@a.example' to='b.example'/>`, refused: true},
+		2: {first: `<iq from="o'hara@a.example" to='b.example'/>`, rec: `<iq from="o'hara@a.example" to="b.example"/>`},
+		3: {first: `<iq from='abcdefgh.example'/>`, rec: `<iq from='abcdefgh.example' from='x'/>`, refused: true},
+		4: {first: `<iq from='abcdefgh.example'/>`, rec: `<iq from='x' from='abcdefgh.example'/>`, refused: true},
+		// Longer, shorter, or not closed where the last one was.
+		5: {first: `<iq from='abcdefgh.example'/>`, rec: `<iq from='abcdefgh.example.org'/>`},
+		6: {first: `<iq from='abcdefgh.example.org'/>`, rec: `<iq from='abcdefgh.example'/>`},
+		7: {first: `<iq from='abcdefgh.example'/>`, rec: `<iq from='abcdefgh.example`, refused: true},
+		8: {first: `<iq from='abcdefgh.example'/>`, rec: `<iq from='abcdefgh.example'`, refused: true},
+		// Not the top-level tag's: no envelope.
+		9: {first: `<iq from='abcdefgh.example'/>`, rec: `<iq><x from='abcdefgh.example'/></iq>`},
+		// The last to, as a from, and the other way round.
+		10: {first: `<iq from='abcdefgh.example' to='ijklmnop.example'/>`, rec: `<iq from='ijklmnop.example' to='abcdefgh.example'/>`},
+		11: {first: `<iq to='abcdefgh.example' from='ijklmnop.example'/>`, rec: `<iq to='abcdefgh.example' from='ijklmnop.example'/>`},
+		// Spaces around '=': the general path, then the same value.
+		12: {first: `<iq from='abcdefgh.example'/>`, rec: `<iq from = 'abcdefgh.example' to='b'/>`},
+		13: {first: `<iq from = "abcdefgh.example"/>`, rec: `<iq from="abcdefgh.example"/>`},
+		// A known type, and another.
+		14: {first: `<iq from='abcdefgh.example' type='get'/>`, rec: `<iq from='abcdefgh.example' type='gets'/>`},
+		15: {first: `<iq from='abcdefgh.example' type='x' id='y'/>`, rec: `<iq type='result' from='abcdefgh.example' id='y'/>`},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			var p fastParser
+			p.outer = outer
+			var e Element
+			if !p.parse([]byte(tc.first), &e) {
+				t.Fatalf("fast parser refused %s", tc.first)
+			}
+			took := p.parse([]byte(tc.rec), &e)
+			want, _, err := parseComplete([]byte(tc.rec), outer, 0, true)
+			if tc.refused {
+				if took || err == nil {
+					t.Fatalf("%s taken: fast %v, encoding/xml %v", tc.rec, took, err == nil)
+				}
+				return
+			}
+			if !took {
+				t.Fatalf("fast parser refused %s", tc.rec)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type {
+				t.Fatalf("fast      %+v\nreference %+v", e, want)
+			}
+		})
+	}
+}

@@ -141,6 +141,40 @@ func FuzzFastParser(f *testing.F) {
 	})
 }
 
+// FuzzFastParserAfter is FuzzFastParser for an element parsed after
+// another with the same parser, which compares the from and to it meets
+// with the last ones it handed out (fastParser.last): whatever the first
+// element was, what it accepts of the second is what encoding/xml makes
+// of it.
+func FuzzFastParserAfter(f *testing.F) {
+	f.Add([]byte(`<iq from='a.example' to='b.example' type='get' id='p1'/>`),
+		[]byte(`<iq from='a.example' to='b.example' type='result' id='p2'/>`))
+	f.Add([]byte(`<iq from="o'hara@a.example" to='b.example'/>`), []byte(`<iq from='o'hara@a.example' to='b.example'/>`))
+	f.Add([]byte(`<iq from='abcdefgh.example'/>`), []byte(`<iq from='abcdefgh.example' from='x'/>`))
+	f.Add([]byte(`<iq from='abcdefgh.example'/>`), []byte(`<iq from='abcdefgh.example.org'/>`))
+	f.Add([]byte(`<iq from='abcdefgh.example'/>`), []byte(`<iq><x from='abcdefgh.example'/></iq>`))
+	f.Add([]byte(`<iq from='abcdefgh.example' to='ijklmnop.example'/>`), []byte(`<iq to='abcdefgh.example' from='ijklmnop.example'/>`))
+	f.Add([]byte(`<iq from='a&amp;bcdefgh.example'/>`), []byte(`<iq from='a&amp;bcdefgh.example'/>`))
+	outer := map[string]string{"stream": NSStream, "db": NSDialback}
+	f.Fuzz(func(t *testing.T, first, rec []byte) {
+		var p fastParser
+		p.outer = outer
+		var e Element
+		p.parse(first, &e)
+		if !p.parse(rec, &e) {
+			return
+		}
+		e.Raw = buildRaw(rec, p.nameEnd, p.inject, outer)
+		want, _, err := parseComplete(rec, outer, 0, true)
+		if err != nil {
+			t.Fatalf("fast path accepted %q after %q, encoding/xml refuses: %v", rec, first, err)
+		}
+		if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type || string(e.Raw) != string(want.Raw) {
+			t.Fatalf("%q after %q:\nfast     %+v\nreference %+v", rec, first, e, want)
+		}
+	})
+}
+
 // knownAttrSeeds reach the quick paths (the known names matched in one
 // word, the end tag matched against the open name, the envelope's one
 // string) and the general paths beside them.
@@ -182,6 +216,8 @@ func FuzzInPlace(f *testing.F) {
 	f.Add([]byte(`<a xmlns:stream='urn:x'><stream:stream/></a><stream:stream xmlns:stream='urn:y'></stream:stream>`), uint16(0))
 	f.Add([]byte(`<a><b><c><d><e/></d></c></b></a><a><b><c><d><e><f/></e></d></c></b></a>`), uint16(0))
 	f.Add([]byte(`<a><![CDATA[x]]></a><b><![CDATA[</b>]]></b>`), uint16(3))
+	f.Add([]byte(`<iq from='abcdefgh.example' to='b' type='get'/><iq from='abcdefgh.example' to='b' type='get'/><iq from='abcdefgh.example' from='c'/>`), uint16(0))
+	f.Add([]byte(`<iq from="o'hara@a.example"/><iq from='o'hara@a.example'/>`), uint16(9))
 	for _, s := range knownAttrSeeds {
 		f.Add([]byte(s), uint16(0))
 		f.Add([]byte(s), uint16(5))

@@ -145,23 +145,40 @@ func TestEnvelopeStrings(t *testing.T) {
 }
 
 // TestNextAllocs pins what Next allocates for the elements a busy stream
-// carries: Raw's copy, and one string for the whole envelope when there is
-// one; the names and namespaces of these elements cost nothing.
+// carries: Raw's copy, and one string for what the envelope has that the
+// last element's had not (from and to) or that is not a known type; the
+// names and namespaces of these elements cost nothing. elem is read over
+// and over: with two elements, each follows the other, and want is for
+// the two.
 func TestNextAllocs(t *testing.T) {
+	const long = 64
 	for i, tc := range []struct {
 		elem string
+		n    int // elements in elem, when more than one
 		want float64
 	}{
+		// From, to and type as the last ping's: the id alone.
 		0: {elem: `<iq from='a.example' to='b.example' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`, want: 2},
-		1: {elem: `<message xmlns='jabber:server' from='a@a.example/r' to='b@b.example' type='chat'><body>hi</body></message>`, want: 2},
+		1: {elem: `<message xmlns='jabber:server' from='a@a.example/r' to='b@b.example' type='chat'><body>hi</body></message>`, want: 1},
 		2: {elem: `<a xmlns='urn:xmpp:sm:3' h='41'/>`, want: 1},
 		3: {elem: `<r xmlns='urn:xmpp:sm:3'/>`, want: 1},
 		4: {elem: `<presence/>`, want: 1},
 		// An envelope over maxSharedEnvelope: a string per value, so
 		// that keeping the from does not keep the id.
-		5: {elem: `<iq from='a.example' id='` + strings.Repeat("x", maxSharedEnvelope) + `'/>`, want: 3},
+		5: {elem: `<iq from='a.example' id='` + strings.Repeat("x", maxSharedEnvelope) + `'/>`, want: 2},
+		6: {elem: `<iq from='a.example' id='` + strings.Repeat("x", maxSharedEnvelope) + `'/><iq from='c.example' id='y'/>`, n: 2, want: 3 + 2},
 		// Values far apart: one string of the values alone.
-		6: {elem: `<iq from='a.example' x='` + strings.Repeat("x", 64) + `' to='b.example'/>`, want: 2},
+		7: {elem: `<iq from='a.example' x='` + strings.Repeat("x", long) + `' to='b.example'/><iq from='c.example' x='` + strings.Repeat("x", long) + `' to='d.example'/>`, n: 2, want: 2 * 2},
+		// From and to other than the last element's: they share the
+		// id's string.
+		8: {elem: `<iq from='a.example' to='b.example' type='get' id='p1'/><iq from='b.example' to='a.example' type='result' id='p1'/>`, n: 2, want: 2 * 2},
+		9: {elem: `<iq from='a.example' to='b.example' id='p1'/><iq from='a.example' to='c.example' id='p2'/>`, n: 2, want: 2 * 2},
+		// A type of no stanza's: a string as before.
+		10: {elem: `<iq from='a.example' type='x-other'/>`, want: 2},
+		// A value with a quote inside is remembered with the quote it
+		// was written in; in the other quote, it is another value.
+		11: {elem: `<iq from="o'hara@a.example" to='b.example'/>`, want: 1},
+		12: {elem: `<iq from="o'hara@a.example" to='b.example'/><iq from='o2' to='b.example'/>`, n: 2, want: 2 * 2},
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			r := NewReader(io.MultiReader(strings.NewReader(testHeader), &loopReader{data: []byte(tc.elem)}), DefaultLimits)
@@ -169,12 +186,14 @@ func TestNextAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := testing.AllocsPerRun(200, func() {
-				if _, err := r.Next(); err != nil {
-					t.Fatal(err)
+				for range max(tc.n, 1) {
+					if _, err := r.Next(); err != nil {
+						t.Fatal(err)
+					}
 				}
 			})
 			if got != tc.want {
-				t.Errorf("%v allocations per element, want %v", got, tc.want)
+				t.Errorf("%v allocations, want %v", got, tc.want)
 			}
 		})
 	}
