@@ -126,11 +126,18 @@ func (e *StreamError) Error() string {
 // not unwrap to a mellium stream.Error, so that no code path sends the
 // peer's condition back to it.
 func next(r *wire.Reader) (wire.Element, error) {
-	e, err := r.Next()
-	if err != nil {
-		return e, peerError(err)
+	var e wire.Element
+	err := nextInto(r, &e)
+	return e, err
+}
+
+// nextInto is next into *e, for the loops that read a stream's stanzas:
+// an Element is thirteen words, copied out of each call on the way.
+func nextInto(r *wire.Reader, e *wire.Element) error {
+	if err := r.NextInto(e); err != nil {
+		return peerError(err)
 	}
-	return e, nil
+	return nil
 }
 
 // peerError turns a *wire.PeerError into a *StreamError. It is apart from

@@ -415,6 +415,7 @@ func (s *inStream) checkHeader(h wire.Header) error {
 // restarted the stream (STARTTLS, SASL).
 func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 	m := s.m
+	var e wire.Element
 	// Moving the read deadline costs a timer update under the poller's
 	// lock, about 7% of a ping round trip when done per element; so it is
 	// set IdleTimeout plus a sixteenth ahead and moved only once less than
@@ -444,8 +445,7 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 			})
 			return false, errParked
 		}
-		e, err := next(r)
-		if err != nil {
+		if err := nextInto(r, &e); err != nil {
 			return false, s.readFailed(err)
 		}
 		// What Reload changed (TLS mode, certificate, policy) applies to

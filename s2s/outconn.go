@@ -321,6 +321,7 @@ func (oc *outConn) readLoop(m *Manager, then func()) {
 // readOn is readLoop's loop, and its end.
 func (oc *outConn) readOn(m *Manager, then func()) {
 	var err error
+	var e wire.Element
 	for err == nil {
 		// Wait for the peer here, not inside next: see wire's Await. A
 		// wait the park sweep interrupted goes on on a new goroutine.
@@ -333,9 +334,7 @@ func (oc *outConn) readOn(m *Manager, then func()) {
 			})
 			return
 		}
-		var e wire.Element
-		e, err = next(oc.r)
-		if err != nil {
+		if err = nextInto(oc.r, &e); err != nil {
 			// Bad input (not well-formed, over our limits) is answered
 			// with its stream error, as on an incoming stream.
 			oc.fault(m, err)

@@ -345,10 +345,40 @@ func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c =
 //   - any other error is the connection's, wrapped (a read deadline, a
 //     reset).
 func (r *Reader) Next() (Element, error) {
-	r.Await()
 	var e Element
-	err := r.nextElement(&e)
+	err := r.NextInto(&e)
 	return e, err
+}
+
+// NextInto is Next into *e, which it sets whole (zero on error): an
+// Element is thirteen words, and a reading loop that keeps its own
+// Element copies none of them.
+func (r *Reader) NextInto(e *Element) error {
+	s := r.src
+	if r.err == nil && r.header && s.pos < s.end && s.buf[s.pos] == '<' && !r.noInPlace {
+		// The usual case, as a reading loop that called Await comes
+		// back: an element starts at hand, and it is most likely
+		// whole in the buffer.
+		s.setMark()
+		ok := r.inPlace(e)
+		if ok && e.Name.Space != NSStream {
+			e.Raw = buildRaw(s.recorded(), r.f.nameEnd, r.f.inject, r.f.outer)
+			s.clearMark()
+			s.settle()
+			return nil
+		}
+		return r.ended(r.after(e, ok, s.stop-s.mark))
+	}
+	r.Await()
+	if r.err != nil {
+		*e = Element{}
+		return r.err
+	}
+	if !r.header {
+		*e = Element{}
+		return ErrNoHeader
+	}
+	return r.ended(r.next(e))
 }
 
 // Await waits until the stream has more than whitespace to read, or reading
@@ -368,17 +398,10 @@ func (r *Reader) Await() (interrupted bool) {
 	return false
 }
 
-// nextElement is Next once a byte is at hand or the connection failed
-// (see Await for why the two are apart). It fills in *e, which is left
-// zero on error: an Element is thirteen words, copied once, by Next.
-func (r *Reader) nextElement(e *Element) error {
-	if r.err != nil {
-		return r.err
-	}
-	if !r.header {
-		return ErrNoHeader
-	}
-	err := r.next(e)
+// ended is the end of reading an element: the mark goes, the buffer goes
+// back when everything was read, and an error is kept for every later
+// call.
+func (r *Reader) ended(err error) error {
 	r.src.clearMark()
 	r.src.settle()
 	if err != nil {
@@ -389,6 +412,7 @@ func (r *Reader) nextElement(e *Element) error {
 
 // next reads the next element into *e, which is left zero on error.
 func (r *Reader) next(e *Element) error {
+	*e = Element{}
 	for {
 		c, err := r.src.peek()
 		if err != nil {
@@ -404,29 +428,40 @@ func (r *Reader) next(e *Element) error {
 	}
 	s := r.src
 	s.setMark()
-	// Usually the whole element is in the buffer already (a stanza comes
-	// in one read): parse it where it lies, scanning its bytes once. The
-	// fast parser stops at the element's end and refuses what it does not
-	// fully handle, a partial element included, and the bytes up to stop
-	// are within the size limit; framing then takes over, from the start
-	// of the element, and decides as it always did. A start tag with the
-	// stream's qualified name is framing's to refuse (a second header),
-	// whatever namespace its prefix has inside the element.
+	ok := !r.noInPlace && r.inPlace(e)
+	return r.after(e, ok, s.stop-s.mark)
+}
+
+// inPlace parses the element at the mark where it lies in the buffer,
+// scanning its bytes once, and moves past it when the fast parser takes
+// it. Usually the whole element is in the buffer already (a stanza comes
+// in one read). The fast parser stops at the element's end and refuses
+// what it does not fully handle, a partial element included, and the
+// bytes up to stop are within the size limit; framing then takes over,
+// from the start of the element, and decides as it always did (after). A
+// start tag with the stream's qualified name is framing's to refuse (a
+// second header), whatever namespace its prefix has inside the element.
+func (r *Reader) inPlace(e *Element) bool {
+	s := r.src
 	r.f.outer, r.f.maxDepth = r.p.outer, r.p.maxDepth
-	tried := s.stop - s.pos
-	ok := false
-	if !r.noInPlace {
-		var n int
-		n, ok = r.f.parsePrefix(s.buf[s.pos:s.stop], e)
-		// Only a name with the local part "stream" can be the
-		// stream's (header1 requires a prefix).
-		if ok && e.Name.Local == "stream" && r.isStreamTag(s.buf[s.pos:s.pos+n]) {
-			*e, ok = Element{}, false
-		}
-		if ok {
-			s.pos += n
-		}
+	n, ok := r.f.parsePrefix(s.buf[s.pos:s.stop], e)
+	// Only a name with the local part "stream" can be the stream's
+	// (header1 requires a prefix).
+	if ok && e.Name.Local == "stream" && r.isStreamTag(s.buf[s.pos:s.pos+n]) {
+		*e, ok = Element{}, false
 	}
+	if ok {
+		s.pos += n
+	}
+	return ok
+}
+
+// after finishes the element at the mark once inPlace has had its try:
+// ok, or refused after seeing tried bytes (0 when it had none). It frames
+// what inPlace refused, parses it again if there is more of it now, or
+// with encoding/xml, and turns a <stream:error> into the peer's error.
+func (r *Reader) after(e *Element, ok bool, tried int) error {
+	s := r.src
 	if !ok {
 		closing, err := r.frame()
 		if err != nil {
