@@ -24,6 +24,7 @@ type Collector struct {
 	bytes    *prometheus.CounterVec
 	bounces  *prometheus.CounterVec
 	resent   prometheus.Counter
+	resumed  *prometheus.CounterVec
 	setup    *prometheus.HistogramVec
 
 	linksDesc   *prometheus.Desc
@@ -69,6 +70,10 @@ func New() *Collector {
 			Namespace: namespace, Name: "stanzas_resent_total",
 			Help: "Stanzas written a second time, on a new stream, because the stream that carried them died before the peer acknowledged them (XEP-0198); each is in stanzas_total{direction=\"out\"} twice.",
 		}),
+		resumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "tls_resumed_total",
+			Help: "Domain pairs authenticated on a stream whose TLS handshake resumed an earlier session instead of a full handshake, by direction; of the links in xmpp_s2s_links_opened_total.",
+		}, []string{"direction"}),
 		setup: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "link_setup_seconds",
 			Help:    "Time from the start of a link attempt to its authentication.",
@@ -87,6 +92,7 @@ func New() *Collector {
 	for _, d := range []s2s.Direction{s2s.Outgoing, s2s.Incoming} {
 		c.stanzas.WithLabelValues(d.String())
 		c.bytes.WithLabelValues(d.String())
+		c.resumed.WithLabelValues(d.String())
 	}
 	for _, st := range s2s.Steps {
 		c.failures.WithLabelValues(s2s.Outgoing.String(), string(st))
@@ -108,6 +114,9 @@ func (c *Collector) Observe(e s2s.Event) {
 	case s2s.LinkUp:
 		dir := e.Link.Direction.String()
 		c.opened.WithLabelValues(dir, authLabel(e.Link.Auth)).Inc()
+		if e.Link.TLSResumed {
+			c.resumed.WithLabelValues(dir).Inc()
+		}
 		c.setup.WithLabelValues(dir).Observe(e.Setup.Seconds())
 	case s2s.LinkDown:
 		c.closed.WithLabelValues(e.Link.Direction.String(), closeReason(e.Err)).Inc()
@@ -137,6 +146,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.bytes.Describe(ch)
 	c.bounces.Describe(ch)
 	c.resent.Describe(ch)
+	c.resumed.Describe(ch)
 	c.setup.Describe(ch)
 	ch <- c.linksDesc
 	ch <- c.queuedDesc
@@ -153,6 +163,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.bytes.Collect(ch)
 	c.bounces.Collect(ch)
 	c.resent.Collect(ch)
+	c.resumed.Collect(ch)
 	c.setup.Collect(ch)
 	src := c.links.Load()
 	if src == nil {

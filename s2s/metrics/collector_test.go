@@ -234,3 +234,85 @@ xmpp_s2s_queued_stanzas 1
 		t.Errorf("lint: %v %v", problems, err)
 	}
 }
+
+// TestTLSResumedMetric: a second link to the same server under the same
+// certificate resumes the first one's TLS session (a real Manager against
+// the stub, each local domain on a connection of its own), and
+// tls_resumed_total counts it, beside links_opened_total, in each
+// direction: ours, and the stub's reverse pair that came up on our
+// stream.
+func TestTLSResumedMetric(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	stub := s2stest.NewServer(t, "remote.example", s2stest.WithStartTLS("required_trusted"),
+		s2stest.WithPeer("host.example", addr), s2stest.WithPeer("other.example", addr))
+	col := metrics.New()
+	bounces := make(chan s2s.Bounce, 4)
+	cfg := config.Default()
+	cfg.UseStartTLS = "required_trusted"
+	cfg.Address = append(cfg.Address, stub.Address())
+	m, err := s2s.New(s2s.Config{
+		S2S:      cfg,
+		IsLocal:  func(d string) bool { return d == "host.example" || d == "other.example" },
+		Deliver:  func(s2s.Stanza) {},
+		Bounce:   func(b s2s.Bounce) { bounces <- b },
+		Observer: col.Observe,
+		Logger:   slog.New(slog.DiscardHandler),
+		RootCAs:  stub.RootCAs(),
+		// One certificate for both domains: the session it made is the
+		// one the second link may resume.
+		Certificate:      starttls.StaticCert(stub.IssueCertificate("host.example", "other.example")),
+		DisablePiggyback: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col.Attach(m.Links)
+	go m.Serve(ln)
+	t.Cleanup(func() { m.Close() })
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, from := range []string{"host.example", "other.example"} {
+		if err := m.Send(ctx, []byte("<message from='a@"+from+"' to='b@remote.example'/>")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stub.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// (Once the test ends, Close bounces what the stub has not
+	// acknowledged yet: XEP-0198 without resumption.)
+	select {
+	case b := <-bounces:
+		t.Fatalf("bounced: %s", b.Text)
+	default:
+	}
+	resumed := map[bool]int{}
+	for _, l := range m.Links() {
+		if l.Direction == s2s.Outgoing {
+			resumed[l.TLSResumed]++
+		}
+	}
+	if resumed[true] != 1 || resumed[false] != 1 {
+		t.Fatalf("outgoing links resumed/not: %d/%d, want 1/1: %+v", resumed[true], resumed[false], m.Links())
+	}
+	want := `
+# HELP xmpp_s2s_tls_resumed_total Domain pairs authenticated on a stream whose TLS handshake resumed an earlier session instead of a full handshake, by direction; of the links in xmpp_s2s_links_opened_total.
+# TYPE xmpp_s2s_tls_resumed_total counter
+xmpp_s2s_tls_resumed_total{direction="in"} 1
+xmpp_s2s_tls_resumed_total{direction="out"} 1
+# HELP xmpp_s2s_links_opened_total Domain pairs authenticated, by direction and authentication method.
+# TYPE xmpp_s2s_links_opened_total counter
+xmpp_s2s_links_opened_total{auth="dialback",direction="in"} 2
+xmpp_s2s_links_opened_total{auth="dialback",direction="out"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "xmpp_s2s_tls_resumed_total", "xmpp_s2s_links_opened_total"); err != nil {
+		t.Error(err)
+	}
+}

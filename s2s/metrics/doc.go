@@ -20,6 +20,7 @@
 //	xmpp_s2s_stanza_bytes_total{direction}           their bytes
 //	xmpp_s2s_bounces_total{condition}                stanzas handed back, by XMPP error condition
 //	xmpp_s2s_stanzas_resent_total                    stanzas written again after their stream died unacknowledged
+//	xmpp_s2s_tls_resumed_total{direction}            pairs authenticated on a stream whose TLS session was resumed
 //
 // A histogram:
 //
@@ -40,7 +41,10 @@
 // count of points at the network between the servers. A resent stanza
 // may reach the peer twice (the first copy was lost with its stream, or
 // handled and not acknowledged): stanzas_resent_total over stanzas_total
-// is the duplicate rate a peer may see.
+// is the duplicate rate a peer may see. tls_resumed_total over
+// links_opened_total is the share of links that skipped a full TLS
+// handshake (s2s.Config.DisableTLSResumption): a drop after a restart is
+// expected, since session tickets are sealed with keys held in memory.
 //
 // For comparison: Prosody's mod_s2s (its current source) exports gauges of
 // connections by direction (prosody_mod_s2s__connections_inbound and

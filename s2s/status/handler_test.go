@@ -1,15 +1,18 @@
 package status_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/xmpp-s2s/federation/s2s"
+	"github.com/xmpp-s2s/federation/s2s/status"
 )
 
 func get(t *testing.T, c *http.Client, u string) (int, string) {
@@ -102,5 +105,29 @@ func TestPages(t *testing.T) {
 	fails := f.page.Failures()
 	if len(fails) < 3 || fails[0].Kind != "authentication refused" || fails[len(fails)-1].Kind != "link failed" || fails[len(fails)-1].Step != s2s.StepConnect {
 		t.Errorf("Failures() = %+v", fails)
+	}
+}
+
+// TestResumedShown: a link whose stream resumed an earlier TLS session
+// says so beside its TLS version; one with a full handshake shows the
+// version alone.
+func TestResumedShown(t *testing.T) {
+	page := status.New(status.Options{})
+	page.Attach(func() []s2s.LinkInfo {
+		return []s2s.LinkInfo{
+			{Direction: s2s.Outgoing, Local: "host.example", Remote: "full.example", TLSVersion: tls.VersionTLS13, Auth: s2s.AuthDialback},
+			{Direction: s2s.Outgoing, Local: "host.example", Remote: "again.example", TLSVersion: tls.VersionTLS13, TLSResumed: true, Auth: s2s.AuthSASLExternal},
+		}
+	})
+	rec := httptest.NewRecorder()
+	page.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		"<td>full.example</td><td>TLS1.3</td>",
+		"<td>again.example</td><td>TLS1.3, resumed</td>",
+	} {
+		if rec.Code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("index (%d) lacks %q:\n%s", rec.Code, want, body)
+		}
 	}
 }

@@ -32,7 +32,7 @@ td.num{text-align:right}
 {{else if not .Links}}<p id="no-links">No authenticated links.</p>
 {{else}}<table id="links">
 <tr><th>direction</th><th>local</th><th>remote</th><th>TLS</th><th>cipher</th><th>auth</th><th>since</th><th>stream</th><th>XEP-0198</th><th>stanzas in</th><th>stanzas out</th><th>queued</th><th>unacked</th><th>resent</th></tr>
-{{range .Links}}<tr><td>{{.Direction}}</td><td>{{.Local}}</td><td>{{.Remote}}</td><td>{{.TLS}}</td><td>{{.Cipher}}</td><td>{{.Auth}}</td><td>{{utc .Since}} ({{ago $.Now .Since}})</td><td class="num">{{if .Stream}}{{.Stream}}{{end}}</td><td>{{if .StreamManagement}}on{{else}}off{{end}}</td><td class="num">{{.StanzasIn}}</td><td class="num">{{.StanzasOut}}</td><td class="num">{{.Queued}}</td><td class="num">{{.Unacked}}</td><td class="num">{{.StanzasResent}}</td></tr>
+{{range .Links}}<tr><td>{{.Direction}}</td><td>{{.Local}}</td><td>{{.Remote}}</td><td>{{.TLS}}{{if .TLSResumed}}, resumed{{end}}</td><td>{{.Cipher}}</td><td>{{.Auth}}</td><td>{{utc .Since}} ({{ago $.Now .Since}})</td><td class="num">{{if .Stream}}{{.Stream}}{{end}}</td><td>{{if .StreamManagement}}on{{else}}off{{end}}</td><td class="num">{{.StanzasIn}}</td><td class="num">{{.StanzasOut}}</td><td class="num">{{.Queued}}</td><td class="num">{{.Unacked}}</td><td class="num">{{.StanzasResent}}</td></tr>
 {{end}}</table>{{end}}
 <h2>Latest failures</h2>
 {{if not .Failures}}<p id="no-failures">None.</p>
