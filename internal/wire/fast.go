@@ -46,7 +46,14 @@ type fastParser struct {
 	// a value that is not last's is told in one comparison, with the
 	// word the value's scan reads anyway.
 	lastW [2]uint64
-	hits  uint8
+	// hits also has 1<<envType when the type is typ, a constant the
+	// template gave.
+	hits uint8
+	typ  string
+
+	// tmpl is the start of the last stanzas' top-level tag, which the
+	// next one is compared with before it is parsed (see record).
+	tmpl template
 
 	defNS span // the top-level tag's xmlns value, when it has one
 
@@ -105,6 +112,9 @@ func (p *fastParser) parsePrefix(rec []byte, e *Element) (n int, ok bool) {
 		return 0, false
 	}
 	p.setEnvelope(e, rec)
+	if (p.tmpl.b == "" || p.tmpl.misses >= maxTemplateMisses) && p.hits&(1<<envFrom|1<<envTo) != 0 {
+		p.record(rec, e)
+	}
 	return n, true
 }
 
@@ -129,7 +139,9 @@ func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 		e.To = p.last[envTo]
 	}
 	lo, hi, n := p.envLo, p.envHi, p.envLen
-	if t := env[envType]; t.end > t.start {
+	if hits&(1<<envType) != 0 {
+		e.Type = p.typ
+	} else if t := env[envType]; t.end > t.start {
 		// A constant, or a value like the others.
 		if e.Type = knownType(t.of(rec)); e.Type != "" {
 			hits |= 1 << envType
@@ -211,6 +223,11 @@ func (p *fastParser) remember(f int, s string, rec []byte, v span) {
 		s = ""
 	}
 	p.last[f] = s
+	// A template with this attribute holds its last value: it goes
+	// with it.
+	if p.tmpl.flags&(1<<f) != 0 {
+		p.tmpl.b = ""
+	}
 	if s != "" {
 		p.lastQ[f] = rec[v.end]
 		p.lastW[f] = binary.LittleEndian.Uint64(rec[v.start : v.start+8])
@@ -365,6 +382,12 @@ func (p *fastParser) parseElement(rec []byte, e *Element) (n int, ok bool) {
 // eight bytes at a time and checks them for repeats with a bit each;
 // anything else takes the general path, which gives the same result.
 func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClose, ok bool) {
+	if t := &p.tmpl; i == 0 && t.b != "" {
+		if len(rec) > len(t.b) && string(rec[:len(t.b)]) == t.b {
+			return p.fromTemplate(rec, e)
+		}
+		t.misses++
+	}
 	nameAt := i + 1
 	nameEnd, colon := scanName(rec, nameAt)
 	if nameEnd < 0 {
@@ -372,19 +395,12 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClos
 	}
 	p.stack = append(p.stack, span{nameAt, nameEnd})
 	isTop := len(p.stack) == 1
-	next, flags, ok := p.attributes(rec, nameEnd, isTop)
+	next, flags, ok := p.attributes(rec, nameEnd, isTop, 0)
 	if !ok {
 		return 0, false, false
 	}
-	if flags&tagPrefixed != 0 {
-		for _, a := range p.attrs {
-			an := a.of(rec)
-			if c := bytes.IndexByte(an, ':'); c >= 0 && string(an[:c]) != "xmlns" {
-				if _, ok := p.resolve(rec, an[:c]); !ok {
-					return 0, false, false
-				}
-			}
-		}
+	if flags&tagPrefixed != 0 && !p.prefixedAttrs(rec) {
+		return 0, false, false
 	}
 	local := rec[nameAt:nameEnd]
 	var prefix []byte
@@ -415,6 +431,143 @@ func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClos
 	return next, flags&tagSelfClose != 0, true
 }
 
+// prefixedAttrs resolves the prefixes of the tag's attributes other than
+// declarations, once all its declarations are in scope.
+func (p *fastParser) prefixedAttrs(rec []byte) bool {
+	for _, a := range p.attrs {
+		an := a.of(rec)
+		if c := bytes.IndexByte(an, ':'); c >= 0 && string(an[:c]) != "xmlns" {
+			if _, ok := p.resolve(rec, an[:c]); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// template is the start of a top-level tag that the last stanzas began
+// with, up to the end of its first attributes: from, to, type and xmlns in
+// any order, each after one space and written name='value', from and to
+// the parser's last ones (p.last), type a constant. A stream's stanzas
+// (pings, a conversation's messages) mostly begin the same, and bytes the
+// same as the template's are a start the parser took before: its result
+// (where the values are, the name, the flags) is the template's, and the
+// parse goes on after it.
+type template struct {
+	b           string // the bytes, up to the last value's closing quote
+	nameEnd     int
+	name, space string          // constants: internLocal's, internNS's
+	env         [envFields]span // from, to and type, when b has them
+	defNS       span
+	flags       uint8 // attributes' known-name bits for b
+	typ         string
+	// misses counts the top-level tags that did not begin with b since
+	// it was made: after a few, the stanzas have changed, and the next
+	// one that may give a template does.
+	misses uint8
+}
+
+// maxTemplateMisses is how many tags in a row may begin otherwise than the
+// template before the next one replaces it: a stream that carries two
+// kinds of stanza in turn copies a template at most once in that many.
+const maxTemplateMisses = 8
+
+// fromTemplate is startTag for a top-level tag that begins with p.tmpl.
+func (p *fastParser) fromTemplate(rec []byte, e *Element) (next int, selfClose, ok bool) {
+	t := &p.tmpl
+	p.stack = append(p.stack, span{1, t.nameEnd})
+	p.env, p.defNS = t.env, t.defNS
+	p.hits = t.flags & (1<<envFrom | 1<<envTo | 1<<envType)
+	p.typ = t.typ
+	next, flags, ok := p.attributes(rec, len(t.b), true, t.flags)
+	if !ok {
+		return 0, false, false
+	}
+	if flags&tagPrefixed != 0 && !p.prefixedAttrs(rec) {
+		return 0, false, false
+	}
+	p.nameEnd, p.topPrefixed = t.nameEnd, false
+	e.Name.Local = t.name
+	switch {
+	case t.flags&(1<<attrXMLNS) != 0:
+		e.Name.Space = t.space
+	case flags&(1<<attrXMLNS) != 0:
+		e.Name.Space = internNS(p.defNS.of(rec))
+	default:
+		e.Name.Space = NSServer
+	}
+	return next, flags&tagSelfClose != 0, true
+}
+
+// record makes the start of e's top-level tag, which was just parsed in
+// full, the template, when it is a stanza's in a constant namespace and
+// begins with from or to (the last ones: hits) and other attributes of the
+// template's kind.
+func (p *fastParser) record(rec []byte, e *Element) {
+	if p.topPrefixed || !isStanzaLocal(e.Name.Local) || (e.Name.Space != NSServer && e.Name.Space != NSClient) {
+		return
+	}
+	var t template
+	j := p.nameEnd
+attrs:
+	for j+1 < len(rec) && rec[j] == ' ' {
+		k := j + 1
+		var f, n int
+		switch {
+		case bytes.HasPrefix(rec[k:], []byte("from=")):
+			f, n = envFrom, 5
+		case bytes.HasPrefix(rec[k:], []byte("to=")):
+			f, n = envTo, 3
+		case bytes.HasPrefix(rec[k:], []byte("type=")):
+			f, n = envType, 5
+		case bytes.HasPrefix(rec[k:], []byte("xmlns=")):
+			f, n = attrXMLNS, 6
+		default:
+			f = -1
+		}
+		bit := uint8(1) << uint(f&7)
+		if f < 0 || t.flags&bit != 0 || k+n >= len(rec) || (rec[k+n] != '\'' && rec[k+n] != '"') {
+			break
+		}
+		// The value the parse found there, as the template gives it.
+		var v span
+		switch f {
+		case envFrom, envTo:
+			if p.hits&bit == 0 {
+				break attrs
+			}
+			v = p.env[f]
+		case envType:
+			if t.typ = knownType(p.env[f].of(rec)); t.typ == "" {
+				break attrs
+			}
+			v = p.env[f]
+		case attrXMLNS:
+			v = p.defNS
+			t.defNS = v
+		}
+		if v.start != k+n+1 || v.end <= v.start || v.end >= len(rec) || rec[v.end] != rec[k+n] {
+			break
+		}
+		if f != attrXMLNS {
+			t.env[f] = v
+		}
+		t.flags |= bit
+		j = v.end + 1
+	}
+	if t.flags&(1<<envFrom|1<<envTo) == 0 {
+		return
+	}
+	t.b = string(rec[:j])
+	t.nameEnd = p.nameEnd
+	t.name, t.space = e.Name.Local, e.Name.Space
+	p.tmpl = t
+}
+
+// isStanzaLocal reports whether n is the local name of a stanza, as
+// internLocal returns it without allocating.
+func isStanzaLocal(n string) bool { return n == "message" || n == "presence" || n == "iq" }
+
 // Bits of attributes' flags besides the known names' (1<<envFrom to
 // 1<<attrXMLNS): the tag closes itself, an attribute has a prefix that is
 // not xmlns.
@@ -429,7 +582,7 @@ const (
 // all. flags has a bit for each known name met (a repeat is refused), and
 // tagSelfClose and tagPrefixed. For the top-level tag it fills p.env and,
 // with the xmlns bit, p.defNS.
-func (p *fastParser) attributes(rec []byte, j int, isTop bool) (next int, flags uint8, ok bool) {
+func (p *fastParser) attributes(rec []byte, j int, isTop bool, flags uint8) (next int, _ uint8, ok bool) {
 	p.attrs = p.attrs[:0]
 	for {
 		// One space before an attribute is the usual, and the loop of

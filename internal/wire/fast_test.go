@@ -135,3 +135,81 @@ func TestFastParserRepeats(t *testing.T) {
 		})
 	}
 }
+
+// TestFastParserTemplate: once two stanzas began alike, the next that
+// begins with the same bytes is parsed from after them (fastParser.tmpl);
+// what follows is checked as ever, and a start that differs in any byte,
+// or stops short, is parsed in full. Each case parses first twice, then
+// rec, and compares rec's result with encoding/xml's.
+func TestFastParserTemplate(t *testing.T) {
+	outer := map[string]string{"stream": NSStream, "db": NSDialback}
+	const ping = `<iq from='a.example' to='b.example' type='get' id='1'/>`
+	for i, tc := range []struct {
+		first, rec string
+		refused    bool // by both parsers
+		slow       bool // refused by the fast parser alone
+		template   bool // rec is parsed from the template
+	}{
+		0: {first: ping, rec: `<iq from='a.example' to='b.example' type='get' id='2'><ping xmlns='urn:xmpp:ping'/></iq>`, template: true},
+		// Repeats after the template's attributes.
+		1: {first: ping, rec: `<iq from='a.example' to='b.example' type='get' from='c'/>`, refused: true, template: true},
+		2: {first: ping, rec: `<iq from='a.example' to='b.example' type='get' type='get'/>`, refused: true, template: true},
+		3: {first: ping, rec: `<iq from='a.example' to='b.example' type='get' xmlns='jabber:client' id='2'/>`, template: true},
+		4: {first: ping, rec: `<iq from='a.example' to='b.example' type='get' xmlns='urn:x' id='2'/>`, template: true},
+		5: {first: ping, rec: `<iq from='a.example' to='b.example' type='get' db:x='1' id='2'/>`, template: true},
+		6: {first: ping, rec: `<iq from='a.example' to='b.example' type='get' q:x='1' id='2'/>`, refused: true, template: true},
+		// Stops short, or goes on otherwise.
+		7:  {first: ping, rec: `<iq from='a.example' to='b.example' type='get'`, refused: true},
+		8:  {first: ping, rec: `<iq from='a.example' to='b.example' type='get'>`, refused: true, template: true},
+		9:  {first: ping, rec: `<iq from='a.example' to='b.example' type='getx'/>`},
+		10: {first: ping, rec: `<iq from='a.example' to='b.example.org' type='get'/>`},
+		11: {first: ping, rec: `<iqx from='a.example' to='b.example' type='get'/>`},
+		// encoding/xml takes it, the fast parser leaves it to it.
+		12: {first: ping, rec: `<iq from='a.example' to='b.example' type='get'id='2'/>`, slow: true, template: true},
+		// A template with xmlns, and one that stops at the first
+		// attribute that is not of its kind.
+		13: {first: `<message xmlns='jabber:client' from='a@a.example/r' to='b@b.example'><body>x</body></message>`,
+			rec: `<message xmlns='jabber:client' from='a@a.example/r' to='b@b.example' type='chat'/>`, template: true},
+		14: {first: `<iq from='a.example' id='1' to='b.example'/>`, rec: `<iq from='a.example' id='2' to='b.example'/>`, template: true},
+		15: {first: `<iq from='a.example' x='1' to='b.example'/>`, rec: `<iq from='a.example' x='1' x='2'/>`, refused: true, template: true},
+		// No template: not a stanza, a prefixed name, a type that is
+		// not a constant (the template ends before it), no from or to.
+		16: {first: `<db:result from='a.example' to='b.example'/>`, rec: `<db:result from='a.example' to='b.example'>k</db:result>`},
+		17: {first: `<r from='a.example'/>`, rec: `<r from='a.example' from='b'/>`, refused: true},
+		18: {first: `<iq from='a.example' type='x-1'/>`, rec: `<iq from='a.example' type='x-1'/>`, template: true},
+		19: {first: `<iq type='get' id='1'/>`, rec: `<iq type='get' id='2'/>`},
+	} {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			var p fastParser
+			p.outer = outer
+			var e Element
+			for range 2 {
+				if !p.parse([]byte(tc.first), &e) {
+					t.Fatalf("fast parser refused %s", tc.first)
+				}
+			}
+			had := p.tmpl.b != "" && len(tc.rec) > len(p.tmpl.b) && tc.rec[:len(p.tmpl.b)] == p.tmpl.b
+			if had != tc.template {
+				t.Errorf("template %q used: %v, want %v", p.tmpl.b, had, tc.template)
+			}
+			took := p.parse([]byte(tc.rec), &e)
+			want, _, err := parseComplete([]byte(tc.rec), outer, 0, true)
+			if tc.refused || tc.slow {
+				if took || (err == nil) != tc.slow {
+					t.Fatalf("%s taken: fast %v, encoding/xml %v", tc.rec, took, err == nil)
+				}
+				return
+			}
+			if !took {
+				t.Fatalf("fast parser refused %s", tc.rec)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Raw = buildRaw([]byte(tc.rec), p.nameEnd, p.inject, outer)
+			if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type || string(e.Raw) != string(want.Raw) {
+				t.Fatalf("fast      %+v\nreference %+v", e, want)
+			}
+		})
+	}
+}

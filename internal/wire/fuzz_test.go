@@ -142,10 +142,11 @@ func FuzzFastParser(f *testing.F) {
 }
 
 // FuzzFastParserAfter is FuzzFastParser for an element parsed after
-// another with the same parser, which compares the from and to it meets
-// with the last ones it handed out (fastParser.last): whatever the first
-// element was, what it accepts of the second is what encoding/xml makes
-// of it.
+// another, twice, with the same parser, which compares the from and to it
+// meets with the last ones it handed out (fastParser.last), and the start
+// of the tag with the one the two began with (fastParser.tmpl): whatever
+// the first element was, what it accepts of the second is what
+// encoding/xml makes of it.
 func FuzzFastParserAfter(f *testing.F) {
 	f.Add([]byte(`<iq from='a.example' to='b.example' type='get' id='p1'/>`),
 		[]byte(`<iq from='a.example' to='b.example' type='result' id='p2'/>`))
@@ -155,11 +156,16 @@ func FuzzFastParserAfter(f *testing.F) {
 	f.Add([]byte(`<iq from='abcdefgh.example'/>`), []byte(`<iq><x from='abcdefgh.example'/></iq>`))
 	f.Add([]byte(`<iq from='abcdefgh.example' to='ijklmnop.example'/>`), []byte(`<iq to='abcdefgh.example' from='ijklmnop.example'/>`))
 	f.Add([]byte(`<iq from='a&amp;bcdefgh.example'/>`), []byte(`<iq from='a&amp;bcdefgh.example'/>`))
+	f.Add([]byte(`<iq from='a.example' to='b.example' type='get' id='1'/>`), []byte(`<iq from='a.example' to='b.example' type='get' type='get'/>`))
+	f.Add([]byte(`<iq from='a.example' to='b.example' type='get' id='1'/>`), []byte(`<iq from='a.example' to='b.example' type='get' q:x='1'/>`))
+	f.Add([]byte(`<iq from='a.example' to='b.example' type='get' id='1'/>`), []byte(`<iq from='a.example' to='b.example' type='get' xmlns='urn:x'/>`))
+	f.Add([]byte(`<message xmlns='jabber:client' from='a@a.example/r' to='b@b.example'/>`), []byte(`<message xmlns='jabber:client' from='a@a.example/r' to='b@b.example' xmlns='x'/>`))
 	outer := map[string]string{"stream": NSStream, "db": NSDialback}
 	f.Fuzz(func(t *testing.T, first, rec []byte) {
 		var p fastParser
 		p.outer = outer
 		var e Element
+		p.parse(first, &e)
 		p.parse(first, &e)
 		if !p.parse(rec, &e) {
 			return
@@ -218,6 +224,8 @@ func FuzzInPlace(f *testing.F) {
 	f.Add([]byte(`<a><![CDATA[x]]></a><b><![CDATA[</b>]]></b>`), uint16(3))
 	f.Add([]byte(`<iq from='abcdefgh.example' to='b' type='get'/><iq from='abcdefgh.example' to='b' type='get'/><iq from='abcdefgh.example' from='c'/>`), uint16(0))
 	f.Add([]byte(`<iq from="o'hara@a.example"/><iq from='o'hara@a.example'/>`), uint16(9))
+	f.Add([]byte(`<iq from='a.example' to='b' type='get' id='1'/><iq from='a.example' to='b' type='get' id='2'/><iq from='a.example' to='b' type='get' id='3'/><iq from='a.example' to='b' type='get' from='c'/>`), uint16(0))
+	f.Add([]byte(`<iq from='a.example' to='b' type='get' id='1'/><iq from='a.example' to='b' type='get' id='2'/><iq from='a.example' to='b' type='get' id='3'/><iq from='a.example' to='b' type='get'`), uint16(13))
 	for _, s := range knownAttrSeeds {
 		f.Add([]byte(s), uint16(0))
 		f.Add([]byte(s), uint16(5))
