@@ -171,8 +171,8 @@ func (m *Manager) Send(ctx context.Context, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s, err := ParseStanza(raw)
-	if err != nil {
+	var s Stanza
+	if err := parseStanza(raw, &s); err != nil {
 		return err // wraps ErrNotStanza already
 	}
 	return m.SendStanza(ctx, s)

@@ -27,51 +27,62 @@ import (
 // Errors wrap ErrBadStanza, and the condition the bytes would have earned
 // on a stream (errors.As with stream.Error), for logging.
 func ParseStanza(raw []byte) (Element, error) {
+	var e Element
+	err := ParseStanzaInto(raw, &e)
+	return e, err
+}
+
+// ParseStanzaInto is ParseStanza into *e, which it sets whole (zero on
+// error), for a caller that keeps the envelope in a struct of its own: an
+// Element is thirteen words, copied out of each call on the way.
+func ParseStanzaInto(raw []byte, e *Element) error {
 	for len(raw) > 0 && isSpaceByte(raw[0]) {
 		raw = raw[1:]
 	}
 	for len(raw) > 0 && isSpaceByte(raw[len(raw)-1]) {
 		raw = raw[:len(raw)-1]
 	}
-	var e Element
 	f := fastParsers.Get().(*fastParser)
-	ok := f.parse(raw, &e)
+	ok := f.parse(raw, e)
 	at, prefixed := f.nameEnd, f.topPrefixed
 	f.release()
 	fastParsers.Put(f)
 	if !ok {
 		var start xml.Name
 		var err error
-		if e, start, err = parseComplete(raw, nil, 0, false); err != nil {
-			return Element{}, badStanza(err)
+		if *e, start, err = parseComplete(raw, nil, 0, false); err != nil {
+			*e = Element{}
+			return badStanza(err)
 		}
 		at, prefixed = nameEnd(start), start.Space != ""
 	}
+	var err error
 	switch e.Name.Local {
 	case "message", "presence", "iq":
-	default:
-		return Element{}, badStanza(fmt.Errorf("<%s/> is not message, presence or iq", e.Name.Local))
-	}
-	switch e.Name.Space {
-	case NSServer:
-		e.Raw = raw
-	case NSClient:
-		if prefixed {
-			// A prefixed stanza in jabber:client; the prefix's
-			// declaration would need rewriting instead. No server
-			// sends this.
-			return Element{}, badStanza(errors.New("prefixed jabber:client stanza"))
+		switch e.Name.Space {
+		case NSServer:
+			e.Raw = raw
+		case NSClient:
+			if prefixed {
+				// A prefixed stanza in jabber:client; the prefix's
+				// declaration would need rewriting instead. No
+				// server sends this.
+				err = errors.New("prefixed jabber:client stanza")
+				break
+			}
+			e.Raw, err = rewriteDefaultNS(raw, at)
+			e.Name.Space = NSServer
+		default:
+			err = fmt.Errorf("stanza namespace %q", e.Name.Space)
 		}
-		var err error
-		e.Raw, err = rewriteDefaultNS(raw, at)
-		if err != nil {
-			return Element{}, badStanza(err)
-		}
-		e.Name.Space = NSServer
 	default:
-		return Element{}, badStanza(fmt.Errorf("stanza namespace %q", e.Name.Space))
+		err = fmt.Errorf("<%s/> is not message, presence or iq", e.Name.Local)
 	}
-	return e, nil
+	if err != nil {
+		*e = Element{}
+		return badStanza(err)
+	}
+	return nil
 }
 
 // fastParsers keeps ParseStanza's parsers, for their slices.
