@@ -52,8 +52,10 @@ type fastParser struct {
 	typ  string
 
 	// tmpl is the start of the last stanzas' top-level tag, which the
-	// next one is compared with before it is parsed (see record).
-	tmpl template
+	// next one is compared with before it is parsed (see record); nil
+	// until there is one, so that a stream that carried a stanza or two
+	// does not hold it.
+	tmpl *template
 
 	defNS span // the top-level tag's xmlns value, when it has one
 
@@ -112,7 +114,7 @@ func (p *fastParser) parsePrefix(rec []byte, e *Element) (n int, ok bool) {
 		return 0, false
 	}
 	p.setEnvelope(e, rec)
-	if (p.tmpl.b == "" || p.tmpl.misses >= maxTemplateMisses) && p.hits&(1<<envFrom|1<<envTo) != 0 {
+	if t := p.tmpl; (t == nil || t.b == "" || t.misses >= maxTemplateMisses) && p.hits&(1<<envFrom|1<<envTo) != 0 {
 		p.record(rec, e)
 	}
 	return n, true
@@ -225,8 +227,8 @@ func (p *fastParser) remember(f int, s string, rec []byte, v span) {
 	p.last[f] = s
 	// A template with this attribute holds its last value: it goes
 	// with it.
-	if p.tmpl.flags&(1<<f) != 0 {
-		p.tmpl.b = ""
+	if t := p.tmpl; t != nil && t.flags&(1<<f) != 0 {
+		t.b = ""
 	}
 	if s != "" {
 		p.lastQ[f] = rec[v.end]
@@ -382,7 +384,7 @@ func (p *fastParser) parseElement(rec []byte, e *Element) (n int, ok bool) {
 // eight bytes at a time and checks them for repeats with a bit each;
 // anything else takes the general path, which gives the same result.
 func (p *fastParser) startTag(rec []byte, i int, e *Element) (next int, selfClose, ok bool) {
-	if t := &p.tmpl; i == 0 && t.b != "" {
+	if t := p.tmpl; i == 0 && t != nil && t.b != "" {
 		if len(rec) > len(t.b) && string(rec[:len(t.b)]) == t.b {
 			return p.fromTemplate(rec, e)
 		}
@@ -474,7 +476,7 @@ const maxTemplateMisses = 8
 
 // fromTemplate is startTag for a top-level tag that begins with p.tmpl.
 func (p *fastParser) fromTemplate(rec []byte, e *Element) (next int, selfClose, ok bool) {
-	t := &p.tmpl
+	t := p.tmpl
 	p.stack = append(p.stack, span{1, t.nameEnd})
 	p.env, p.defNS = t.env, t.defNS
 	p.hits = t.flags & (1<<envFrom | 1<<envTo | 1<<envType)
@@ -561,7 +563,10 @@ attrs:
 	t.b = string(rec[:j])
 	t.nameEnd = p.nameEnd
 	t.name, t.space = e.Name.Local, e.Name.Space
-	p.tmpl = t
+	if p.tmpl == nil {
+		p.tmpl = new(template)
+	}
+	*p.tmpl = t
 }
 
 // isStanzaLocal reports whether n is the local name of a stanza, as
@@ -745,6 +750,13 @@ func (p *fastParser) attributes(rec []byte, j int, isTop bool, flags uint8) (nex
 			p.scope = append(p.scope, fastBinding{prefix: span{acolon + 1, an.end}, uri: v, depth: len(p.stack)})
 		}
 	}
+}
+
+// forget drops the from, to and template the parser compares the next
+// stanzas with (last, tmpl): a quiet stream holds none of them.
+func (p *fastParser) forget() {
+	p.last = [2]string{}
+	p.tmpl = nil
 }
 
 // release drops what the parser keeps of the last input; with positions

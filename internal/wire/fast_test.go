@@ -188,9 +188,13 @@ func TestFastParserTemplate(t *testing.T) {
 					t.Fatalf("fast parser refused %s", tc.first)
 				}
 			}
-			had := p.tmpl.b != "" && len(tc.rec) > len(p.tmpl.b) && tc.rec[:len(p.tmpl.b)] == p.tmpl.b
+			var b string
+			if p.tmpl != nil {
+				b = p.tmpl.b
+			}
+			had := b != "" && len(tc.rec) > len(b) && tc.rec[:len(b)] == b
 			if had != tc.template {
-				t.Errorf("template %q used: %v, want %v", p.tmpl.b, had, tc.template)
+				t.Errorf("template %q used: %v, want %v", b, had, tc.template)
 			}
 			took := p.parse([]byte(tc.rec), &e)
 			want, _, err := parseComplete([]byte(tc.rec), outer, 0, true)

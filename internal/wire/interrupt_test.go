@@ -112,6 +112,37 @@ func TestInterruptAwait(t *testing.T) {
 	}
 }
 
+// TestInterruptForgets: a Reader interrupted for being quiet lets go of
+// the last stanzas' from, to and template, which it keeps while busy to
+// compare the next ones with, and reads the next stanzas as before.
+func TestInterruptForgets(t *testing.T) {
+	x := newInterruptible(t)
+	msg := `<iq from='a.example' to='b.example' type='get' id='1'/>`
+	go x.peer.Write([]byte(msg + msg + msg))
+	for range 3 {
+		if _, err := x.r.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if x.r.f.last[envFrom] == "" || x.r.f.tmpl == nil {
+		t.Fatalf("after three pings: last %q, template %v", x.r.f.last, x.r.f.tmpl)
+	}
+	got := make(chan bool)
+	go func() { got <- x.r.Await() }()
+	x.interrupt()
+	if !<-got {
+		t.Fatal("Await returned false after an interrupt")
+	}
+	if x.r.f.last != [2]string{} || x.r.f.tmpl != nil {
+		t.Fatalf("interrupted: last %q, template %v", x.r.f.last, x.r.f.tmpl)
+	}
+	go x.peer.Write([]byte(msg))
+	e, err := x.r.Next()
+	if err != nil || e.From != "a.example" || e.To != "b.example" || e.Type != "get" || e.ID != "1" {
+		t.Fatalf("after the interrupt: %+v, %v", e, err)
+	}
+}
+
 // TestInterruptedWaitsSmall: the wait that follows an interrupt, on the
 // goroutine the reader goes on with, holds no pooled buffer: it reads
 // into the source's own few bytes.

@@ -392,8 +392,11 @@ func (r *Reader) NextInto(e *Element) error {
 // connection's own read deadline is back (OnInterrupt), and the Reader may
 // be read on, from this goroutine or another.
 func (r *Reader) Await() (interrupted bool) {
-	if r.err == nil && r.header {
-		return r.src.await()
+	if r.err == nil && r.header && r.src.await() {
+		// The stream went quiet: what the parser keeps of its last
+		// stanzas to compare the next ones with is let go.
+		r.f.forget()
+		return true
 	}
 	return false
 }
