@@ -685,6 +685,15 @@ func (p *fastParser) attributes(rec []byte, j int, isTop bool, flags uint8) (nex
 			}
 			if m := specialBytes(w, q); m != 0 {
 				end = k + bits.TrailingZeros64(m)>>3
+			} else if k+16 <= len(rec) {
+				// Ids and namespaces are mostly 8 to 15
+				// bytes: their end is in the second word,
+				// without skipPlain's call.
+				if m := specialBytes(binary.LittleEndian.Uint64(rec[k+8:k+16]), q); m != 0 {
+					end = k + 8 + bits.TrailingZeros64(m)>>3
+				} else {
+					end = skipPlain(rec, k+16, q)
+				}
 			} else {
 				end = skipPlain(rec, k+8, q)
 			}

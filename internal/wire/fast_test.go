@@ -28,6 +28,12 @@ func TestFastParserTakes(t *testing.T) {
 		10: `<a xmlns='urn:xmpp:sm:3' h='41'/>`,
 		11: `<iq to='x'/>`,
 		12: `<iq id="x"/>`,
+		// Values that end in their second word, or go on past it.
+		13: `<iq id='0123456789abcde' to='x'/>`,
+		14: `<iq id='0123456789abcdef' to='x'/>`,
+		15: `<iq to='x'><x id='01234567&amp;9'/></iq>`,
+		16: `<iq id="01234567'9" to='x'/>`,
+		17: "<iq id='01234567\xc3\xa9' to='x'/>",
 	} {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			var p fastParser

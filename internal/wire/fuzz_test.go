@@ -197,6 +197,10 @@ var knownAttrSeeds = []string{
 	`<iq to='x'/>`, `<iq id='x'/>`, `<a><b></b ></a >`, `<a><b></bc></a>`, `<a:b xmlns:a='u'></a:b>`,
 	`<message from='a&amp;b' to='c'><body/></message>`,
 	"<message type='chat\n'></message>",
+	// Values whose end, or a byte to look at, is in the second word.
+	`<iq id='0123456789abcde' to='x'/>`, `<iq id='01234567&amp;9' to='x'/>`, `<iq id='01234567<9'/>`,
+	"<iq id='01234567\x019'/>", "<iq id='01234567\xc3\xa9'/>", `<iq id="01234567'9" to='x'/>`,
+	`<iq id='0123456789abcdefghij' to='x'/>`, `<iq id='0123456789abcdef' to='x'/>`,
 }
 
 // pieceReader returns at most n bytes per Read: how a peer's bytes may
