@@ -97,9 +97,7 @@ func (x *smOut) record(batch []Stanza, each bool) bool {
 		req = x.ask || x.s.NeedRequestAfter(len(batch), now) || each && len(batch) > 0
 		x.ask = false
 	}
-	for _, s := range batch {
-		x.s.Wrote(s, now)
-	}
+	x.s.WroteAll(batch, now)
 	if req {
 		x.s.Requested(now)
 	}

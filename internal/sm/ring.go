@@ -4,6 +4,12 @@ package sm
 // by doubling up to what it has held at most and never shrinks while in
 // use, so that the steady state of a link appends and drops without
 // allocating.
+//
+// It works on the (at most two) contiguous runs of its buffer rather than
+// slot by slot: a stanza is a dozen words with pointers, and a batch
+// copied or cleared in one go is one bulk copy (and one bulk write
+// barrier while the collector marks) instead of one per stanza, with no
+// division per slot for the wrap.
 type ring[T any] struct {
 	buf  []T
 	head int // index of the oldest
@@ -12,25 +18,65 @@ type ring[T any] struct {
 
 func (r *ring[T]) len() int { return r.n }
 
-func (r *ring[T]) push(v T) {
-	if r.n == len(r.buf) {
-		nb := make([]T, max(8, 2*len(r.buf)))
-		r.copyTo(nb)
-		r.buf, r.head = nb, 0
+// grow makes room for k more.
+func (r *ring[T]) grow(k int) {
+	if r.n+k <= len(r.buf) {
+		return
 	}
-	r.buf[(r.head+r.n)%len(r.buf)] = v
+	size := max(8, 2*len(r.buf))
+	for size < r.n+k {
+		size *= 2
+	}
+	nb := make([]T, size)
+	r.copyTo(nb)
+	r.buf, r.head = nb, 0
+}
+
+// tail is the index of the slot after the newest.
+func (r *ring[T]) tail() int {
+	t := r.head + r.n
+	if t >= len(r.buf) {
+		t -= len(r.buf)
+	}
+	return t
+}
+
+func (r *ring[T]) push(v T) {
+	r.grow(1)
+	r.buf[r.tail()] = v
 	r.n++
+}
+
+// pushAll appends vs, oldest first.
+func (r *ring[T]) pushAll(vs []T) {
+	if len(vs) == 0 {
+		return
+	}
+	r.grow(len(vs))
+	t := r.tail()
+	k := copy(r.buf[t:], vs)
+	copy(r.buf, vs[k:])
+	r.n += len(vs)
 }
 
 // drop forgets the n oldest (n <= len), clearing their slots so that the
 // stanzas' bytes can be collected.
 func (r *ring[T]) drop(n int) {
-	var zero T
-	for range n {
-		r.buf[r.head] = zero
-		r.head = (r.head + 1) % len(r.buf)
+	if n <= 0 {
+		return
+	}
+	end := r.head + n
+	if end <= len(r.buf) {
+		clear(r.buf[r.head:end])
+	} else {
+		clear(r.buf[r.head:])
+		clear(r.buf[:end-len(r.buf)])
 	}
 	r.n -= n
+	r.head = end
+	if r.head >= len(r.buf) {
+		r.head -= len(r.buf)
+	}
 	if r.n == 0 {
 		r.head = 0
 	}
@@ -38,10 +84,16 @@ func (r *ring[T]) drop(n int) {
 
 // dropTail forgets the n newest (n <= len).
 func (r *ring[T]) dropTail(n int) {
-	var zero T
-	for range n {
-		r.n--
-		r.buf[(r.head+r.n)%len(r.buf)] = zero
+	if n <= 0 {
+		return
+	}
+	r.n -= n
+	start := r.tail() // the first slot to forget
+	if end := start + n; end <= len(r.buf) {
+		clear(r.buf[start:end])
+	} else {
+		clear(r.buf[start:])
+		clear(r.buf[:end-len(r.buf)])
 	}
 	if r.n == 0 {
 		r.head = 0
@@ -68,7 +120,11 @@ func (r *ring[T]) copyTo(dst []T) {
 
 // each calls f for the n oldest, oldest first.
 func (r *ring[T]) each(n int, f func(T)) {
-	for i := range n {
-		f(r.buf[(r.head+i)%len(r.buf)])
+	first := min(n, len(r.buf)-r.head)
+	for _, v := range r.buf[r.head : r.head+first] {
+		f(v)
+	}
+	for _, v := range r.buf[:n-first] {
+		f(v)
 	}
 }

@@ -12,17 +12,25 @@ func TestRing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var r ring[int]
 	var model []int
-	next := 0
+	next := 1 // 0 is a cleared slot
 	for step := range 20000 {
 		switch op := rng.IntN(12); {
 		case op >= 10:
 			n := rng.IntN(len(model) + 1)
 			r.dropTail(n)
 			model = model[:len(model)-n]
-		case op < 6:
+		case op < 4:
 			r.push(next)
 			model = append(model, next)
 			next++
+		case op < 6:
+			vs := make([]int, rng.IntN(40))
+			for i := range vs {
+				vs[i] = next
+				next++
+			}
+			r.pushAll(vs)
+			model = append(model, vs...)
 		case op < 9:
 			n := rng.IntN(len(model) + 1)
 			var seen []int
@@ -41,6 +49,13 @@ func TestRing(t *testing.T) {
 		}
 		if r.len() != len(model) {
 			t.Fatalf("step %d: len %d, want %d", step, r.len(), len(model))
+		}
+		// A slot that holds nothing is cleared, so that what a dropped
+		// stanza referred to can be collected.
+		for i, v := range r.buf {
+			if off := (i - r.head + len(r.buf)) % len(r.buf); off >= r.n && v != 0 {
+				t.Fatalf("step %d: slot %d (%d past the head of %d) still holds %d", step, i, off, r.n, v)
+			}
 		}
 	}
 }

@@ -117,6 +117,20 @@ func (s *Sender[T]) Wrote(v T, now time.Time) {
 	s.sinceReq++
 }
 
+// WroteAll records the stanzas of a batch written to the stream, oldest
+// first, at now: Wrote for each, in one copy.
+func (s *Sender[T]) WroteAll(vs []T, now time.Time) {
+	if len(vs) == 0 {
+		return
+	}
+	s.unacked.pushAll(vs)
+	s.sent += uint32(len(vs))
+	if s.sinceReq == 0 {
+		s.uncov = now
+	}
+	s.sinceReq += len(vs)
+}
+
 // Unwrite takes back the n newest stanzas recorded by Wrote, which the
 // write that followed did not put on the stream after all (it failed).
 // A link records a batch before writing it, since the peer may answer the

@@ -59,6 +59,46 @@ func TestSenderUnwrite(t *testing.T) {
 	}
 }
 
+// TestSenderWroteAll: a batch recorded at once counts, requests and is
+// acknowledged as the same stanzas recorded one by one.
+func TestSenderWroteAll(t *testing.T) {
+	one := NewSender[int](Policy{RequestEvery: 10})
+	all := NewSender[int](Policy{RequestEvery: 10})
+	next := 0
+	for i, size := range []int{0, 3, 9, 1, 17, 0, 30, 5} {
+		batch := make([]int, size)
+		for j := range batch {
+			batch[j] = next
+			next++
+		}
+		for _, v := range batch {
+			one.Wrote(v, ms(i))
+		}
+		all.WroteAll(batch, ms(i))
+		if one.NeedRequest(ms(i)) != all.NeedRequest(ms(i)) || one.Sent() != all.Sent() || one.Unacked() != all.Unacked() {
+			t.Fatalf("batch %d: one by one need %v sent %d unacked %d; at once %v %d %d", i,
+				one.NeedRequest(ms(i)), one.Sent(), one.Unacked(), all.NeedRequest(ms(i)), all.Sent(), all.Unacked())
+		}
+		d1, ok1 := one.RequestDue()
+		d2, ok2 := all.RequestDue()
+		if d1 != d2 || ok1 != ok2 {
+			t.Fatalf("batch %d: due %v %v, at once %v %v", i, d1, ok1, d2, ok2)
+		}
+		if i%3 == 2 {
+			h := one.Sent() - 4
+			var a, b []int
+			one.Ack(h, ms(i), func(v int) { a = append(a, v) })
+			all.Ack(h, ms(i), func(v int) { b = append(b, v) })
+			if !slices.Equal(a, b) {
+				t.Fatalf("batch %d: acknowledged %v, at once %v", i, a, b)
+			}
+		}
+	}
+	if a, b := one.Take(nil), all.Take(nil); !slices.Equal(a, b) {
+		t.Fatalf("Take %v, at once %v", a, b)
+	}
+}
+
 // TestSenderWraps: 'h' counts modulo 2^32 (XEP-0198 §4), on both sides.
 func TestSenderWraps(t *testing.T) {
 	s := NewSender[int](Policy{})
