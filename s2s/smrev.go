@@ -85,13 +85,23 @@ func (s *inStream) revWrite(v *inView, ctrl [][]byte, batch []Stanza) (int, erro
 	return done, err
 }
 
-// release forgets the stanzas r held as the views' (they were handed back
-// or count as written).
+// release forgets the stanzas r held as the views' (they were handed back,
+// acknowledged, or count as written): one add per run of stanzas of the
+// same view, not one per stanza.
 func release(q []Stanza) {
-	for _, s := range q {
-		if s.held != nil {
-			s.held.Add(-1)
+	var held *atomic.Int64
+	k := int64(0)
+	for i := range q {
+		if h := q[i].held; h != held {
+			if held != nil {
+				held.Add(-k)
+			}
+			held, k = h, 0
 		}
+		k++
+	}
+	if held != nil {
+		held.Add(-k)
 	}
 }
 
@@ -106,11 +116,7 @@ func (s *inStream) revAnswer(h uint32) error {
 	r.mu.Lock()
 	covered, asked := r.s.Covered()
 	trusted := r.trusted.Load()
-	n, err := r.s.Ack(h, now, func(st Stanza) {
-		if st.held != nil {
-			st.held.Add(-1)
-		}
-	})
+	n, err := r.s.AckRuns(h, now, release)
 	r.mu.Unlock()
 	switch {
 	case err != nil && trusted:

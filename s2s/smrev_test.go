@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -697,5 +698,24 @@ func TestReverseBatchAsksForItself(t *testing.T) {
 	}
 	if write(va, "a2") {
 		t.Error("one link: a batch asked for an <r/> the policy did not make due")
+	}
+}
+
+// TestReleaseRuns: release takes one from each stanza's view's count,
+// whatever the order of views in the slice and with stanzas of no view
+// among them.
+func TestReleaseRuns(t *testing.T) {
+	var a, b atomic.Int64
+	a.Store(10)
+	b.Store(10)
+	q := []Stanza{{held: &a}, {held: &a}, {}, {held: &b}, {held: &a}, {held: &b}, {held: &b}, {}}
+	release(q)
+	if a.Load() != 7 || b.Load() != 7 {
+		t.Fatalf("after release: view a %d, view b %d; want 7 each", a.Load(), b.Load())
+	}
+	release(nil)
+	release(q[2:3])
+	if a.Load() != 7 || b.Load() != 7 {
+		t.Fatalf("release of no view's stanzas moved the counts: %d, %d", a.Load(), b.Load())
 	}
 }

@@ -128,3 +128,16 @@ func (r *ring[T]) each(n int, f func(T)) {
 		f(v)
 	}
 }
+
+// runs calls f with the n oldest, oldest first, as the (at most two)
+// slices of the buffer that hold them.
+func (r *ring[T]) runs(n int, f func([]T)) {
+	if n <= 0 {
+		return
+	}
+	first := min(n, len(r.buf)-r.head)
+	f(r.buf[r.head : r.head+first])
+	if n > first {
+		f(r.buf[:n-first])
+	}
+}

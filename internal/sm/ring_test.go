@@ -38,6 +38,16 @@ func TestRing(t *testing.T) {
 			if !slices.Equal(seen, model[:n]) {
 				t.Fatalf("step %d: each(%d) = %v, want %v", step, n, seen, model[:n])
 			}
+			var runs []int
+			r.runs(n, func(run []int) {
+				if len(run) == 0 {
+					t.Fatalf("step %d: runs(%d) gave an empty run", step, n)
+				}
+				runs = append(runs, run...)
+			})
+			if !slices.Equal(runs, model[:n]) {
+				t.Fatalf("step %d: runs(%d) = %v, want %v", step, n, runs, model[:n])
+			}
 			r.drop(n)
 			model = model[n:]
 		default:

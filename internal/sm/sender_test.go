@@ -40,6 +40,35 @@ func TestSenderAck(t *testing.T) {
 	}
 }
 
+// TestSenderAckRuns: AckRuns acknowledges what Ack does, handing over the
+// same stanzas in order, across the wrap of the ring; a count too high
+// changes nothing and hands over nothing.
+func TestSenderAckRuns(t *testing.T) {
+	one := NewSender[int](Policy{})
+	runs := NewSender[int](Policy{})
+	next, h := 0, uint32(0)
+	for round := range 30 {
+		for range 7 + round%5 {
+			one.Wrote(next, t0)
+			runs.Wrote(next, t0)
+			next++
+		}
+		h += uint32(3 + round%7)
+		var a, b []int
+		n1, err1 := one.Ack(h, t0, func(v int) { a = append(a, v) })
+		n2, err2 := runs.AckRuns(h, t0, func(run []int) { b = append(b, run...) })
+		if n1 != n2 || err1 != nil || err2 != nil || !slices.Equal(a, b) {
+			t.Fatalf("round %d: Ack %d %v %v, AckRuns %d %v %v", round, n1, err1, a, n2, err2, b)
+		}
+	}
+	if _, err := runs.AckRuns(h+uint32(runs.Unacked())+1, t0, func([]int) { t.Fatal("handed over stanzas for a count too high") }); !errors.Is(err, ErrCountTooHigh) {
+		t.Fatalf("AckRuns past what was sent: %v", err)
+	}
+	if a, b := one.Take(nil), runs.Take(nil); !slices.Equal(a, b) {
+		t.Fatalf("Take %v, after AckRuns %v", a, b)
+	}
+}
+
 // TestSenderUnwrite: a batch recorded before a write that failed halfway
 // is taken back from its end.
 func TestSenderUnwrite(t *testing.T) {
