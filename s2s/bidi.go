@@ -119,7 +119,7 @@ func (o *outStream) bidi(f *wire.Feature) (flow, error) {
 // deliverReverse hands the host a stanza the peer sent over our outgoing
 // bidi stream, if its pair is the reverse of one authenticated on it; any
 // other stanza is a stream error, as on an incoming stream.
-func (oc *outConn) deliverReverse(m *Manager, e wire.Element) error {
+func (oc *outConn) deliverReverse(m *Manager, e *wire.Element) error {
 	if !oc.bidi {
 		return newStreamFault(stream.UnsupportedStanzaType, "a stanza on a stream that is not bidirectional")
 	}

@@ -450,7 +450,7 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 		}
 		// What Reload changed (TLS mode, certificate, policy) applies to
 		// each element from now on, not only to new streams.
-		fl, err := s.dispatch(m.settings(), ep, e)
+		fl, err := s.dispatch(m.settings(), ep, &e)
 		if err != nil || fl == flowRestart {
 			return fl == flowRestart, err
 		}
@@ -605,7 +605,7 @@ func (s *inStream) offerBack() {
 
 // deliver checks a stanza against the stream's authenticated pairs and hands
 // it to the host.
-func (s *inStream) deliver(e wire.Element) error {
+func (s *inStream) deliver(e *wire.Element) error {
 	m := s.m
 	if e.From == "" || e.To == "" {
 		return s.fail(stream.ImproperAddressing, "a stanza between servers needs 'from' and 'to'")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xmpp-s2s/federation/dialback"
 	"github.com/xmpp-s2s/federation/internal/domain"
+	"github.com/xmpp-s2s/federation/internal/keepalive"
 	"github.com/xmpp-s2s/federation/internal/sm"
 	"github.com/xmpp-s2s/federation/internal/wire"
 )
@@ -122,9 +123,9 @@ type outConn struct {
 	// once and works with what they loaded. enable: our <enable/> goes
 	// out with the next write (under wmu).
 	//
-	// limits are the peer's (XEP-0478). hook, set by the link before
-	// the reader starts, sees each element the peer sends first, and
-	// takes it when it returns true.
+	// limits are the peer's (XEP-0478). The hook (hookL), set by the
+	// link before the reader starts, sees each element the peer sends
+	// first, and takes it when it returns true.
 	sm     atomic.Pointer[smOut]
 	enable bool
 	rh     atomic.Uint32 // with sm on on a bidi stream: the peer's stanzas handled since its <enabled/> (bidi.go)
@@ -136,7 +137,12 @@ type outConn struct {
 	// count (readerCount); the reader's own.
 	revLast revCounter
 	limits  peerLimits
-	hook    func(wire.Element) bool
+	// hookL and hookKA are the hook: the link whose fromPeer sees each
+	// element first, and the stream's keepalive monitor (a method and two
+	// fields rather than a closure, so that the reader's Element, passed
+	// by pointer, stays on its stack).
+	hookL  *outLink
+	hookKA *keepalive.Monitor
 
 	// heardReads and heardAt are the reader's count of reads (r.Reads)
 	// and the Manager's clock when it last read the clock for them
@@ -340,7 +346,7 @@ func (oc *outConn) readOn(m *Manager, then func()) {
 			oc.fault(m, err)
 			break
 		}
-		err = oc.take(m, e)
+		err = oc.take(m, &e)
 	}
 	if errors.Is(err, io.EOF) {
 		// The peer closed its side; whoever ends the stream answers
@@ -362,8 +368,8 @@ func (oc *outConn) readOn(m *Manager, then func()) {
 // wire's Await).
 //
 //go:noinline
-func (oc *outConn) take(m *Manager, e wire.Element) error {
-	if oc.hook != nil && oc.hook(e) {
+func (oc *outConn) take(m *Manager, e *wire.Element) error {
+	if l := oc.hookL; l != nil && l.fromPeer(oc, oc.hookKA, e) {
 		return nil
 	}
 	if e.Name.Space == wire.NSServer && isStanzaName(e.Name.Local) {
@@ -378,7 +384,7 @@ func (oc *outConn) take(m *Manager, e wire.Element) error {
 		m.log.Warn("s2s: dropped an element on an outgoing stream", "name", e.Name.Local, "ns", e.Name.Space, "from", e.From, "to", e.To)
 		return nil
 	}
-	el, derr := decodeDialback(e)
+	el, derr := decodeDialback(*e)
 	if derr != nil {
 		m.log.Warn("s2s: malformed dialback element on an outgoing stream", "err", derr)
 		return nil

@@ -265,8 +265,7 @@ func (l *outLink) startStream(oc *outConn) {
 	// The hook keeps the stream's own monitor: the reader needs no lock
 	// per element to find it (l.ka changes only here, for a new stream,
 	// whose reader has a hook of its own).
-	ka := l.ka
-	oc.hook = func(e wire.Element) bool { return l.fromPeer(oc, ka, e) }
+	oc.hookL, oc.hookKA = l, l.ka
 }
 
 // stopTimers ends the timers of the link's stream. Called with l.mu held.
@@ -283,7 +282,7 @@ func (l *outLink) stopTimers() {
 // goroutine: every one is a sign of life for ka, the stream's keepalive
 // monitor (nil without one), and the XEP-0198 ones are handled here. It
 // reports whether it took the element.
-func (l *outLink) fromPeer(oc *outConn, ka *keepalive.Monitor, e wire.Element) bool {
+func (l *outLink) fromPeer(oc *outConn, ka *keepalive.Monitor, e *wire.Element) bool {
 	m := l.m
 	if ka != nil {
 		ka.Heard(oc.heard(m))
@@ -481,7 +480,7 @@ func pingIQ(p pair, id string) []byte {
 
 // pong takes the answer to a keepalive ping, which arrived on an incoming
 // stream from remote to local; false when it is not one (the host gets it).
-func (m *Manager) pong(e wire.Element, local, remote string) bool {
+func (m *Manager) pong(e *wire.Element, local, remote string) bool {
 	if e.Name.Local != "iq" || (e.Type != "result" && e.Type != "error") || !strings.HasPrefix(e.ID, keepalivePrefix) {
 		return false
 	}

@@ -165,7 +165,7 @@ func TestReverseRequestAfterOwnerLeft(t *testing.T) {
 	other.conn = &shareView{oc: oc, pair: other.pair, l: other}
 	other.running = true // its owner goroutine is at work: the wake is a no-op
 	oc.sharers = []*outLink{other}
-	if !owner.fromPeer(oc, nil, wire.Element{Name: xml.Name{Space: sm.NS, Local: "r"}, Raw: sm.Request}) {
+	if !owner.fromPeer(oc, nil, &wire.Element{Name: xml.Name{Space: sm.NS, Local: "r"}, Raw: sm.Request}) {
 		t.Fatal("the <r/> was not taken")
 	}
 	other.mu.Lock()

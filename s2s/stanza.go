@@ -44,7 +44,7 @@ type Stanza struct {
 	held *atomic.Int64
 }
 
-func stanzaOf(e wire.Element) Stanza {
+func stanzaOf(e *wire.Element) Stanza {
 	return Stanza{Name: e.Name.Local, From: e.From, To: e.To, ID: e.ID, Type: e.Type, Raw: e.Raw}
 }
 
@@ -69,7 +69,7 @@ func parseStanza(raw []byte, s *Stanza) error {
 	if err := wire.ParseStanzaInto(raw, &e); err != nil {
 		return notAStanza(err)
 	}
-	*s = stanzaOf(e)
+	*s = stanzaOf(&e)
 	return nil
 }
 
