@@ -189,10 +189,15 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 		return fmt.Errorf("%w: a stanza between servers needs both 'from' and 'to'", ErrNotStanza)
 	}
 	local, remote := domainpart(s.From), domainpart(s.To)
-	if l := m.lastOut.Load(); l == nil || l.pair.local != local || l.pair.remote != remote {
+	last := m.lastOut.Load()
+	if last != nil && last.pair.local == local && last.pair.remote == remote {
 		// Written as the last link's key, the two are in normal form
 		// already (a normal form is its own), and checking them again
-		// was two of the domain checks of a Send; otherwise normalise.
+		// was two of the domain checks of a Send. The key's own strings
+		// from here on: the pair is compared again below, and strings
+		// that are the same bytes in memory compare at once.
+		local, remote = last.pair.local, last.pair.remote
+	} else {
 		var err error
 		if local, err = domain.Normalize(local); err != nil {
 			return fmt.Errorf("%w: from: %w", ErrNotStanza, err)
@@ -211,13 +216,13 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 	}
 	st := m.settings()
 	p := pair{local, remote}
-	if l := m.lastOut.Load(); l != nil && l.pair == p && l.allowedBy.Load() == st && !m.stopped.Load() {
+	if last != nil && last.pair == p && last.allowedBy.Load() == st && !m.stopped.Load() {
 		// The link the last Send found, allowed by these settings: no
 		// lock of the Manager and no map lookup per stanza (with the
 		// pair's two strings hashed, 2% of the ping path). A link
 		// retired meanwhile refuses the stanza, and the lookup below
 		// finds its successor.
-		if l.enqueue(s) {
+		if last.enqueue(s) {
 			return nil
 		}
 	}
