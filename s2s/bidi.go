@@ -434,8 +434,11 @@ func (v *inView) writeBatch(ctrl [][]byte, batch []Stanza) (int, error) {
 	defer s.wmu.Unlock()
 	if s.closed || v.closed.Load() || s.ep == nil || !s.ep.open {
 		why := net.ErrClosed
-		if s.why != nil {
+		switch {
+		case s.why != nil:
 			why = s.why // the stream was ended for a reason (keepalive, policy)
+		case s.peerClosed:
+			why = ErrPeerClosed // a clean close, not a lost stream
 		}
 		return 0, fmt.Errorf("incoming stream from %s: %w", v.pair.remote, why)
 	}

@@ -1,6 +1,7 @@
 package s2s
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -422,5 +423,43 @@ func TestReaderCount(t *testing.T) {
 		if got := oc.reverseCount(c.p.local, c.p.remote).Load(); got != c.want {
 			t.Errorf("%v: counted %d, want %d", c.p, got, c.want)
 		}
+	}
+}
+
+// TestViewWriteAfterPeerClose: a link writing back over an incoming bidi
+// stream that the peer has just closed (the reader answered its
+// </stream:stream>, and has not told the links yet) learns that the peer
+// closed the stream, a clean close, as the stream's end says a moment
+// later; not that its write found a closed connection, which the link
+// reports as a lost link (a warning). A stream we closed ourselves is
+// still closed to it.
+func TestViewWriteAfterPeerClose(t *testing.T) {
+	for _, peer := range []bool{true, false} {
+		m := &Manager{clock: realClock{}, cfg: Config{QueueLength: 10, WriteTimeout: time.Second}}
+		ours, theirs := net.Pipe()
+		go io.Copy(io.Discard, theirs)
+		s := &inStream{ep: &epoch{open: true}}
+		s.m, s.conn = m, ours
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		if peer {
+			if err := s.readFailed(io.EOF); err != nil {
+				t.Fatalf("the peer's close: %v", err)
+			}
+		} else {
+			s.closeStream(nil)
+		}
+		st, err := ParseStanza([]byte("<message from='u@b.test' to='v@a.test'/>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := &inView{s: s, pair: pair{"b.test", "a.test"}}
+		_, err = v.writeBatch(nil, []Stanza{st})
+		switch {
+		case peer && !errors.Is(err, ErrPeerClosed):
+			t.Errorf("write after the peer's close: %v, want ErrPeerClosed", err)
+		case !peer && (errors.Is(err, ErrPeerClosed) || !errors.Is(err, net.ErrClosed)):
+			t.Errorf("write after our close: %v, want net.ErrClosed", err)
+		}
+		theirs.Close()
 	}
 }

@@ -34,6 +34,11 @@ type inStream struct {
 	// Under wmu, with conn and tls: writes are serialised there, as
 	// answers come from several goroutines.
 	closed bool
+	// peerClosed: closed answering the peer's own </stream:stream>, so
+	// that a link writing back on the stream (inView) is told the peer
+	// closed it, as the stream's end tells it a moment later (endViews),
+	// and not that its write found a closed connection.
+	peerClosed bool
 	// why is the reason we closed the stream from outside its reader
 	// (Reload's policy), which the reader reports instead of the closed
 	// connection.
@@ -512,6 +517,9 @@ func (s *inStream) readFailed(err error) error {
 		// sent); the reason was reported there.
 		return nil
 	case errors.Is(err, io.EOF):
+		s.wmu.Lock()
+		s.peerClosed = !s.closed
+		s.wmu.Unlock()
 		s.closeStream(nil)
 		return nil
 	case errors.As(err, &pe):
