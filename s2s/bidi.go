@@ -132,7 +132,7 @@ func (oc *outConn) deliverReverse(m *Manager, e *wire.Element) error {
 		// streams, bounds the stanzas of this one too.
 		return newStreamFault(stream.PolicyViolation, fmt.Sprintf("a stanza of %d bytes, over max_stanza_size (%d)", len(e.Raw), max))
 	}
-	from, to := domainpart(e.From), domainpart(e.To)
+	from, to := oc.domains.of(e.From, e.To)
 	auth, matched := oc.rev.Match(from, to)
 	if !matched {
 		return newStreamFault(stream.InvalidFrom, fmt.Sprintf("%s → %s is not authenticated on this stream", domain.Clip(from), domain.Clip(to)))

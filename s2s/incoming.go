@@ -90,9 +90,11 @@ type inStream struct {
 	counted bool
 	key     addrKey // what the stream is counted under, when counted
 
-	// lastLink is what the reader's lookup last found (inlink.go); the
-	// reader's own.
+	// lastLink is what the reader's lookup last found (inlink.go), and
+	// domains the domains of the last stanza's from and to; the reader's
+	// own.
 	lastLink foundLink
+	domains  domainsOf
 
 	// readBy is the read deadline IdleTimeout set, as time since
 	// monoBase, moved by pushIdle.
@@ -443,6 +445,9 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 		// Wait for the peer here, not inside next: see wire's Await. A
 		// wait the park sweep interrupted goes on on a new goroutine.
 		if r.Await() {
+			// The last stanza's from and to are let go, as wire's
+			// parser lets go of its own: a parked stream holds none.
+			s.domains = domainsOf{}
 			m.parked(&s.park, true)
 			m.spawnAlways(func() {
 				m.waitParked(s.park.conn)
@@ -618,7 +623,7 @@ func (s *inStream) deliver(e *wire.Element) error {
 	if e.From == "" || e.To == "" {
 		return s.fail(stream.ImproperAddressing, "a stanza between servers needs 'from' and 'to'")
 	}
-	from, to := domainpart(e.From), domainpart(e.To)
+	from, to := s.domains.of(e.From, e.To)
 	auth, matched := s.pairs.Match(from, to)
 	if !matched {
 		if s.pairs.Len() == 0 {

@@ -136,6 +136,7 @@ type outConn struct {
 	// revLast is the reverse pair the reader last delivered for, and its
 	// count (readerCount); the reader's own.
 	revLast revCounter
+	domains domainsOf // of the stanzas the peer sends back; the reader's own
 	limits  peerLimits
 	// hookL and hookKA are the hook: the link whose fromPeer sees each
 	// element first, and the stream's keepalive monitor (a method and two

@@ -245,8 +245,10 @@ func (s *inStream) resumeDeadline() {
 }
 
 // idle is what an outgoing stream gives up when its reader parks: the
-// memory XEP-0198 kept for unacknowledged stanzas, when there are none.
+// memory XEP-0198 kept for unacknowledged stanzas, when there are none,
+// and the last stanza's from and to (as wire's parser lets go of its own).
 func (oc *outConn) idle() {
+	oc.domains = domainsOf{}
 	if x := oc.sm.Load(); x != nil {
 		x.mu.Lock()
 		x.s.Release()

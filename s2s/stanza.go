@@ -104,6 +104,26 @@ func withDomain(j, d string) string {
 	return local + d + res
 }
 
+// domainsOf is a reader's domainpart of the stanzas' from and to, with
+// the last of each remembered: the parser hands the same string again
+// for a from or to that repeats the last element's, and a string compared
+// with itself is equal at once, where domainpart scans it twice.
+type domainsOf struct {
+	from, fromDomain string
+	to, toDomain     string
+}
+
+// of returns the domains of from and to.
+func (d *domainsOf) of(from, to string) (string, string) {
+	if from != d.from {
+		d.from, d.fromDomain = from, domainpart(from)
+	}
+	if to != d.to {
+		d.to, d.toDomain = to, domainpart(to)
+	}
+	return d.fromDomain, d.toDomain
+}
+
 // Domainpart returns the domain of a JID written as local@domain/resource,
 // without checking it.
 func domainpart(j string) string {

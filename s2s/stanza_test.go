@@ -47,3 +47,25 @@ func TestNotStanzaText(t *testing.T) {
 		})
 	}
 }
+
+// TestDomainsOf: the readers' remembered domains are domainpart's for
+// every from and to, whether the strings repeat (the same string or equal
+// bytes), change, or are empty.
+func TestDomainsOf(t *testing.T) {
+	var d domainsOf
+	jids := []string{"b.test", "a.test", "u@b.test/r", "u@b.test/r", "b.test", "", "v@a.test", "B.TEST", "x@y@z/w/v", ""}
+	for i := range jids {
+		for j := range jids {
+			from, to := jids[i], jids[(i+j)%len(jids)]
+			if j%2 == 1 {
+				// Equal bytes in another string, as a parse of
+				// another stanza hands them.
+				from = string([]byte(from))
+			}
+			gf, gt := d.of(from, to)
+			if gf != domainpart(from) || gt != domainpart(to) {
+				t.Fatalf("of(%q, %q) = %q, %q; want %q, %q", from, to, gf, gt, domainpart(from), domainpart(to))
+			}
+		}
+	}
+}
