@@ -189,13 +189,15 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 		return fmt.Errorf("%w: a stanza between servers needs both 'from' and 'to'", ErrNotStanza)
 	}
 	local, remote := domainpart(s.From), domainpart(s.To)
+	// last is the link the last Send went to; onLast says the stanza's
+	// pair is its pair.
 	last := m.lastOut.Load()
-	if last != nil && last.pair.local == local && last.pair.remote == remote {
+	onLast := last != nil && last.pair.local == local && last.pair.remote == remote
+	if onLast {
 		// Written as the last link's key, the two are in normal form
 		// already (a normal form is its own), and checking them again
 		// was two of the domain checks of a Send. The key's own strings
-		// from here on: the pair is compared again below, and strings
-		// that are the same bytes in memory compare at once.
+		// from here on, as the link's pair is.
 		local, remote = last.pair.local, last.pair.remote
 	} else {
 		var err error
@@ -205,6 +207,7 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 		if remote, err = domain.Normalize(remote); err != nil {
 			return fmt.Errorf("%w: to: %w", ErrNotStanza, err)
 		}
+		onLast = last != nil && last.pair.local == local && last.pair.remote == remote
 	}
 	if !m.cfg.IsLocal(local) {
 		m.bounce(s, stanza.NotAllowed, fmt.Sprintf("%s is not a local domain", local), nil)
@@ -216,7 +219,7 @@ func (m *Manager) SendStanza(ctx context.Context, s Stanza) error {
 	}
 	st := m.settings()
 	p := pair{local, remote}
-	if last != nil && last.pair == p && last.allowedBy.Load() == st && !m.stopped.Load() {
+	if onLast && last.allowedBy.Load() == st && !m.stopped.Load() {
 		// The link the last Send found, allowed by these settings: no
 		// lock of the Manager and no map lookup per stanza (with the
 		// pair's two strings hashed, 2% of the ping path). A link
