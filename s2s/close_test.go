@@ -325,3 +325,50 @@ func TestIncomingIdleCountsPeerStanzas(t *testing.T) {
 		}
 	}
 }
+
+// TestIncomingSlowDeliverNotIdle: a host whose Deliver takes longer than
+// IdleTimeout over one of three stanzas that came in one read does not
+// make the stream look idle: the read deadline is moved just before
+// the next read, not when the elements before it were read. (Moved once
+// per read as the bytes came, it was in the past by the time the reader
+// read again after the slow Deliver, and the stream ended as idle while
+// its peer was talking.)
+func TestIncomingSlowDeliverNotIdle(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	b := authorityFor(t, []string{"x.test"}, withConfig(func(c *Config) {
+		c.IdleTimeout, c.KeepAlive = idle, -1
+		deliver := c.Deliver
+		c.Deliver = func(s Stanza) {
+			if s.ID == "slow" {
+				// The host's slow work (a database, say): the
+				// scenario itself, not a wait for another goroutine.
+				time.Sleep(2 * idle)
+			}
+			deliver(s)
+		}
+	}))
+	p := dialRaw(t, b, "x.test", "b.test")
+	if typ := p.result(rawSecret, "x.test", "b.test"); typ != dialback.Valid {
+		t.Fatalf("dialback %q", typ)
+	}
+	p.write("<message from='u@x.test' to='v@b.test' id='first'/><message from='u@x.test' to='v@b.test' id='slow'/><message from='u@x.test' to='v@b.test' id='next'/>")
+	for _, id := range []string{"first", "slow", "next"} {
+		if got := b.nextDelivered(); got.ID != id {
+			t.Fatalf("delivered %q, want %q", got.ID, id)
+		}
+	}
+	p.write("<message from='u@x.test' to='v@b.test' id='after'/>")
+	if got := b.nextDelivered(); got.ID != "after" {
+		t.Fatalf("delivered %q, want after", got.ID)
+	}
+	for drained := false; !drained; {
+		select {
+		case e := <-b.events:
+			if e.Kind == LinkDown {
+				t.Fatalf("b.test's %s link down: %v", e.Link.Direction, e.Err)
+			}
+		default:
+			drained = true
+		}
+	}
+}

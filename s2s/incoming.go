@@ -429,19 +429,13 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 	// IdleTimeout is left. A link still never closes before IdleTimeout of
 	// silence, and at most a sixteenth after. Our own stanzas back over a
 	// bidi stream move it too (inView.writeBatch): the stream is busy.
-	// It is looked at once per read that brought bytes, not per element:
-	// reading the clock was 5% of the answering Manager's ping path, for
-	// the tens of elements one read brings. The deadline matters only to
-	// a read, and is moved before the next read after every read that
-	// brought bytes, so it stays IdleTimeout ahead of the peer's last
-	// bytes as before.
-	pushed := false
-	var seen uint64
+	// It is looked at just before each read from the connection, not per
+	// element: reading the clock was 5% of the answering Manager's ping
+	// path, for the tens of elements one read brings; and the deadline
+	// matters only to a read, which so never finds it set before a host's
+	// slow Deliver of the elements ahead of it.
+	r.BeforeRead(s.beforeRead)
 	for {
-		if n := r.Reads(); (n != seen || !pushed) && s.is(stateAuthed) {
-			seen, pushed = n, true
-			s.pushIdle()
-		}
 		// Wait for the peer here, not inside next: see wire's Await. A
 		// wait the park sweep interrupted goes on on a new goroutine.
 		if r.Await() {
@@ -467,9 +461,17 @@ func (s *inStream) read(r *wire.Reader, ep *epoch) (restart bool, err error) {
 	}
 }
 
+// beforeRead is the stream reader's wire.Reader.BeforeRead: the idle
+// deadline, once authenticated.
+func (s *inStream) beforeRead() {
+	if s.is(stateAuthed) {
+		s.pushIdle()
+	}
+}
+
 // pushIdle moves the stream's read deadline IdleTimeout (and a
-// sixteenth) ahead when less than IdleTimeout is left: on each element
-// read, and on each batch our links write back over a bidi stream, from
+// sixteenth) ahead when less than IdleTimeout is left: before each read,
+// and on each batch our links write back over a bidi stream, from
 // their goroutines (a deadline may be moved while a read waits).
 func (s *inStream) pushIdle() {
 	t := s.m.cfg.IdleTimeout

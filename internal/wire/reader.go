@@ -120,6 +120,13 @@ func (r *Reader) OnInterrupt(wake *atomic.Bool, resume func()) {
 	r.src.wake, r.src.resume = wake, resume
 }
 
+// BeforeRead sets f to be called on the reading goroutine before each read
+// from the underlying reader, nil for none. It is the moment to move a read
+// deadline that measures the peer's silence: once per read rather than per
+// element, and after whatever the caller did with the elements before it,
+// however long that took.
+func (r *Reader) BeforeRead(f func()) { r.src.beforeRead = f }
+
 // ReadHeader reads the optional XML declaration and the <stream:stream>
 // opening tag, and checks them syntactically. The errors it returns that
 // wrap a stream.Error (errors.As) can be sent to the peer as they are:

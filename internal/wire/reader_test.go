@@ -440,6 +440,50 @@ func TestReads(t *testing.T) {
 	}
 }
 
+// beforeReads is a chunkReader that notes whether BeforeRead's hook ran
+// before each of its reads.
+type beforeReads struct {
+	chunkReader
+	hooked, reads, unhooked int
+}
+
+func (b *beforeReads) Read(p []byte) (int, error) {
+	b.reads++
+	if b.hooked != b.reads {
+		b.unhooked++
+	}
+	return b.chunkReader.Read(p)
+}
+
+// TestBeforeRead: the hook runs once before each read from the underlying
+// reader, the working buffer's and the small idle buffer's alike, and not
+// for elements taken from what one read brought.
+func TestBeforeRead(t *testing.T) {
+	big := `<message>` + strings.Repeat("x", 2*idleReadSize) + `</message>`
+	in := &beforeReads{chunkReader: chunkReader{testHeader, `<a/><b/>`, `<c`, `/>`, ` `, `<d/>`, big}}
+	r := NewReader(in, Limits{})
+	r.BeforeRead(func() { in.hooked++ })
+	if _, err := r.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c", "d", "message"} {
+		e, err := r.Next()
+		if err != nil || e.Name.Local != name {
+			t.Fatalf("got <%s/>, %v; want <%s/>", e.Name.Local, err, name)
+		}
+	}
+	if in.unhooked != 0 || in.hooked != in.reads || in.reads != 8 {
+		t.Fatalf("%d reads, %d hooks, %d reads without one before them; want 8, 8, 0", in.reads, in.hooked, in.unhooked)
+	}
+	r.BeforeRead(nil)
+	if _, err := r.Next(); err == nil {
+		t.Fatal("no error at the end of the input")
+	}
+	if in.hooked != 8 {
+		t.Fatalf("%d hooks after BeforeRead(nil), want 8", in.hooked)
+	}
+}
+
 // TestHeaderBindingsShared: a header that declares only the usual prefixes
 // leaves the Reader with the shared map of them, not a map of its own; any
 // other declaration keeps its own, and both resolve prefixes alike.

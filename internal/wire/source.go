@@ -43,6 +43,9 @@ type source struct {
 	// reads counts the reads from src that returned bytes (Reader.Reads);
 	// another goroutine may look at it (the Manager's park sweep).
 	reads atomic.Uint64
+	// beforeRead, if set, runs before each read from src
+	// (Reader.BeforeRead).
+	beforeRead func()
 
 	// wake, set by whoever interrupts the reader, says that the next read
 	// timeout was asked for and is not an error; resume takes the request
@@ -196,6 +199,9 @@ func (s *source) fill() error {
 	// Loop on (0, nil), which io.Reader permits; give up after a few as
 	// bufio does, so a broken reader cannot spin us forever.
 	for i := 0; i < 100; i++ {
+		if s.beforeRead != nil {
+			s.beforeRead()
+		}
 		n, err := s.src.Read(s.buf[s.end:])
 		if err != nil && s.interrupted(err) {
 			if n == 0 && s.awaiting {
@@ -308,6 +314,9 @@ func (s *source) fillIdle() (err error) {
 	}
 	err = io.ErrNoProgress
 	for i := 0; i < 100; i++ {
+		if s.beforeRead != nil {
+			s.beforeRead()
+		}
 		n, rerr := s.src.Read(small)
 		if rerr != nil && s.interrupted(rerr) {
 			if n == 0 && s.awaiting {
