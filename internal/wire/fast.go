@@ -155,6 +155,12 @@ func (p *fastParser) setEnvelope(e *Element, rec []byte) {
 	if n == 0 {
 		return
 	}
+	if id := env[envID]; hits&(1<<envFrom|1<<envTo|1<<envType) == 1<<envFrom|1<<envTo|1<<envType && n <= maxSharedEnvelope {
+		// The usual stanza after a template: the id is all there
+		// is to copy (an absent one made n 0).
+		e.ID = string(id.of(rec))
+		return
+	}
 	if hi-lo <= min(n+maxEnvelopeGaps, maxSharedEnvelope) {
 		all := string(rec[lo:hi])
 		// An absent value's span is empty, and its string too.
