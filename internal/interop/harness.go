@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -59,16 +60,51 @@ func missing(t testing.TB, msg string) {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago, for a
-// server that must be told its port in a configuration file. Another
-// process could take it in between; on a test machine that is rare enough.
+// server that must be told its port in a configuration file (Prosody,
+// ejabberd, epmd), which binds it later. The port is drawn below the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range): a port from that
+// range, which a listener on port 0 is given, is also what the kernel hands
+// the next outgoing connection of any process, and with suites running side
+// by side one of them once took it before ejabberd bound it ("address
+// already in use"). Below the range only another explicit bind can take
+// it. Where the range cannot be read, the kernel picks as before.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	if start, ok := ephemeralStart(); ok && start-minPort >= 1000 {
+		for range 100 {
+			p := minPort + rand.IntN(start-minPort)
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				continue // taken: draw again
+			}
+			ln.Close()
+			return p
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// minPort is the lowest port FreePort draws: above the well-known and the
+// commonly registered ports that services on a test machine listen on.
+const minPort = 10000
+
+// ephemeralStart returns the first port of the kernel's ephemeral range.
+func ephemeralStart() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f[0])
+	return n, err == nil && n > 0 && n <= 65535
 }
 
 // waitListening polls until something accepts TCP connections on addr.
