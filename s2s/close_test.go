@@ -104,18 +104,35 @@ func shutdown(t *testing.T, n *node) {
 	}
 }
 
-// awaitDown waits for the LinkDown of n's link in direction dir.
-func awaitDown(t *testing.T, n *node, dir Direction) {
+// awaitDown waits for the LinkDown of n's link in direction dir, and
+// returns it.
+func awaitDown(t *testing.T, n *node, dir Direction) Event {
 	t.Helper()
 	deadline := time.After(wait)
 	for {
 		select {
 		case e := <-n.events:
 			if e.Kind == LinkDown && e.Link.Direction == dir {
-				return
+				return e
 			}
 		case <-deadline:
 			t.Fatalf("no LinkDown %v", dir)
+		}
+	}
+}
+
+// noLinkDown fails the test if n reported a LinkDown among the events it
+// has reported so far; while says what the test was doing.
+func noLinkDown(t *testing.T, n *node, while string) {
+	t.Helper()
+	for {
+		select {
+		case e := <-n.events:
+			if e.Kind == LinkDown {
+				t.Fatalf("%s: %v's %s link down: %v", while, n.domains, e.Link.Direction, e.Err)
+			}
+		default:
+			return
 		}
 	}
 }
@@ -299,30 +316,9 @@ func TestIncomingIdleCountsPeerStanzas(t *testing.T) {
 			t.Fatalf("b got %s", got.ID)
 		}
 	}
-	for drained := false; !drained; {
-		select {
-		case e := <-b.events:
-			if e.Kind == LinkDown {
-				t.Fatalf("while a.test wrote: b.test's %s link down: %v", e.Link.Direction, e.Err)
-			}
-		default:
-			drained = true
-		}
-	}
-	deadline := time.After(wait)
-	for {
-		select {
-		case e := <-b.events:
-			if e.Kind != LinkDown || e.Link.Direction != Incoming {
-				continue
-			}
-			if !errors.Is(e.Err, ErrIdle) {
-				t.Fatalf("the quiet stream ended with %v, not idle", e.Err)
-			}
-			return
-		case <-deadline:
-			t.Fatal("the quiet stream did not end")
-		}
+	noLinkDown(t, b, "while a.test wrote")
+	if e := awaitDown(t, b, Incoming); !errors.Is(e.Err, ErrIdle) {
+		t.Fatalf("the quiet stream ended with %v, not idle", e.Err)
 	}
 }
 
@@ -361,14 +357,5 @@ func TestIncomingSlowDeliverNotIdle(t *testing.T) {
 	if got := b.nextDelivered(); got.ID != "after" {
 		t.Fatalf("delivered %q, want after", got.ID)
 	}
-	for drained := false; !drained; {
-		select {
-		case e := <-b.events:
-			if e.Kind == LinkDown {
-				t.Fatalf("b.test's %s link down: %v", e.Link.Direction, e.Err)
-			}
-		default:
-			drained = true
-		}
-	}
+	noLinkDown(t, b, "after the slow Deliver")
 }

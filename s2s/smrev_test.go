@@ -372,16 +372,7 @@ func TestBidiIdleCountsOurWrites(t *testing.T) {
 		}
 	}
 	for _, n := range []*node{a, b} {
-		for drained := false; !drained; {
-			select {
-			case e := <-n.events:
-				if e.Kind == LinkDown {
-					t.Fatalf("while b.test wrote: %v's %s link down: %v", n.domains, e.Link.Direction, e.Err)
-				}
-			default:
-				drained = true
-			}
-		}
+		noLinkDown(t, n, "while b.test wrote")
 	}
 	// Quiet now: the stream ends as idle, on whichever side's timer
 	// fires first (the other sees a clean close).
