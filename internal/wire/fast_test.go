@@ -121,24 +121,35 @@ func TestFastParserRepeats(t *testing.T) {
 			if !p.parse([]byte(tc.first), &e) {
 				t.Fatalf("fast parser refused %s", tc.first)
 			}
-			took := p.parse([]byte(tc.rec), &e)
-			want, _, err := parseComplete([]byte(tc.rec), outer, 0, true)
-			if tc.refused {
-				if took || err == nil {
-					t.Fatalf("%s taken: fast %v, encoding/xml %v", tc.rec, took, err == nil)
-				}
-				return
-			}
-			if !took {
-				t.Fatalf("fast parser refused %s", tc.rec)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type {
-				t.Fatalf("fast      %+v\nreference %+v", e, want)
-			}
+			againstReference(t, &p, tc.rec, tc.refused, false)
 		})
+	}
+}
+
+// againstReference parses rec with p, which has parsed the elements before
+// it, and with encoding/xml under p's outer prefixes: both refuse it
+// (refused), the fast parser alone does (slow), or both take it alike,
+// envelope and Raw.
+func againstReference(t *testing.T, p *fastParser, rec string, refused, slow bool) {
+	t.Helper()
+	var e Element
+	took := p.parse([]byte(rec), &e)
+	want, _, err := parseComplete([]byte(rec), p.outer, 0, true)
+	if refused || slow {
+		if took || (err == nil) != slow {
+			t.Fatalf("%s taken: fast %v, encoding/xml %v", rec, took, err == nil)
+		}
+		return
+	}
+	if !took {
+		t.Fatalf("fast parser refused %s", rec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Raw = buildRaw([]byte(rec), p.nameEnd, p.inject, p.outer)
+	if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type || string(e.Raw) != string(want.Raw) {
+		t.Fatalf("fast      %+v\nreference %+v", e, want)
 	}
 }
 
@@ -202,24 +213,7 @@ func TestFastParserTemplate(t *testing.T) {
 			if had != tc.template {
 				t.Errorf("template %q used: %v, want %v", b, had, tc.template)
 			}
-			took := p.parse([]byte(tc.rec), &e)
-			want, _, err := parseComplete([]byte(tc.rec), outer, 0, true)
-			if tc.refused || tc.slow {
-				if took || (err == nil) != tc.slow {
-					t.Fatalf("%s taken: fast %v, encoding/xml %v", tc.rec, took, err == nil)
-				}
-				return
-			}
-			if !took {
-				t.Fatalf("fast parser refused %s", tc.rec)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.Raw = buildRaw([]byte(tc.rec), p.nameEnd, p.inject, outer)
-			if e.Name != want.Name || e.From != want.From || e.To != want.To || e.ID != want.ID || e.Type != want.Type || string(e.Raw) != string(want.Raw) {
-				t.Fatalf("fast      %+v\nreference %+v", e, want)
-			}
+			againstReference(t, &p, tc.rec, tc.refused, tc.slow)
 		})
 	}
 }
